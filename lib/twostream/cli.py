@@ -1,0 +1,84 @@
+"""The ``twostream`` command (also ``python -m twostream``).
+
+Each subcommand lives in the module that implements it, which exposes two functions:
+``cli_arguments(parser)`` to declare its options and ``cli_main(args) -> int`` to run.
+This file only maps names to modules, importing a module when its command is used, so
+``twostream --help`` stays instant (no torch import).
+
+Errors the user can fix (``UserError``) print as one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import UserError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("twostream.synthetic", "write the embedded synthetic action data set (videos + split files)"),
+    "splits": ("twostream.datasets", "summarise official split files and check a videos folder against them"),
+    "prepare": ("twostream.preprocess", "decode videos into rawframes + TV-L1 flow JPEGs (resumable, parallel, sharded)"),
+    "train-stream": ("twostream.train", "fine-tune the spatial (rgb) or temporal (flow) ResNet stream"),
+    "extract-features": ("twostream.features", "cache per-video feature maps of both streams at a named layer"),
+    "train-convlstm": ("twostream.convlstm_train", "train the fusion + ConvLSTM (or FC-LSTM) head on cached features"),
+    "reproduce": ("twostream.runner", "run notebooks 00-06 with papermill and write results/REPORT.md"),
+}
+
+
+def _top_level_help() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [
+        f"usage: twostream <command> [options]   (version {__version__})",
+        "",
+        "Two-stream ResNet + feature-map fusion + ConvLSTM (Ye et al., IEEE Access 2019).",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name.ljust(width)}  {desc}" for name, (_, desc) in COMMANDS.items()]
+    lines += ["", "Run 'twostream <command> --help' for the options of one command."]
+    return "\n".join(lines)
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    module_name, desc = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"twostream {command}", description=desc)
+    module.cli_arguments(parser)
+    parser.set_defaults(_main=module.cli_main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_top_level_help())
+        return 0
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    command = argv[0]
+    if command not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(command, COMMANDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(f"twostream: error: unknown command {command!r}{hint}; run 'twostream --help'", file=sys.stderr)
+        return 2
+    try:
+        parser = build_parser(command)
+        args = parser.parse_args(argv[1:])
+        return int(args._main(args) or 0)
+    except UserError as exc:
+        print(f"twostream {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"twostream {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

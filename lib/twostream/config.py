@@ -1,0 +1,298 @@
+"""Frozen, strict configuration.
+
+One flat ``StudyConfig`` holds every knob of the study. Its defaults are the cheap CPU
+smoke run; ``params/*.yaml`` override them (flat ``key: value`` files, so papermill can
+inject them straight into notebook ``parameters`` cells). Unknown keys are rejected
+with the closest known name, because a typo in a 30-hour run must fail in second one.
+
+Modules that need a narrower config define their own frozen dataclass and build it
+with :func:`dataclass_from_dict`, which applies the same strictness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+DATASETS = ("synthetic", "ucf101", "hmdb51")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Light coercion for YAML/JSON values: lists -> tuples, ints -> floats, 'none' -> None."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _coerce(name, value, non_none[0])
+        return value
+    if origin is tuple:
+        if isinstance(value, (list, tuple)):
+            inner = args[0] if args else Any
+            return tuple(_coerce(name, v, inner) for v in value)
+        if isinstance(value, (int, float, str)):
+            inner = args[0] if args else Any
+            return (_coerce(name, value, inner),)
+        raise UserError(f"config key {name!r}: expected a list, got {value!r}")
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise UserError(f"config key {name!r}: expected a number, got {value!r}") from None
+    if annotation is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if annotation is bool and not isinstance(value, bool):
+        raise UserError(f"config key {name!r}: expected true/false, got {value!r}")
+    if annotation is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UserError(f"config key {name!r}: expected an integer, got {value!r}")
+    if annotation is str and not isinstance(value, str):
+        raise UserError(f"config key {name!r}: expected a string, got {value!r}")
+    return value
+
+
+def dataclass_from_dict(cls, data: dict[str, Any], *, source: str = "config"):
+    """Build a (frozen) dataclass from a dict, rejecting unknown keys with a suggestion."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        parts = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, names, n=1)
+            parts.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise UserError(
+            f"{source}: unknown key(s) {', '.join(parts)} for {cls.__name__}; "
+            f"known keys are listed in lib/twostream/config.py"
+        )
+    kwargs = {k: _coerce(k, v, hints[k]) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, tuples, paths and numpy scalars to plain JSON types."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        try:
+            return obj.item()
+        except (ValueError, RuntimeError):
+            pass
+    return obj
+
+
+def save_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Write JSON atomically (temp file + rename) so a crash never leaves half a file."""
+    from .utils import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def load_params(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a flat ``params/*.yaml`` file into a dict (validated against StudyConfig)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"parameter file {p} does not exist; see params/ for examples")
+    with p.open() as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: expected a mapping of key: value, got {type(data).__name__}")
+    dataclass_from_dict(StudyConfig, data, source=str(p))  # validate early
+    return data
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Every knob of the study. Defaults = the CPU smoke run on the synthetic set."""
+
+    # --- data -------------------------------------------------------------------------
+    dataset: str = "synthetic"  # synthetic | ucf101 | hmdb51
+    data_root: str = "data"  # <data_root>/<dataset>/{videos,splits,rawframes,features,runs}
+    split: int = 1  # official split (1..3) used by the single-split notebooks
+    splits: tuple[int, ...] = (1, 2, 3)  # splits of the final comparison (Table 3)
+    val_fraction: float = 0.2  # share of *training groups* held out for model selection
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_workers: int = 0  # DataLoader workers (0 = in-process; deterministic on CPU)
+
+    # --- the embedded synthetic set (ignored for real data) ----------------------------
+    synth_classes: int = 8
+    synth_clips_per_class: int = 14
+    synth_groups: int = 7  # groups per class; splits rotate which groups are test
+    synth_frames: int = 32
+    synth_width: int = 128
+    synth_height: int = 96
+
+    # --- preprocessing: decoding and TV-L1 flow ----------------------------------------
+    short_side: int | None = None  # resize so the shorter side is N (paper's code: 256)
+    resize: str | None = None  # or an exact "WxH" such as "340x256"
+    flow_backend: str = "opencv"  # opencv | torch
+    flow_preset: str = "fast"  # paper | fast
+    flow_device: str = "cpu"  # cpu | cuda (torch backend)
+    flow_quantization: str = "bound"  # bound (TSN, +-flow_bound) | minmax (authors' code)
+    flow_bound: float = 20.0
+    prep_workers: int = 2
+
+    # --- the two streams ----------------------------------------------------------------
+    backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50 | resnet101
+    pretrained: str = "none"  # none | imagenet | /path/to/resnet_weights.pth
+    flow_length: int = 10  # L flow fields per stack -> 2L input channels
+    num_segments: int = 10  # T equally spaced time steps per video (paper: 25)
+    crop_size: int = 96  # random square crop (paper: 256)
+    input_size: int = 80  # network input after resize (paper: 224)
+    scale_min: float = 0.75  # random rescale factor range (paper: 3/4 .. 4/3)
+    scale_max: float = 4.0 / 3.0
+    color_jitter: float = 0.0  # strength of brightness/contrast jitter; 0 = off
+    jitter_stream: str = "temporal"  # temporal (paper text) | spatial (released code) | both
+    stream_epochs: int = 5
+    stream_batch_size: int = 32
+    samples_per_video: int = 4  # random time steps drawn per video per training epoch
+    lr_spatial: float = 0.01  # paper: 5e-6 with ImageNet weights; smoke trains from scratch
+    lr_temporal: float = 0.01  # paper's value is garbled ("5x10^3"); full presets use 5e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    plateau_patience: int = 2  # epochs without val-accuracy gain before lr /= 10
+    amp: bool = True  # bf16 autocast + channels_last on CUDA (no-op on CPU)
+    compile: bool = False  # torch.compile the backbone
+
+    # --- feature-map fusion and ConvLSTM ------------------------------------------------
+    fusion_layer: str = "conv5_x"  # conv3_x | conv4_x | conv5_x | conv5_x_inner | fc
+    fusion_method: str = "sum"  # sum | max | concat | concat_interleaved | conv
+    table1_layers: tuple[str, ...] = ("conv3_x", "conv4_x", "conv5_x_inner", "conv5_x", "fc")
+    table1_methods: tuple[str, ...] = ("sum", "max", "concat", "conv")
+    convlstm_layers: int = 1
+    convlstm_kernel: int = 3
+    convlstm_hidden: int = 64  # paper: 300
+    convlstm_dropout: float = 0.5
+    convlstm_peephole: bool = False
+    convlstm_lr: float = 1e-3  # paper: 5e-5; authors' code: 1e-4
+    convlstm_epochs: int = 12  # paper: 60; authors' code: 100
+    convlstm_batch_size: int = 8  # authors' code: 1 video
+    grad_clip: float | None = 5.0  # clip gradient *values* to +-grad_clip; None = off
+    table2_layers: tuple[int, ...] = (1, 2, 3)
+    table2_kernels: tuple[int, ...] = (3, 5)
+    protocol: str = "validation"  # validation (ours) | authors (best epoch picked on test)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.dataset in DATASETS, f"dataset must be one of {DATASETS}, got {self.dataset!r}"),
+            (1 <= self.split <= 3, f"split must be 1, 2 or 3, got {self.split}"),
+            (all(1 <= s <= 3 for s in self.splits), f"splits must be within 1..3, got {self.splits}"),
+            (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
+            (self.flow_backend in ("opencv", "torch"), "flow_backend must be opencv or torch"),
+            (self.flow_preset in ("paper", "fast"), "flow_preset must be paper or fast"),
+            (self.flow_quantization in ("bound", "minmax"), "flow_quantization must be bound or minmax"),
+            (self.jitter_stream in ("temporal", "spatial", "both"), "jitter_stream must be temporal, spatial or both"),
+            (self.protocol in ("validation", "authors"), "protocol must be validation or authors"),
+            (self.convlstm_kernel % 2 == 1, "convlstm_kernel must be odd (zero padding keeps the grid)"),
+            (self.flow_length >= 1 and self.num_segments >= 1, "flow_length and num_segments must be >= 1"),
+            (self.scale_min <= self.scale_max, "scale_min must be <= scale_max"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UserError(f"config: {msg}")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> StudyConfig:
+        return dataclass_from_dict(cls, data, source=source)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> StudyConfig:
+        data = load_params(path)
+        data.update(overrides)
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_namespace(cls, namespace: dict[str, Any]) -> StudyConfig:
+        """Pick the known fields out of a notebook's globals() (its parameters cell + papermill's)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls.from_dict({k: v for k, v in namespace.items() if k in names})
+
+    def replace(self, **changes: Any) -> StudyConfig:
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    # ------------------------------------------------------------------ derived paths
+    @property
+    def dataset_dir(self) -> Path:
+        from .utils import resolve_path
+
+        return resolve_path(self.data_root) / self.dataset
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.dataset_dir / "videos"
+
+    @property
+    def splits_dir(self) -> Path:
+        return self.dataset_dir / "splits"
+
+    @property
+    def rawframes_dir(self) -> Path:
+        return self.dataset_dir / "rawframes"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.dataset_dir / "features"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.dataset_dir / "runs"
+
+    @property
+    def split_format(self) -> str:
+        """Which official split-file format the data set uses (synthetic mimics UCF101)."""
+        return "hmdb51" if self.dataset == "hmdb51" else "ucf101"
+
+
+__all__ = [
+    "StudyConfig",
+    "dataclass_from_dict",
+    "load_params",
+    "save_json",
+    "to_jsonable",
+    "field",
+]
+
+
+def stage_key(cfg: Any, fields: tuple[str, ...] | list[str], *extra: Any) -> str:
+    """A short stable hash of the config fields a cached stage depends on.
+
+    Cache folders are named with it (e.g. ``runs/spatial-split1-3f2a9c1e``), so changing
+    a relevant knob makes a fresh stage instead of silently reusing a stale one.
+    """
+    import hashlib
+
+    d = to_jsonable(cfg)
+    payload = json.dumps({"fields": {k: d[k] for k in fields}, "extra": to_jsonable(list(extra))},
+                         sort_keys=True)
+    return hashlib.sha1(payload.encode()).hexdigest()[:8]
