@@ -17,7 +17,9 @@ SHARED_DATA = Path(os.environ.get("TWOSTREAM_SHARED_DATA", REPO.parent / "shared
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"needs {path} (the project's reference data beside the checkout); absent in a user's clone")
+        pytest.skip(
+            f"needs {path} (the project's reference data beside the checkout); absent in a user's clone"
+        )
     return path
 
 

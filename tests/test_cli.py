@@ -18,5 +18,7 @@ def test_unknown_command_is_one_line(capsys):
 
 
 def test_python_dash_m_works():
-    r = subprocess.run([sys.executable, "-m", "twostream", "--help"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "twostream", "--help"], capture_output=True, text=True
+    )
     assert r.returncode == 0 and "commands:" in r.stdout

@@ -10,7 +10,10 @@ from twostream.utils import atomic_write_text, project_root
 def test_smoke_params_equal_defaults():
     # nbval runs the notebooks with their defaults; make reproduce with params/smoke.yaml.
     # Both must be the same run.
-    assert StudyConfig.from_dict(load_params(project_root() / "params" / "smoke.yaml")) == StudyConfig()
+    assert (
+        StudyConfig.from_dict(load_params(project_root() / "params" / "smoke.yaml"))
+        == StudyConfig()
+    )
 
 
 @pytest.mark.parametrize("name", ["ucf101", "hmdb51"])

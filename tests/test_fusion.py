@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from twostream.errors import UserError
 from twostream.fusion import (
     FUSIONS,
@@ -42,16 +41,32 @@ def test_max_by_hand():
 
 def test_concat_blocks_eq4_by_hand():
     y = build_fusion("concat", channels=2)(A, B)
-    expected = t([[[[1, 2], [3, 4]], [[5, 6], [7, 8]],  # a_1, a_2
-                   [[8, 1], [0, -4]], [[-5, 9], [2, 3]]]])  # b_1, b_2
+    expected = t(
+        [
+            [
+                [[1, 2], [3, 4]],
+                [[5, 6], [7, 8]],  # a_1, a_2
+                [[8, 1], [0, -4]],
+                [[-5, 9], [2, 3]],
+            ]
+        ]
+    )  # b_1, b_2
     assert torch.equal(y, expected)
 
 
 def test_concat_interleaved_eq3_b_first_by_hand():
     # Eq. 3 (1-based): y_{2c} = a_c, y_{2c-1} = b_c  ->  order b_1, a_1, b_2, a_2.
     y = build_fusion("concat_interleaved", channels=2)(A, B)
-    expected = t([[[[8, 1], [0, -4]], [[1, 2], [3, 4]],  # b_1, a_1
-                   [[-5, 9], [2, 3]], [[5, 6], [7, 8]]]])  # b_2, a_2
+    expected = t(
+        [
+            [
+                [[8, 1], [0, -4]],
+                [[1, 2], [3, 4]],  # b_1, a_1
+                [[-5, 9], [2, 3]],
+                [[5, 6], [7, 8]],
+            ]
+        ]
+    )  # b_2, a_2
     assert torch.equal(y, expected)
 
 
@@ -62,8 +77,14 @@ def test_conv_by_hand():
         fusion.weight.copy_(t([[1, 0, 2, 0], [0, -1, 0, 1]]))
         fusion.bias.copy_(t([0.5, -1]))
     y = fusion(A, B)
-    expected = t([[[[17.5, 4.5], [3.5, -3.5]],  # a_1 + 2 b_1 + 0.5
-                   [[-11, 2], [-6, -6]]]])  # -a_2 + b_2 - 1
+    expected = t(
+        [
+            [
+                [[17.5, 4.5], [3.5, -3.5]],  # a_1 + 2 b_1 + 0.5
+                [[-11, 2], [-6, -6]],
+            ]
+        ]
+    )  # -a_2 + b_2 - 1
     assert torch.allclose(y, expected)
 
 
@@ -125,11 +146,18 @@ def test_gradients_reach_inputs_and_parameters(name):
 
 
 def test_parameter_free_flags():
-    assert [n for n in BUILTINS if is_parameter_free(n)] == ["sum", "max", "concat", "concat_interleaved"]
+    assert [n for n in BUILTINS if is_parameter_free(n)] == [
+        "sum",
+        "max",
+        "concat",
+        "concat_interleaved",
+    ]
 
 
 def test_unknown_name_lists_known():
-    with pytest.raises(UserError, match="unknown fusion method 'avg'.*concat, concat_interleaved, conv, max, sum"):
+    with pytest.raises(
+        UserError, match="unknown fusion method 'avg'.*concat, concat_interleaved, conv, max, sum"
+    ):
         build_fusion("avg", channels=4)
     with pytest.raises(UserError, match="known methods"):
         is_parameter_free("avg")

@@ -8,10 +8,10 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from twostream.cli import COMMANDS
@@ -54,14 +54,18 @@ def test_notebook_parameters_are_the_smoke_defaults(nb_path):
     src = "".join(cells[0]["source"])
     values = {}
     for node in ast.parse(src).body:
-        assert isinstance(node, ast.Assign), f"parameters cell holds only assignments: {ast.unparse(node)}"
+        assert isinstance(node, ast.Assign), (
+            f"parameters cell holds only assignments: {ast.unparse(node)}"
+        )
         values[node.targets[0].id] = ast.literal_eval(node.value)
     defaults = StudyConfig().to_dict()
     for key, value in values.items():
         assert key in defaults, f"{key} is not a StudyConfig field"
         expect = defaults[key]
         got = list(value) if isinstance(value, tuple) else value
-        assert got == expect, f"{nb_path.name}: {key} = {value!r} but StudyConfig default is {expect!r}"
+        assert got == expect, (
+            f"{nb_path.name}: {key} = {value!r} but StudyConfig default is {expect!r}"
+        )
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -74,7 +78,11 @@ def test_notebooks_committed_without_outputs(nb_path):
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_has_help(command):
-    r = subprocess.run([sys.executable, "-m", "twostream", command, "--help"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "twostream", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert f"twostream {command}" in r.stdout

@@ -13,7 +13,11 @@ from twostream.errors import UserError
 
 def _nb(path, *sources, params="seed = 0"):
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     cell = nbformat.v4.new_code_cell(params)
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell] + [nbformat.v4.new_code_cell(s) for s in sources]
@@ -33,9 +37,11 @@ def study(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_runs_in_order_injects_params_and_writes_report(study):
     nbs, params, results = study
-    _nb(nbs / "00_a.ipynb",
+    _nb(
+        nbs / "00_a.ipynb",
         "import pandas as pd\nfrom twostream.results import save_table\n"
-        "save_table(pd.DataFrame({'seed': [seed]}), 'streams', caption='c')")
+        "save_table(pd.DataFrame({'seed': [seed]}), 'streams', caption='c')",
+    )
     _nb(nbs / "01_b.ipynb", "x = seed * 2")
     log = runner.reproduce(params, notebooks_dir=nbs)
     assert list(log["notebooks"]) == ["00_a", "01_b"]

@@ -19,13 +19,34 @@ from .errors import UserError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("twostream.synthetic", "write the embedded synthetic action data set (videos + split files)"),
-    "splits": ("twostream.datasets", "summarise official split files and check a videos folder against them"),
-    "prepare": ("twostream.preprocess", "decode videos into rawframes + TV-L1 flow JPEGs (resumable, parallel, sharded)"),
-    "train-stream": ("twostream.train", "fine-tune the spatial (rgb) or temporal (flow) ResNet stream"),
-    "extract-features": ("twostream.features", "cache per-video feature maps of both streams at a named layer"),
-    "train-convlstm": ("twostream.convlstm_train", "train the fusion + ConvLSTM (or FC-LSTM) head on cached features"),
-    "reproduce": ("twostream.runner", "run notebooks 00-06 with papermill and write results/REPORT.md"),
+    "synth": (
+        "twostream.synthetic",
+        "write the embedded synthetic action data set (videos + split files)",
+    ),
+    "splits": (
+        "twostream.datasets",
+        "summarise official split files and check a videos folder against them",
+    ),
+    "prepare": (
+        "twostream.preprocess",
+        "decode videos into rawframes + TV-L1 flow JPEGs (resumable, parallel, sharded)",
+    ),
+    "train-stream": (
+        "twostream.train",
+        "fine-tune the spatial (rgb) or temporal (flow) ResNet stream",
+    ),
+    "extract-features": (
+        "twostream.features",
+        "cache per-video feature maps of both streams at a named layer",
+    ),
+    "train-convlstm": (
+        "twostream.convlstm_train",
+        "train the fusion + ConvLSTM (or FC-LSTM) head on cached features",
+    ),
+    "reproduce": (
+        "twostream.runner",
+        "run notebooks 00-06 with papermill and write results/REPORT.md",
+    ),
 }
 
 
@@ -66,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
 
         close = difflib.get_close_matches(command, COMMANDS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        print(f"twostream: error: unknown command {command!r}{hint}; run 'twostream --help'", file=sys.stderr)
+        print(
+            f"twostream: error: unknown command {command!r}{hint}; run 'twostream --help'",
+            file=sys.stderr,
+        )
         return 2
     try:
         parser = build_parser(command)

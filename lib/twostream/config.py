@@ -148,6 +148,7 @@ class StudyConfig:
     synth_frames: int = 32
     synth_width: int = 128
     synth_height: int = 96
+    synth_seed: int = 0  # data-set seed, apart from `seed` so training-seed sweeps reuse one set
 
     # --- preprocessing: decoding and TV-L1 flow ----------------------------------------
     short_side: int | None = None  # resize so the shorter side is N (paper's code: 256)
@@ -203,15 +204,30 @@ class StudyConfig:
         checks = [
             (self.dataset in DATASETS, f"dataset must be one of {DATASETS}, got {self.dataset!r}"),
             (1 <= self.split <= 3, f"split must be 1, 2 or 3, got {self.split}"),
-            (all(1 <= s <= 3 for s in self.splits), f"splits must be within 1..3, got {self.splits}"),
+            (
+                all(1 <= s <= 3 for s in self.splits),
+                f"splits must be within 1..3, got {self.splits}",
+            ),
             (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
             (self.flow_backend in ("opencv", "torch"), "flow_backend must be opencv or torch"),
             (self.flow_preset in ("paper", "fast"), "flow_preset must be paper or fast"),
-            (self.flow_quantization in ("bound", "minmax"), "flow_quantization must be bound or minmax"),
-            (self.jitter_stream in ("temporal", "spatial", "both"), "jitter_stream must be temporal, spatial or both"),
+            (
+                self.flow_quantization in ("bound", "minmax"),
+                "flow_quantization must be bound or minmax",
+            ),
+            (
+                self.jitter_stream in ("temporal", "spatial", "both"),
+                "jitter_stream must be temporal, spatial or both",
+            ),
             (self.protocol in ("validation", "authors"), "protocol must be validation or authors"),
-            (self.convlstm_kernel % 2 == 1, "convlstm_kernel must be odd (zero padding keeps the grid)"),
-            (self.flow_length >= 1 and self.num_segments >= 1, "flow_length and num_segments must be >= 1"),
+            (
+                self.convlstm_kernel % 2 == 1,
+                "convlstm_kernel must be odd (zero padding keeps the grid)",
+            ),
+            (
+                self.flow_length >= 1 and self.num_segments >= 1,
+                "flow_length and num_segments must be >= 1",
+            ),
             (self.scale_min <= self.scale_max, "scale_min must be <= scale_max"),
         ]
         for ok, msg in checks:
@@ -293,6 +309,7 @@ def stage_key(cfg: Any, fields: tuple[str, ...] | list[str], *extra: Any) -> str
     import hashlib
 
     d = to_jsonable(cfg)
-    payload = json.dumps({"fields": {k: d[k] for k in fields}, "extra": to_jsonable(list(extra))},
-                         sort_keys=True)
+    payload = json.dumps(
+        {"fields": {k: d[k] for k in fields}, "extra": to_jsonable(list(extra))}, sort_keys=True
+    )
     return hashlib.sha1(payload.encode()).hexdigest()[:8]

@@ -73,8 +73,15 @@ class ConvLSTMCell(nn.Module):
     given, else ``(hidden, 1, 1)`` (one weight per channel, broadcast over the grid).
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, *,
-                 peephole: bool = False, grid: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        kernel_size: int = 3,
+        *,
+        peephole: bool = False,
+        grid: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         if kernel_size % 2 != 1 or kernel_size < 1:
             raise UserError(f"ConvLSTM kernel size must be odd (3 or 5), got {kernel_size}")
@@ -158,16 +165,26 @@ class ConvLSTM(nn.Module):
     from zeros.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int | list[int] = 300,
-                 num_layers: int = 1, kernel_size: int = 3, *, peephole: bool = False,
-                 grid: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int | list[int] = 300,
+        num_layers: int = 1,
+        kernel_size: int = 3,
+        *,
+        peephole: bool = False,
+        grid: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         if not 1 <= int(num_layers) <= 3:
             raise UserError(f"ConvLSTM layers must be 1, 2 or 3 (paper), got {num_layers}")
         if kernel_size not in KERNELS:
             raise UserError(f"ConvLSTM kernel must be one of {KERNELS} (paper), got {kernel_size}")
-        hidden = ([int(hidden_channels)] * num_layers if isinstance(hidden_channels, int)
-                  else [int(h) for h in hidden_channels])
+        hidden = (
+            [int(hidden_channels)] * num_layers
+            if isinstance(hidden_channels, int)
+            else [int(h) for h in hidden_channels]
+        )
         if len(hidden) != num_layers:
             raise UserError(f"ConvLSTM: {len(hidden)} hidden sizes for {num_layers} layers")
         ins = [int(in_channels), *hidden[:-1]]
@@ -181,8 +198,9 @@ class ConvLSTM(nn.Module):
         self.num_layers = int(num_layers)
         self.kernel_size = int(kernel_size)
 
-    def forward(self, x: torch.Tensor, state: list[State] | None = None, *,
-                input_mode: str = "precompute") -> tuple[torch.Tensor, list[State]]:
+    def forward(
+        self, x: torch.Tensor, state: list[State] | None = None, *, input_mode: str = "precompute"
+    ) -> tuple[torch.Tensor, list[State]]:
         if x.dim() != 5 or x.shape[2] != self.in_channels:
             raise UserError(
                 f"ConvLSTM expects (B, T, {self.in_channels}, H, W) input, got {tuple(x.shape)}"
@@ -229,28 +247,52 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, ndim: int, what: str) -> None:
 class FusionConvLSTM(nn.Module):
     """Fusion per time step -> ConvLSTM -> GAP of the last layer's H_T -> dropout -> linear."""
 
-    def __init__(self, *, in_channels: int, num_classes: int, fusion: str = "sum",
-                 layers: int = 1, kernel: int = 3, hidden: int = 300, dropout: float = 0.5,
-                 peephole: bool = False, grid: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        fusion: str = "sum",
+        layers: int = 1,
+        kernel: int = 3,
+        hidden: int = 300,
+        dropout: float = 0.5,
+        peephole: bool = False,
+        grid: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.fusion_name = fusion
         self.fusion = build_fusion(fusion, channels=in_channels)
-        self.convlstm = ConvLSTM(self.fusion.out_channels, hidden, layers, kernel,
-                                 peephole=peephole, grid=grid)
+        self.convlstm = ConvLSTM(
+            self.fusion.out_channels, hidden, layers, kernel, peephole=peephole, grid=grid
+        )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.convlstm.out_channels, num_classes)
         self.in_channels = int(in_channels)
         self.num_classes = int(num_classes)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, state: list[State] | None = None,
-                return_state: bool = False, *, input_mode: str = "precompute"):
+    def forward(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        state: list[State] | None = None,
+        return_state: bool = False,
+        *,
+        input_mode: str = "precompute",
+    ):
         """``a``/``b``: spatial / temporal features (B, T, C, H, W) -> logits (B, K)."""
         _check_pair(a, b, 5, "FusionConvLSTM")
         x = self.fusion(a, b)  # (B, T, C', H, W)
         return self._head(x, state, return_state, input_mode)
 
-    def forward_fused(self, x: torch.Tensor, state: list[State] | None = None,
-                      return_state: bool = False, *, input_mode: str = "precompute"):
+    def forward_fused(
+        self,
+        x: torch.Tensor,
+        state: list[State] | None = None,
+        return_state: bool = False,
+        *,
+        input_mode: str = "precompute",
+    ):
         """``x``: features already fused by this model's (parameter-free) fusion."""
         if not is_parameter_free(self.fusion_name):
             raise UserError(
@@ -258,7 +300,9 @@ class FusionConvLSTM(nn.Module):
                 "parameters, so pass both streams to forward(a, b)"
             )
         if x.dim() != 5:
-            raise UserError(f"FusionConvLSTM.forward_fused expects (B, T, C, H, W), got {tuple(x.shape)}")
+            raise UserError(
+                f"FusionConvLSTM.forward_fused expects (B, T, C, H, W), got {tuple(x.shape)}"
+            )
         return self._head(x, state, return_state, input_mode)
 
     def _head(self, x, state, return_state, input_mode):
@@ -271,8 +315,16 @@ class FusionConvLSTM(nn.Module):
 class FCLSTM(nn.Module):
     """Baseline: fusion of pooled FC-layer vectors (B, T, C) -> LSTM -> last h -> dropout -> linear."""
 
-    def __init__(self, *, in_channels: int, num_classes: int, fusion: str = "sum",
-                 layers: int = 1, hidden: int = 300, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        fusion: str = "sum",
+        layers: int = 1,
+        hidden: int = 300,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         self.fusion_name = fusion
         self.fusion = build_fusion(fusion, channels=in_channels)
@@ -288,8 +340,14 @@ class FCLSTM(nn.Module):
                     if name.startswith("bias_ih"):
                         p[hidden : 2 * hidden].fill_(1.0)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, state: State | None = None,
-                return_state: bool = False, **_):
+    def forward(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        state: State | None = None,
+        return_state: bool = False,
+        **_,
+    ):
         """``a``/``b``: spatial / temporal FC features (B, T, C) -> logits (B, K).
 
         ``state`` is ``nn.LSTM``'s ``(h, c)``, each (layers, B, hidden).
@@ -297,8 +355,9 @@ class FCLSTM(nn.Module):
         _check_pair(a, b, 3, "FCLSTM")
         return self._head(self.fusion(a, b), state, return_state)
 
-    def forward_fused(self, x: torch.Tensor, state: State | None = None,
-                      return_state: bool = False, **_):
+    def forward_fused(
+        self, x: torch.Tensor, state: State | None = None, return_state: bool = False, **_
+    ):
         if not is_parameter_free(self.fusion_name):
             raise UserError(
                 f"forward_fused needs a parameter-free fusion; {self.fusion_name!r} learns "
@@ -314,19 +373,43 @@ class FCLSTM(nn.Module):
         return (logits, state) if return_state else logits
 
 
-def build_head(*, kind: str, in_channels: int, num_classes: int, fusion: str = "sum",
-               layers: int = 1, kernel: int = 3, hidden: int = 300, dropout: float = 0.5,
-               peephole: bool = False, grid: tuple[int, int] | None = None) -> nn.Module:
+def build_head(
+    *,
+    kind: str,
+    in_channels: int,
+    num_classes: int,
+    fusion: str = "sum",
+    layers: int = 1,
+    kernel: int = 3,
+    hidden: int = 300,
+    dropout: float = 0.5,
+    peephole: bool = False,
+    grid: tuple[int, int] | None = None,
+) -> nn.Module:
     """``kind="convlstm"`` -> FusionConvLSTM; ``"fclstm"`` -> FCLSTM (``kernel`` ignored)."""
     if kind == "convlstm":
-        return FusionConvLSTM(in_channels=in_channels, num_classes=num_classes, fusion=fusion,
-                              layers=layers, kernel=kernel, hidden=hidden, dropout=dropout,
-                              peephole=peephole, grid=grid)
+        return FusionConvLSTM(
+            in_channels=in_channels,
+            num_classes=num_classes,
+            fusion=fusion,
+            layers=layers,
+            kernel=kernel,
+            hidden=hidden,
+            dropout=dropout,
+            peephole=peephole,
+            grid=grid,
+        )
     if kind == "fclstm":
         if peephole:
             raise UserError("peephole=True is a ConvLSTM option; the FC-LSTM baseline has none")
-        return FCLSTM(in_channels=in_channels, num_classes=num_classes, fusion=fusion,
-                      layers=layers, hidden=hidden, dropout=dropout)
+        return FCLSTM(
+            in_channels=in_channels,
+            num_classes=num_classes,
+            fusion=fusion,
+            layers=layers,
+            hidden=hidden,
+            dropout=dropout,
+        )
     raise UserError(f"unknown head kind {kind!r}; known: {', '.join(HEADS)}")
 
 

@@ -22,24 +22,60 @@ from .utils import atomic_path, atomic_write_text, device_description, project_r
 # The paper's and the literature's three-split means (DESIGN.md, "Figures that survive").
 # Kept as data with their source so tables can set them beside our measurements.
 LITERATURE: list[dict[str, Any]] = [
-    {"method": "Two-stream ConvNet + ConvLSTM (Ye et al. 2019, the paper)", "ucf101": 93.9, "hmdb51": 69.4,
-     "source": "Ye, Cheng, Yang & Xu, IEEE Access 7 (2019), abstract / Table 3"},
-    {"method": "Two-stream (Simonyan & Zisserman 2014)", "ucf101": 88.0, "hmdb51": 59.4,
-     "source": "as cited in Ye et al. 2019, Table 3"},
-    {"method": "TSN, two modalities (Wang et al. 2016)", "ucf101": 94.0, "hmdb51": 68.5,
-     "source": "as cited in Ye et al. 2019, Table 3"},
-    {"method": "TS-LSTM (Ma et al. 2019)", "ucf101": 94.1, "hmdb51": 69.0,
-     "source": "as cited in Ye et al. 2019, Table 3"},
-    {"method": "ST-ResNet (Feichtenhofer et al. 2016)", "ucf101": 93.4, "hmdb51": 66.4,
-     "source": "as cited in Ye et al. 2019, Table 3"},
-    {"method": "Convolutional two-stream fusion (Feichtenhofer et al. 2016)", "ucf101": 92.5, "hmdb51": 65.4,
-     "source": "as cited in Ye et al. 2019, Table 3"},
-    {"method": "Convolutional two-stream fusion + IDT", "ucf101": 93.5, "hmdb51": 69.2,
-     "source": "as cited in Ye et al. 2019, Table 3"},
-    {"method": "C3D + IDT (Tran et al. 2015)", "ucf101": 90.4, "hmdb51": None,
-     "source": "as cited in Ye et al. 2019, Table 3"},
-    {"method": "Two-stream I3D, Kinetics pre-training (Carreira & Zisserman 2017)", "ucf101": 98.0,
-     "hmdb51": 80.7, "source": "as cited in Ye et al. 2019, Table 3"},
+    {
+        "method": "Two-stream ConvNet + ConvLSTM (Ye et al. 2019, the paper)",
+        "ucf101": 93.9,
+        "hmdb51": 69.4,
+        "source": "Ye, Cheng, Yang & Xu, IEEE Access 7 (2019), abstract / Table 3",
+    },
+    {
+        "method": "Two-stream (Simonyan & Zisserman 2014)",
+        "ucf101": 88.0,
+        "hmdb51": 59.4,
+        "source": "as cited in Ye et al. 2019, Table 3",
+    },
+    {
+        "method": "TSN, two modalities (Wang et al. 2016)",
+        "ucf101": 94.0,
+        "hmdb51": 68.5,
+        "source": "as cited in Ye et al. 2019, Table 3",
+    },
+    {
+        "method": "TS-LSTM (Ma et al. 2019)",
+        "ucf101": 94.1,
+        "hmdb51": 69.0,
+        "source": "as cited in Ye et al. 2019, Table 3",
+    },
+    {
+        "method": "ST-ResNet (Feichtenhofer et al. 2016)",
+        "ucf101": 93.4,
+        "hmdb51": 66.4,
+        "source": "as cited in Ye et al. 2019, Table 3",
+    },
+    {
+        "method": "Convolutional two-stream fusion (Feichtenhofer et al. 2016)",
+        "ucf101": 92.5,
+        "hmdb51": 65.4,
+        "source": "as cited in Ye et al. 2019, Table 3",
+    },
+    {
+        "method": "Convolutional two-stream fusion + IDT",
+        "ucf101": 93.5,
+        "hmdb51": 69.2,
+        "source": "as cited in Ye et al. 2019, Table 3",
+    },
+    {
+        "method": "C3D + IDT (Tran et al. 2015)",
+        "ucf101": 90.4,
+        "hmdb51": None,
+        "source": "as cited in Ye et al. 2019, Table 3",
+    },
+    {
+        "method": "Two-stream I3D, Kinetics pre-training (Carreira & Zisserman 2017)",
+        "ucf101": 98.0,
+        "hmdb51": 80.7,
+        "source": "as cited in Ye et al. 2019, Table 3",
+    },
 ]
 
 
@@ -52,7 +88,10 @@ def git_commit() -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=10,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -63,7 +102,14 @@ def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for dist in ("twostream", "torch", "torchvision", "opencv-contrib-python-headless", "numpy", "pandas"):
+    for dist in (
+        "twostream",
+        "torch",
+        "torchvision",
+        "opencv-contrib-python-headless",
+        "numpy",
+        "pandas",
+    ):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -71,7 +117,9 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def provenance(params: Any = None, *, device=None, wall_time_s: float | None = None, **extra) -> dict:
+def provenance(
+    params: Any = None, *, device=None, wall_time_s: float | None = None, **extra
+) -> dict:
     """The record stored beside every result: what ran, where, on what, for how long."""
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -100,8 +148,17 @@ def _df_to_markdown(df) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_table(df, name: str, *, params: Any = None, device=None, wall_time_s=None,
-               caption: str = "", out_dir: str | os.PathLike | None = None, **extra) -> Path:
+def save_table(
+    df,
+    name: str,
+    *,
+    params: Any = None,
+    device=None,
+    wall_time_s=None,
+    caption: str = "",
+    out_dir: str | os.PathLike | None = None,
+    **extra,
+) -> Path:
     """Write ``<results>/tables/<name>.{csv,md,json}``; returns the CSV path."""
     tables = Path(out_dir) if out_dir else results_dir() / "tables"
     csv_path = tables / f"{name}.csv"
@@ -109,22 +166,51 @@ def save_table(df, name: str, *, params: Any = None, device=None, wall_time_s=No
         df.to_csv(tmp, index=False)
     md = (f"{caption}\n\n" if caption else "") + _df_to_markdown(df)
     atomic_write_text(tables / f"{name}.md", md)
-    save_json(provenance(params, device=device, wall_time_s=wall_time_s, caption=caption,
-                         kind="table", file=csv_path.name, **extra), tables / f"{name}.json")
+    save_json(
+        provenance(
+            params,
+            device=device,
+            wall_time_s=wall_time_s,
+            caption=caption,
+            kind="table",
+            file=csv_path.name,
+            **extra,
+        ),
+        tables / f"{name}.json",
+    )
     return csv_path
 
 
-def save_figure(fig, name: str, *, params: Any = None, device=None, wall_time_s=None,
-                caption: str = "", dpi: int = 120, out_dir: str | os.PathLike | None = None,
-                **extra) -> Path:
+def save_figure(
+    fig,
+    name: str,
+    *,
+    params: Any = None,
+    device=None,
+    wall_time_s=None,
+    caption: str = "",
+    dpi: int = 120,
+    out_dir: str | os.PathLike | None = None,
+    **extra,
+) -> Path:
     """Write ``<results>/figures/<name>.png`` and its provenance JSON; returns the PNG path."""
     figures = Path(out_dir) if out_dir else results_dir() / "figures"
     png = figures / f"{name}.png"
     # PNG metadata carries a timestamp by default; drop it so reruns give identical bytes.
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    save_json(provenance(params, device=device, wall_time_s=wall_time_s, caption=caption,
-                         kind="figure", file=png.name, **extra), figures / f"{name}.json")
+    save_json(
+        provenance(
+            params,
+            device=device,
+            wall_time_s=wall_time_s,
+            caption=caption,
+            kind="figure",
+            file=png.name,
+            **extra,
+        ),
+        figures / f"{name}.json",
+    )
     return png
 
 

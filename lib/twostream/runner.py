@@ -79,11 +79,15 @@ def _snapshot(folder: Path) -> dict[str, float]:
 
 def _changed(before: dict[str, float], after: dict[str, float], suffix: str) -> list[str]:
     return sorted(
-        Path(name).stem for name, mtime in after.items() if name.endswith(suffix) and before.get(name) != mtime
+        Path(name).stem
+        for name, mtime in after.items()
+        if name.endswith(suffix) and before.get(name) != mtime
     )
 
 
-def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], *, kernel_name: str = "python3") -> None:
+def run_notebook(
+    src: Path, dst: Path, parameters: dict[str, Any], *, kernel_name: str = "python3"
+) -> None:
     """Execute one notebook with papermill; on failure raise a UserError naming the cell."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -91,8 +95,13 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], *, kernel_nam
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(
-            str(src), str(dst), parameters=parameters, kernel_name=kernel_name,
-            cwd=str(src.parent), progress_bar=True, log_output=False,
+            str(src),
+            str(dst),
+            parameters=parameters,
+            kernel_name=kernel_name,
+            cwd=str(src.parent),
+            progress_bar=True,
+            log_output=False,
         )
     except PapermillExecutionError as exc:
         # papermill numbers cells from 0 and counts the injected-parameters cell; name both.
@@ -103,25 +112,41 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], *, kernel_nam
         ) from None
 
 
-def reproduce(params_file: str | Path, *, only: list[str] | None = None, kernel_name: str = "python3",
-              notebooks_dir: Path | None = None) -> dict[str, Any]:
+def reproduce(
+    params_file: str | Path,
+    *,
+    only: list[str] | None = None,
+    kernel_name: str = "python3",
+    notebooks_dir: Path | None = None,
+) -> dict[str, Any]:
     """Run the notebooks (all, or those whose name starts with one of ``only``) and write the report."""
     params_path = Path(params_file)
     params = load_params(params_path)
     cfg = StudyConfig.from_dict(params, source=str(params_path))
     notebooks = discover_notebooks(notebooks_dir)
     if only:
-        notebooks = [nb for nb in notebooks if any(nb.stem.startswith(o) or nb.stem == o for o in only)]
+        notebooks = [
+            nb for nb in notebooks if any(nb.stem.startswith(o) or nb.stem == o for o in only)
+        ]
         if not notebooks:
-            raise UserError(f"--only {only} matches no notebook; known: "
-                            f"{', '.join(p.stem for p in discover_notebooks(notebooks_dir))}")
+            raise UserError(
+                f"--only {only} matches no notebook; known: "
+                f"{', '.join(p.stem for p in discover_notebooks(notebooks_dir))}"
+            )
     out = results_dir()
     executed = out / "executed"
     log_path = executed / "run_log.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {"notebooks": {}}
-    log.update({"params_file": str(params_path), "params": cfg.to_dict(), "git_commit": git_commit(),
-                "versions": library_versions(), "device": device_description(),
-                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    log.update(
+        {
+            "params_file": str(params_path),
+            "params": cfg.to_dict(),
+            "git_commit": git_commit(),
+            "versions": library_versions(),
+            "device": device_description(),
+            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
     total = time.perf_counter()
     for i, nb in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {nb.stem}", flush=True)
@@ -140,8 +165,11 @@ def reproduce(params_file: str | Path, *, only: list[str] | None = None, kernel_
             entry["tables"] = _changed(before_t, _snapshot(out / "tables"), ".csv")
             entry["figures"] = _changed(before_f, _snapshot(out / "figures"), ".png")
             save_json(log, log_path)
-        print(f"    done in {entry['wall_time_s']:.0f} s: {len(entry['tables'])} tables, "
-              f"{len(entry['figures'])} figures", flush=True)
+        print(
+            f"    done in {entry['wall_time_s']:.0f} s: {len(entry['tables'])} tables, "
+            f"{len(entry['figures'])} figures",
+            flush=True,
+        )
     log["wall_time_s"] = round(time.perf_counter() - total, 1)
     save_json(log, log_path)
     report = write_report(log)
@@ -165,29 +193,46 @@ def claims_check(tables: Path) -> list[str]:
     if t2 is not None and {"kernel", "top1"} <= set(t2.columns) and t2["kernel"].nunique() > 1:
         by_k = t2.groupby("kernel")["top1"].mean() * 100
         if 3 in by_k.index and 5 in by_k.index:
-            lines.append(f"| 5x5 kernels beat 3x3 by 0.5-1 points (Fig. 5 caption) | "
-                         f"5x5 - 3x3 = {by_k[5] - by_k[3]:+.1f} points (mean over depths) |")
+            lines.append(
+                f"| 5x5 kernels beat 3x3 by 0.5-1 points (Fig. 5 caption) | "
+                f"5x5 - 3x3 = {by_k[5] - by_k[3]:+.1f} points (mean over depths) |"
+            )
         by_l = t2.groupby("layers")["top1"].mean() * 100
-        lines.append(f"| slightly deeper ConvLSTM helps, much deeper does not | top-1 by depth: "
-                     + ", ".join(f"{k} layer(s) {v:.1f}" for k, v in by_l.items()) + " |")
+        lines.append(
+            "| slightly deeper ConvLSTM helps, much deeper does not | top-1 by depth: "
+            + ", ".join(f"{k} layer(s) {v:.1f}" for k, v in by_l.items())
+            + " |"
+        )
     t1 = _read_csv(tables / "table1_fusion.csv")
     if t1 is not None and {"layer", "method", "top1"} <= set(t1.columns):
         best = t1.loc[t1["top1"].idxmax()]
-        lines.append(f"| later layers fuse better; conv5_x best (Table 1) | best cell: {best['layer']} / "
-                     f"{best['method']} at {100 * best['top1']:.1f}% |")
+        lines.append(
+            f"| later layers fuse better; conv5_x best (Table 1) | best cell: {best['layer']} / "
+            f"{best['method']} at {100 * best['top1']:.1f}% |"
+        )
         by_m = t1[t1["layer"] != "fc"].groupby("method")["top1"].mean() * 100
         if {"sum", "conv"} <= set(by_m.index):
-            lines.append(f"| sum and conv fusion perform alike; sum adopted | sum {by_m['sum']:.1f}% vs conv "
-                         f"{by_m['conv']:.1f}% (mean over conv layers) |")
+            lines.append(
+                f"| sum and conv fusion perform alike; sum adopted | sum {by_m['sum']:.1f}% vs conv "
+                f"{by_m['conv']:.1f}% (mean over conv layers) |"
+            )
         if "fc" in set(t1["layer"]):
             fc = t1[t1["layer"] == "fc"]["top1"].max() * 100
-            conv5 = t1[t1["layer"] == "conv5_x"]["top1"].max() * 100 if "conv5_x" in set(t1["layer"]) else float("nan")
-            lines.append(f"| ConvLSTM on conv maps beats the FC-LSTM baseline | conv5_x best {conv5:.1f}% vs "
-                         f"FC-LSTM best {fc:.1f}% |")
+            conv5 = (
+                t1[t1["layer"] == "conv5_x"]["top1"].max() * 100
+                if "conv5_x" in set(t1["layer"])
+                else float("nan")
+            )
+            lines.append(
+                f"| ConvLSTM on conv maps beats the FC-LSTM baseline | conv5_x best {conv5:.1f}% vs "
+                f"FC-LSTM best {fc:.1f}% |"
+            )
     audit = _read_csv(tables / "protocol_audit.csv")
     if audit is not None and "inflation_points" in audit.columns:
         for _, row in audit.iterrows():
-            lines.append(f"| protocol: {row.get('protocol', '?')} | inflation {row['inflation_points']:+.1f} points |")
+            lines.append(
+                f"| protocol: {row.get('protocol', '?')} | inflation {row['inflation_points']:+.1f} points |"
+            )
     if not lines:
         return []
     return ["| the paper says | we measured |", "|---|---|", *lines]
@@ -195,7 +240,7 @@ def claims_check(tables: Path) -> list[str]:
 
 def write_report(log: dict[str, Any]) -> Path:
     out = results_dir()
-    tables, figures = out / "tables", out / "figures"
+    tables = out / "tables"
     params = log.get("params", {})
     dataset = params.get("dataset", "synthetic")
     md: list[str] = [
@@ -221,15 +266,31 @@ def write_report(log: dict[str, Any]) -> Path:
         "|---|---|---|---|---|",
     ]
     for name, e in log.get("notebooks", {}).items():
-        md.append(f"| [{name}](executed/{name}.ipynb) | {e.get('status')} | {e.get('wall_time_s')} | "
-                  f"{', '.join(e.get('tables', []))} | {', '.join(e.get('figures', []))} |")
-    md += ["", "<details><summary>Parameters (resolved)</summary>", "", "```json",
-           json.dumps(params, indent=1, sort_keys=True), "```", "</details>", ""]
+        md.append(
+            f"| [{name}](executed/{name}.ipynb) | {e.get('status')} | {e.get('wall_time_s')} | "
+            f"{', '.join(e.get('tables', []))} | {', '.join(e.get('figures', []))} |"
+        )
+    md += [
+        "",
+        "<details><summary>Parameters (resolved)</summary>",
+        "",
+        "```json",
+        json.dumps(params, indent=1, sort_keys=True),
+        "```",
+        "</details>",
+        "",
+    ]
     claims = claims_check(tables)
     if claims:
-        md += ["## The paper's claims beside our measurements", "",
-               "The paper's tables lost their numbers in conversion; these are the claims that survive in "
-               "its text, each beside what this run measured.", "", *claims, ""]
+        md += [
+            "## The paper's claims beside our measurements",
+            "",
+            "The paper's tables lost their numbers in conversion; these are the claims that survive in "
+            "its text, each beside what this run measured.",
+            "",
+            *claims,
+            "",
+        ]
     for name, e in log.get("notebooks", {}).items():
         items = e.get("tables", []) + e.get("figures", [])
         if not items:
@@ -242,12 +303,25 @@ def write_report(log: dict[str, Any]) -> Path:
             if (tables / f"{t}.md").is_file():
                 body = (tables / f"{t}.md").read_text().strip().splitlines()
                 body = [ln for ln in body if ln.startswith("|")]  # caption is printed above
-                md += body[:60] + (["", f"... ({len(body) - 60} more rows in the CSV)"] if len(body) > 60 else [])
+                md += body[:60] + (
+                    ["", f"... ({len(body) - 60} more rows in the CSV)"] if len(body) > 60 else []
+                )
             md += ["", f"[CSV](tables/{t}.csv) · [provenance](tables/{t}.json)", ""]
         for f in e.get("figures", []):
-            md += [f"### Figure `{f}`", "", DESCRIPTIONS.get(f, ""), "", f"![{f}](figures/{f}.png)", ""]
-    md += ["## Literature rows (three-split means, as cited by the paper)", "",
-           "| method | UCF101 | HMDB51 | source |", "|---|---|---|---|"]
+            md += [
+                f"### Figure `{f}`",
+                "",
+                DESCRIPTIONS.get(f, ""),
+                "",
+                f"![{f}](figures/{f}.png)",
+                "",
+            ]
+    md += [
+        "## Literature rows (three-split means, as cited by the paper)",
+        "",
+        "| method | UCF101 | HMDB51 | source |",
+        "|---|---|---|---|",
+    ]
     for row in LITERATURE:
         h = "–" if row["hmdb51"] is None else row["hmdb51"]
         md.append(f"| {row['method']} | {row['ucf101']} | {h} | {row['source']} |")
@@ -261,11 +335,21 @@ def write_report(log: dict[str, Any]) -> Path:
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="params/smoke.yaml", help="flat YAML of StudyConfig keys")
-    parser.add_argument("--only", action="append", metavar="NOTEBOOK",
-                        help="run only notebooks whose name starts with this (repeatable), e.g. 03")
-    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: this environment)")
-    parser.add_argument("--report-only", action="store_true", help="rebuild REPORT.md from the last run log")
+    parser.add_argument(
+        "--params", default="params/smoke.yaml", help="flat YAML of StudyConfig keys"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NOTEBOOK",
+        help="run only notebooks whose name starts with this (repeatable), e.g. 03",
+    )
+    parser.add_argument(
+        "--kernel", default="python3", help="Jupyter kernel name (default: this environment)"
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild REPORT.md from the last run log"
+    )
 
 
 def cli_main(args: argparse.Namespace) -> int:

@@ -69,6 +69,9 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
 
 # ----------------------------------------------------------------------------- atomic I/O
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -85,6 +88,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -130,7 +135,9 @@ def resolve_device(device: str = "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available; use device: cpu or auto")
+        raise UserError(
+            f"device {device!r} requested but CUDA is not available; use device: cpu or auto"
+        )
     return dev
 
 
@@ -149,8 +156,10 @@ def device_description(device=None) -> str:
     try:
         import torch
 
-        if device is not None and torch.device(device).type == "cuda" or (
-            device is None and torch.cuda.is_available()
+        if (
+            device is not None
+            and torch.device(device).type == "cuda"
+            or (device is None and torch.cuda.is_available())
         ):
             idx = torch.device(device).index if device is not None else None
             return f"cuda: {torch.cuda.get_device_name(idx or 0)}"

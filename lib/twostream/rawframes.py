@@ -1,0 +1,218 @@
+"""Torch datasets over extracted rawframes (mmaction2 layout), for the two streams.
+
+A video ``Class/v_x.avi`` lives in ``<rawframes>/Class/v_x/`` as ``img_00001.jpg`` ...
+(RGB, 1-based) and ``flow_x_00001.jpg`` / ``flow_y_00001.jpg`` (uint8 flow; N frames ->
+N - 1 flow fields; flow i goes from frame i to frame i + 1). Frame counts come from one
+``os.scandir`` per video folder.
+
+* :class:`TrainSteps` — training: each epoch draws ``samples_per_video`` random time
+  steps per video; an item is one RGB frame (3, S, S) or one L-field flow stack
+  (2L, S, S) through the training transform. Every random choice of item ``i`` in epoch
+  ``e`` comes from a generator seeded with (seed, e, i) only, so an item is the same
+  whichever process, worker, rank or resumed run loads it: resume and DDP are exact.
+* :class:`VideoSteps` — evaluation / feature extraction: all T = ``num_segments``
+  equally spaced time steps (:func:`twostream.video.segment_indices`) of a video through
+  the eval transform, item ``(x (T, C, S, S), label)``.
+
+RGB and flow use the same time steps: step t is frame t for the spatial stream and the L
+flow fields starting at frame t (:func:`twostream.video.flow_stack_indices`, shifted
+back to stay inside the video) for the temporal one, so the two streams' features of a
+time step describe the same moment (needed by feature-map fusion).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import UserError
+from .video import flow_stack_indices, segment_indices
+
+MODALITIES = ("rgb", "flow")
+
+
+def video_dir(rawframes_dir: str | os.PathLike, record) -> Path:
+    """``<rawframes>/<Class>/<video stem>`` of a record whose ``.path`` is ``Class/video.avi``."""
+    p = Path(record.path)
+    return Path(rawframes_dir) / p.parent / p.stem
+
+
+def count_frames(folder: str | os.PathLike) -> tuple[int, int]:
+    """(number of img_*.jpg, number of flow_x_*.jpg) in one video folder."""
+    frames = flows = 0
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                name = entry.name
+                if name.startswith("img_") and name.endswith(".jpg"):
+                    frames += 1
+                elif name.startswith("flow_x_") and name.endswith(".jpg"):
+                    flows += 1
+    except FileNotFoundError:
+        pass
+    return frames, flows
+
+
+def _imread(path: Path, flags: int) -> np.ndarray:
+    img = cv2.imread(str(path), flags)
+    if img is None:
+        raise UserError(f"cannot read {path}; re-run `twostream prepare` to re-extract this video")
+    return img
+
+
+def load_rgb(folder: Path, index: int) -> torch.Tensor:
+    """Frame ``index`` (0-based) as uint8 (3, H, W), RGB order."""
+    img = _imread(folder / f"img_{index + 1:05d}.jpg", cv2.IMREAD_COLOR)  # (H, W, 3) BGR
+    return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
+
+
+def load_flow_stack(folder: Path, indices: Sequence[int]) -> torch.Tensor:
+    """Flow fields ``indices`` (0-based) as uint8 (2L, H, W): [x_0, y_0, x_1, y_1, ...]."""
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    planes = []
+    for i in indices:
+        i = int(i)
+        if i not in cache:  # a short video repeats fields; read each once
+            cache[i] = (
+                _imread(folder / f"flow_x_{i + 1:05d}.jpg", cv2.IMREAD_GRAYSCALE),
+                _imread(folder / f"flow_y_{i + 1:05d}.jpg", cv2.IMREAD_GRAYSCALE),
+            )
+        planes.extend(cache[i])
+    return torch.from_numpy(np.stack(planes))  # (2L, H, W)
+
+
+def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The generator of item ``index`` in ``epoch``: depends on nothing else."""
+    mixed = (int(seed) * 1_000_003 + int(epoch)) * 1_000_033 + int(index)
+    return torch.Generator().manual_seed(mixed % (2**63 - 1))
+
+
+class _Videos(Dataset):
+    def __init__(self, records, rawframes_dir, *, modality: str, flow_length: int, transform):
+        if modality not in MODALITIES:
+            raise UserError(f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
+        self.records = list(records)
+        self.rawframes_dir = Path(rawframes_dir)
+        self.modality = modality
+        self.flow_length = int(flow_length)
+        self.transform = transform
+        self.folders = [video_dir(self.rawframes_dir, r) for r in self.records]
+        self.counts = [count_frames(f) for f in self.folders]  # (frames, flows) per video
+        for folder, (frames, flows) in zip(self.folders, self.counts):
+            if frames == 0 or (modality == "flow" and flows == 0):
+                what = "img_*.jpg" if frames == 0 else "flow_x_*.jpg"
+                raise UserError(
+                    f"no {what} in {folder}; extract the rawframes first (`twostream prepare` "
+                    f"or preprocess.ensure_rawframes(cfg))"
+                )
+        self.labels = [int(r.label) for r in self.records]
+
+    def load(self, video: int, step: int) -> torch.Tensor:
+        """uint8 stack of time step ``step`` (a frame index): (3, H, W) or (2L, H, W)."""
+        folder = self.folders[video]
+        if self.modality == "rgb":
+            return load_rgb(folder, step)
+        return load_flow_stack(folder, flow_stack_indices(self.counts[video][1], step, self.flow_length))
+
+
+class TrainSteps(_Videos):
+    """``samples_per_video`` random time steps per video per epoch; call :meth:`set_epoch`."""
+
+    def __init__(
+        self,
+        records,
+        rawframes_dir,
+        *,
+        modality: str,
+        flow_length: int = 10,
+        samples_per_video: int = 1,
+        transform: Callable | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(
+            records, rawframes_dir, modality=modality, flow_length=flow_length, transform=transform
+        )
+        self.samples_per_video = int(samples_per_video)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.records) * self.samples_per_video
+
+    def time_step(self, index: int, generator: torch.Generator) -> int:
+        frames, flows = self.counts[index // self.samples_per_video]
+        # flow: uniform over the stack starts that fit (a later start would be shifted back
+        # onto the last stack and over-sample it); rgb: uniform over frames.
+        n = max(flows - self.flow_length + 1, 1) if self.modality == "flow" else frames
+        return int(torch.randint(0, n, (), generator=generator))
+
+    def __getitem__(self, index: int):
+        g = item_generator(self.seed, self.epoch, index)
+        video = index // self.samples_per_video
+        x = self.load(video, self.time_step(index, g))
+        if self.transform is not None:
+            x = self.transform(x, g)  # (C, S, S)
+        return x, self.labels[video]
+
+
+class VideoSteps(_Videos):
+    """All T equally spaced time steps of each video: item ``(x (T, C, H, W), label)``."""
+
+    def __init__(
+        self,
+        records,
+        rawframes_dir,
+        *,
+        modality: str,
+        num_segments: int,
+        flow_length: int = 10,
+        transform: Callable | None = None,
+    ):
+        super().__init__(
+            records, rawframes_dir, modality=modality, flow_length=flow_length, transform=transform
+        )
+        self.num_segments = int(num_segments)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def steps(self, video: int) -> np.ndarray:
+        """Frame index of each of the T time steps of ``video``."""
+        return segment_indices(self.counts[video][0], self.num_segments)  # (T,)
+
+    def __getitem__(self, index: int):
+        stacks = []
+        if self.modality == "flow":  # read each flow field once: neighbouring stacks overlap
+            flows = self.counts[index][1]
+            per_step = [flow_stack_indices(flows, t, self.flow_length) for t in self.steps(index)]
+            needed = np.unique(np.concatenate(per_step))
+            planes = load_flow_stack(self.folders[index], needed)  # (2U, H, W)
+            where = {int(f): k for k, f in enumerate(needed)}
+            for idx in per_step:
+                sel = [2 * where[int(f)] + c for f in idx for c in (0, 1)]
+                stacks.append(planes[sel])  # (2L, H, W)
+        else:
+            stacks = [load_rgb(self.folders[index], int(t)) for t in self.steps(index)]
+        if self.transform is not None:
+            stacks = [self.transform(s) for s in stacks]
+        return torch.stack(stacks), self.labels[index]  # (T, C, H, W)
+
+
+__all__ = [
+    "TrainSteps",
+    "VideoSteps",
+    "count_frames",
+    "item_generator",
+    "load_flow_stack",
+    "load_rgb",
+    "video_dir",
+]

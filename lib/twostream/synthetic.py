@@ -1,0 +1,877 @@
+"""The embedded synthetic action data set ("synthetic actions").
+
+Nothing can be downloaded on the machines this project is built on, and users should run
+every notebook before they own UCF101. So this module writes a small data set of *real
+video files* in UCF101's layout::
+
+    <out>/videos/<Class>/v_<Class>_gXX_cYY.avi      FFV1 (lossless) AVI, one per clip
+    <out>/splits/classInd.txt, trainlist0{1,2,3}.txt, testlist0{1,2,3}.txt   (CRLF, as UCF101)
+    <out>/splits_hmdb51/<Class>_test_split{1,2,3}.txt                        (on request)
+    <out>/synthetic.json                            the generation parameters (written last)
+
+Classes are defined by *motion* only: a randomly shaped and textured object translates
+(four directions), rotates (both ways), zooms (in/out), oscillates (horizontally or
+vertically) or circles (both ways) over a randomly textured, slowly drifting background.
+Shape, texture, colour, size, speed, start pose, background texture and drift are drawn
+per clip, so one still frame says almost nothing about the class while optical flow says
+a lot: the temporal stream must learn it and the spatial stream cannot, which checks the
+whole motion pipeline end to end. Like UCF101, the clips of one group share a scene (the
+background texture), and the three test sets are disjoint sets of whole groups.
+
+Frames are rendered analytically: every pixel is mapped back through the known motion of
+the object (a similarity transform per frame) and of the background (a translation) and
+sampled with ``cv2.remap``. The forward optical flow between frames t and t+1 is therefore
+known exactly (:func:`ground_truth_flow`), which the flow tests use.
+
+FFV1 is chosen because this OpenCV build writes and decodes it losslessly (decoded frames
+equal the rendered ones, so the ground-truth flow holds for the files too) and
+deterministically (the same parameters and seed give byte-identical files); MJPG and XVID
+lose 5-7 grey levels per pixel on textured frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+GENERATOR_VERSION = 1  # bump when rendering changes, so ensure_dataset regenerates
+FOURCC = "FFV1"
+FPS = 25
+MARKER = "synthetic.json"
+
+# Class name -> motion kind; the first ``classes`` entries are used.
+CLASSES: dict[str, str] = {
+    "TranslateRight": "translate_right",
+    "TranslateLeft": "translate_left",
+    "TranslateUp": "translate_up",
+    "TranslateDown": "translate_down",
+    "RotateClockwise": "rotate_cw",
+    "RotateCounterclockwise": "rotate_ccw",
+    "ZoomIn": "zoom_in",
+    "ZoomOut": "zoom_out",
+    "OscillateHorizontal": "oscillate_x",
+    "OscillateVertical": "oscillate_y",
+    "CircleClockwise": "circle_cw",
+    "CircleCounterclockwise": "circle_ccw",
+}
+CLASS_NAMES = tuple(CLASSES)
+SHAPES = ("ellipse", "rectangle", "triangle", "star", "cross", "blob")
+TEXTURES = ("noise", "stripes", "checker", "rings")
+
+MIN_SIZE = 32  # frames smaller than this leave no room for an object to move
+MIN_GROUPS = 4  # three disjoint test sets + at least one group that is always train
+
+
+# ----------------------------------------------------------------------------- clip spec
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Everything needed to render one clip and its exact flow (hashable, JSON-able)."""
+
+    class_name: str
+    label: int  # index in CLASS_NAMES (= label when all classes up to it are used)
+    group: int  # 1-based
+    clip: int  # 1-based within the group
+    frames: int
+    width: int
+    height: int
+    # object pose: centre c(t) = c0 + v t + osc(t) + circle(t); angle th0 + w t; scale s0 e^(z t)
+    cx0: float
+    cy0: float
+    vx: float
+    vy: float
+    osc_amp: float
+    osc_period: float
+    osc_phase: float
+    osc_axis: int  # 0 = x, 1 = y
+    circ_radius: float
+    circ_omega: float
+    circ_phase: float
+    theta0: float
+    omega: float
+    scale0: float
+    zoom: float
+    # background: texture sampled at x - t * (bvx, bvy) + margin
+    bvx: float
+    bvy: float
+    # appearance
+    shape: str
+    texture: str
+    radius: int  # object radius in sprite pixels (displayed radius = radius * scale)
+    object_seed: int
+    scene_seed: int
+
+    @property
+    def name(self) -> str:
+        return f"v_{self.class_name}_g{self.group:02d}_c{self.clip:02d}"
+
+    @property
+    def path(self) -> str:
+        """Relative to the videos folder, as in the split files."""
+        return f"{self.class_name}/{self.name}.avi"
+
+    # ---------------------------------------------------------------- motion model
+    def pose(self, t: float) -> tuple[float, float, float, float]:
+        """(cx, cy, angle, scale) of the object at time t (frames, may be fractional)."""
+        cx = self.cx0 + self.vx * t
+        cy = self.cy0 + self.vy * t
+        osc = self.osc_amp * math.sin(2 * math.pi * t / self.osc_period + self.osc_phase)
+        if self.osc_axis == 0:
+            cx += osc
+        else:
+            cy += osc
+        if self.circ_radius:
+            a = self.circ_phase + self.circ_omega * t
+            cx += self.circ_radius * (math.cos(a) - math.cos(self.circ_phase))
+            cy += self.circ_radius * (math.sin(a) - math.sin(self.circ_phase))
+        return cx, cy, self.theta0 + self.omega * t, self.scale0 * math.exp(self.zoom * t)
+
+    def render(self) -> np.ndarray:
+        """All frames, (F, H, W, 3) uint8 BGR (what ``cv2.VideoCapture`` gives back)."""
+        return np.stack([render_frame(self, t) for t in range(self.frames)])
+
+    def flow(self, t: int) -> np.ndarray:
+        return ground_truth_flow(self, t)
+
+
+def _uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def clip_spec(
+    class_name: str,
+    group: int = 1,
+    clip: int = 1,
+    *,
+    frames: int = 32,
+    width: int = 128,
+    height: int = 96,
+    seed: int = 0,
+) -> ClipSpec:
+    """Draw the random parameters of one clip (deterministic in all arguments)."""
+    if class_name not in CLASSES:
+        import difflib
+
+        close = difflib.get_close_matches(class_name, CLASS_NAMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(
+            f"unknown synthetic class {class_name!r}{hint}; known: {', '.join(CLASS_NAMES)}"
+        )
+    label = CLASS_NAMES.index(class_name)
+    kind = CLASSES[class_name]
+    rng = np.random.default_rng([seed, label, group, clip, 1])
+    scene_seed = int(np.random.default_rng([seed, label, group, 2]).integers(2**31))
+    W, H, span = width, height, max(frames - 1, 1)
+    short = min(W, H)
+
+    r = _uniform(rng, 0.10, 0.17) * short  # displayed radius (mid-clip for zooms)
+    p = dict(
+        vx=0.0,
+        vy=0.0,
+        osc_amp=0.0,
+        osc_period=1.0,
+        osc_phase=0.0,
+        osc_axis=0,
+        circ_radius=0.0,
+        circ_omega=0.0,
+        circ_phase=0.0,
+        omega=0.0,
+        zoom=0.0,
+    )
+    theta0 = _uniform(rng, 0, 2 * math.pi)
+    r_max = r
+    if kind.startswith("zoom"):
+        z = min(_uniform(rng, 0.02, 0.035), math.log(3.0) / span)  # at most 3x per clip
+        p["zoom"] = z if kind == "zoom_in" else -z
+        r_max = r * math.exp(z * span / 2)
+    sprite_r = max(4, int(math.ceil(r_max)))  # sprite at the largest displayed size
+    scale0 = (r / sprite_r) * math.exp(-p["zoom"] * span / 2)
+
+    # How far the centre may go while the object stays (mostly) inside the frame.
+    margin = min(0.8 * r_max, short / 2 - 1)
+    free_x, free_y = W - 2 * margin, H - 2 * margin
+    if kind.startswith("translate"):
+        axis_free = free_x if kind in ("translate_right", "translate_left") else free_y
+        # cover 35-75% of the free width, at most 3 px/frame (flow stays learnable)
+        speed = max(min(_uniform(rng, 0.35, 0.75) * axis_free / span, 3.0), 0.25)
+        sign = 1.0 if kind in ("translate_right", "translate_down") else -1.0
+        if kind in ("translate_right", "translate_left"):
+            p["vx"] = sign * speed
+        else:
+            p["vy"] = sign * speed
+    elif kind.startswith("rotate"):
+        w = math.radians(_uniform(rng, 6.0, 12.0))
+        p["omega"] = w if kind == "rotate_cw" else -w  # y points down: +angle is clockwise
+    elif kind.startswith("oscillate"):
+        axis = 0 if kind == "oscillate_x" else 1
+        period = _uniform(rng, 10.0, 18.0)
+        axis_free = free_x if axis == 0 else free_y
+        # peak speed 2 pi A / P of at most ~3 px/frame keeps the flow learnable at 128x96
+        amp = min(
+            _uniform(rng, 0.15, 0.3) * axis_free, _uniform(rng, 2.0, 3.0) * period / (2 * math.pi)
+        )
+        p.update(
+            osc_amp=amp, osc_period=period, osc_phase=_uniform(rng, 0, 2 * math.pi), osc_axis=axis
+        )
+    elif kind.startswith("circle"):
+        rho = min(_uniform(rng, 0.15, 0.28) * short, 0.45 * min(free_x, free_y))
+        speed = _uniform(rng, 1.2, 2.5)
+        w = speed / max(rho, 1.0)
+        p.update(
+            circ_radius=rho,
+            circ_omega=w if kind == "circle_cw" else -w,
+            circ_phase=_uniform(rng, 0, 2 * math.pi),
+        )
+
+    # Place the start so the whole trajectory stays inside [margin, size - margin].
+    probe = ClipSpec(
+        class_name,
+        label,
+        group,
+        clip,
+        frames,
+        W,
+        H,
+        0.0,
+        0.0,
+        theta0=theta0,
+        scale0=scale0,
+        bvx=0.0,
+        bvy=0.0,
+        shape="ellipse",
+        texture="noise",
+        radius=sprite_r,
+        object_seed=0,
+        scene_seed=0,
+        **p,
+    )
+    path = np.array([probe.pose(t)[:2] for t in range(frames)])  # (F, 2) offsets from c0
+    lo = margin - path.min(axis=0)
+    hi = np.array([W, H]) - margin - path.max(axis=0)
+    c0 = [_uniform(rng, lo[i], hi[i]) if hi[i] > lo[i] else (lo[i] + hi[i]) / 2 for i in (0, 1)]
+
+    drift = _uniform(rng, 0.0, 0.6)
+    ang = _uniform(rng, 0, 2 * math.pi)
+    return ClipSpec(
+        class_name,
+        label,
+        group,
+        clip,
+        frames,
+        W,
+        H,
+        cx0=float(c0[0]),
+        cy0=float(c0[1]),
+        theta0=theta0,
+        scale0=scale0,
+        bvx=drift * math.cos(ang),
+        bvy=drift * math.sin(ang),
+        shape=SHAPES[int(rng.integers(len(SHAPES)))],
+        texture=TEXTURES[int(rng.integers(len(TEXTURES)))],
+        radius=sprite_r,
+        object_seed=int(rng.integers(2**31)),
+        scene_seed=scene_seed,
+        **p,
+    )
+
+
+# ----------------------------------------------------------------------------- appearance
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
+    """Band-limited noise in [0, 1], (h, w) float32: coarse random grid, bicubic upsampling."""
+    import cv2
+
+    gh, gw = max(2, int(math.ceil(h / cell)) + 1), max(2, int(math.ceil(w / cell)) + 1)
+    coarse = rng.random((gh, gw), dtype=np.float32)
+    fine = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    lo, hi = float(fine.min()), float(fine.max())
+    return (fine - lo) / max(hi - lo, 1e-6)
+
+
+def _palette(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
+    """Map a [0, 1] map to colours between two random BGR colours: (h, w, 3) float32."""
+    a = rng.uniform(0, 255, 3).astype(np.float32)
+    b = rng.uniform(0, 255, 3).astype(np.float32)
+    if np.abs(a - b).sum() < 150:  # keep some contrast so the texture (and flow) is visible
+        b = 255.0 - a
+    return a + values[..., None] * (b - a)
+
+
+@functools.lru_cache(maxsize=64)
+def _scene(spec: ClipSpec) -> tuple[np.ndarray, float, float]:
+    """Background texture large enough for the whole drift, and its sampling offset."""
+    rng = np.random.default_rng(spec.scene_seed)
+    span = max(spec.frames - 1, 1)
+    mx = int(math.ceil(abs(spec.bvx) * span)) + 3
+    my = int(math.ceil(abs(spec.bvy) * span)) + 3
+    h, w = spec.height + 2 * my, spec.width + 2 * mx
+    short = min(spec.width, spec.height)
+    v = 0.65 * _smooth_noise(rng, h, w, _uniform(rng, 0.08, 0.2) * short)
+    v += 0.35 * _smooth_noise(rng, h, w, _uniform(rng, 0.03, 0.06) * short)
+    tex = _palette(rng, v / max(float(v.max()), 1e-6))
+    return np.ascontiguousarray(tex, dtype=np.float32), float(mx), float(my)
+
+
+@functools.lru_cache(maxsize=64)
+def _sprite(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The object in its own frame: texture (S, S, 3) float32 and soft mask (S, S) float32."""
+    import cv2
+
+    rng = np.random.default_rng(spec.object_seed)
+    R = spec.radius
+    S = 2 * R + 5
+    c = (S - 1) / 2
+    yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) - c
+    # mask, drawn at 4x and area-downsampled for anti-aliased edges
+    k = 4
+    big = np.zeros((S * k, S * k), np.uint8)
+    ck = (S * k - 1) / 2
+
+    def pts(radii, angles):
+        return np.round(
+            np.stack([ck + radii * np.cos(angles), ck + radii * np.sin(angles)], -1) * 16
+        ).astype(np.int32)
+
+    Rk = R * k
+    if spec.shape == "ellipse":
+        ax = (int(Rk * 16), int(Rk * _uniform(rng, 0.45, 0.8) * 16))
+        cv2.ellipse(big, (int(ck * 16), int(ck * 16)), ax, 0, 0, 360, 255, -1, cv2.LINE_AA, 4)
+    elif spec.shape == "rectangle":
+        a = math.atan(_uniform(rng, 0.35, 0.8))
+        ang = np.array([a, math.pi - a, math.pi + a, -a])
+        cv2.fillPoly(big, [pts(np.full(4, Rk), ang)], 255, cv2.LINE_AA, 4)
+    elif spec.shape == "triangle":
+        ang = np.array([0, 2 * math.pi / 3, 4 * math.pi / 3]) + _uniform(rng, -0.3, 0.3)
+        cv2.fillPoly(big, [pts(np.full(3, Rk), ang)], 255, cv2.LINE_AA, 4)
+    elif spec.shape == "star":
+        n = int(rng.integers(4, 7))
+        ang = np.arange(2 * n) * math.pi / n
+        radii = np.where(np.arange(2 * n) % 2 == 0, Rk, Rk * _uniform(rng, 0.4, 0.6))
+        cv2.fillPoly(big, [pts(radii, ang)], 255, cv2.LINE_AA, 4)
+    elif spec.shape == "cross":
+        t = _uniform(rng, 0.3, 0.45) * Rk
+        h = Rk / math.sqrt(1 + (t / Rk) ** 2)
+        for w_, h_ in ((h, t), (t, h)):
+            cv2.rectangle(
+                big,
+                (int((ck - w_) * 16), int((ck - h_) * 16)),
+                (int((ck + w_) * 16), int((ck + h_) * 16)),
+                255,
+                -1,
+                cv2.LINE_AA,
+                4,
+            )
+    else:  # blob: a random star-shaped polygon
+        n = 12
+        ang = np.arange(n) * 2 * math.pi / n
+        radii = Rk * rng.uniform(0.55, 1.0, n)
+        cv2.fillPoly(big, [pts(radii, ang)], 255, cv2.LINE_AA, 4)
+    mask = cv2.resize(big, (S, S), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+    # texture: a [0, 1] pattern mapped through a random two-colour palette
+    period = _uniform(rng, 0.4, 0.8) * R + 3.0  # smooth enough for bilinear sampling
+    phi = _uniform(rng, 0, math.pi)
+    if spec.texture == "stripes":
+        u = xx * math.cos(phi) + yy * math.sin(phi)
+        pat = 0.5 + 0.5 * np.sin(2 * math.pi * u / period)
+    elif spec.texture == "checker":
+        u = xx * math.cos(phi) + yy * math.sin(phi)
+        v = -xx * math.sin(phi) + yy * math.cos(phi)
+        pat = 0.5 + 0.5 * np.sin(2 * math.pi * u / period) * np.sin(2 * math.pi * v / period)
+    elif spec.texture == "rings":
+        pat = 0.5 + 0.5 * np.cos(
+            2 * math.pi * np.hypot(xx - _uniform(rng, -R / 2, R / 2), yy) / period
+        )
+    else:
+        pat = _smooth_noise(rng, S, S, period / 2)
+    pat = 0.8 * pat + 0.2 * _smooth_noise(rng, S, S, max(R / 2, 2.0))  # break exact symmetry
+    return np.ascontiguousarray(_palette(rng, pat.astype(np.float32))), mask
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return xs, ys
+
+
+def _object_maps(spec: ClipSpec, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sprite coordinates of every pixel at frame t (inverse similarity transform)."""
+    xs, ys = _grid(spec.width, spec.height)
+    cx, cy, th, s = spec.pose(t)
+    c = (2 * spec.radius + 5 - 1) / 2
+    cos, sin = math.cos(th) / s, math.sin(th) / s
+    dx, dy = xs - np.float32(cx), ys - np.float32(cy)
+    ux = np.float32(cos) * dx + np.float32(sin) * dy + np.float32(c)
+    uy = np.float32(-sin) * dx + np.float32(cos) * dy + np.float32(c)
+    return ux, uy
+
+
+def object_mask(spec: ClipSpec, t: int) -> np.ndarray:
+    """Coverage of the object at frame t, (H, W) float32 in [0, 1]."""
+    import cv2
+
+    _, mask = _sprite(spec)
+    ux, uy = _object_maps(spec, t)
+    return cv2.remap(mask, ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def render_frame(spec: ClipSpec, t: int) -> np.ndarray:
+    """Frame t (0-based) of a clip: (H, W, 3) uint8 BGR."""
+    import cv2
+
+    if not 0 <= t < spec.frames:
+        raise ValueError(f"frame {t} outside 0..{spec.frames - 1}")
+    xs, ys = _grid(spec.width, spec.height)
+    tex, mx, my = _scene(spec)
+    bg = cv2.remap(
+        tex,
+        xs + np.float32(mx - t * spec.bvx),
+        ys + np.float32(my - t * spec.bvy),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+    sprite, mask = _sprite(spec)
+    ux, uy = _object_maps(spec, t)
+    obj = cv2.remap(sprite, ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    a = cv2.remap(mask, ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    a = a[..., None]  # (H, W, 1)
+    out = a * obj + (1.0 - a) * bg  # (H, W, 3)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def ground_truth_flow(spec: ClipSpec, t: int, *, return_mask: bool = False):
+    """Exact forward flow from frame t to t+1: (H, W, 2) float32, x then y, in pixels.
+
+    A scene point seen at pixel x in frame t is at x + flow(x) in frame t+1, so
+    ``frame[t+1](x + flow(x)) ~= frame[t](x)`` (exactly, up to interpolation, except where
+    the point becomes hidden). Pixels covered by the object (coverage > 0.5) move with
+    the object's similarity transform, the others with the background drift. With
+    ``return_mask`` also returns the object's coverage at frame t, (H, W) float32.
+    """
+    if not 0 <= t < spec.frames - 1:
+        raise ValueError(f"flow index {t} outside 0..{spec.frames - 2} (N frames -> N-1 flows)")
+    xs, ys = _grid(spec.width, spec.height)
+    cx0, cy0, th0, s0 = spec.pose(t)
+    cx1, cy1, th1, s1 = spec.pose(t + 1)
+    # x' = c1 + (s1/s0) R(th1 - th0) (x - c0)
+    k = s1 / s0
+    cos, sin = k * math.cos(th1 - th0), k * math.sin(th1 - th0)
+    dx, dy = xs.astype(np.float64) - cx0, ys.astype(np.float64) - cy0
+    fx = cx1 + cos * dx - sin * dy - xs
+    fy = cy1 + sin * dx + cos * dy - ys
+    cover = object_mask(spec, t)
+    on = cover > 0.5
+    flow = np.empty((spec.height, spec.width, 2), np.float32)
+    flow[..., 0] = np.where(on, fx, spec.bvx)
+    flow[..., 1] = np.where(on, fy, spec.bvy)
+    return (flow, cover) if return_mask else flow
+
+
+# ----------------------------------------------------------------------------- data set
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    """The parameters that define a synthetic data set (recorded in synthetic.json)."""
+
+    classes: int = 8
+    clips_per_class: int = 14
+    groups: int = 7
+    frames: int = 32
+    width: int = 128
+    height: int = 96
+    seed: int = 0
+    hmdb_splits: bool = False
+
+    def validate(self) -> SynthParams:
+        problems = []
+        if not 1 <= self.classes <= len(CLASSES):
+            problems.append(
+                f"classes must be 1..{len(CLASSES)} (motions defined: "
+                f"{len(CLASSES)}), got {self.classes}"
+            )
+        if self.groups < MIN_GROUPS:
+            problems.append(
+                f"groups must be >= {MIN_GROUPS} (three disjoint test sets plus a "
+                f"group that is always train), got {self.groups}"
+            )
+        if self.clips_per_class < self.groups:
+            problems.append(
+                f"clips_per_class ({self.clips_per_class}) must be >= groups "
+                f"({self.groups}) so every group has a clip"
+            )
+        if self.frames < 2:
+            problems.append(f"frames must be >= 2 (flow needs two frames), got {self.frames}")
+        if self.width < MIN_SIZE or self.height < MIN_SIZE:
+            problems.append(
+                f"frame size must be at least {MIN_SIZE}x{MIN_SIZE}, got {self.width}x{self.height}"
+            )
+        if self.width % 2 or self.height % 2:
+            problems.append(
+                f"width and height must be even (video codecs), got {self.width}x{self.height}"
+            )
+        if self.seed < 0:
+            problems.append(f"seed must be >= 0, got {self.seed}")
+        if problems:
+            raise UserError("synthetic data set: " + "; ".join(problems))
+        return self
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES[: self.classes]
+
+    def test_groups(self, split: int) -> tuple[int, ...]:
+        """Groups held out in split 1/2/3: disjoint blocks, like UCF101's g01-07/g08-14/g15-21."""
+        k = max(1, min(round(self.groups * 7 / 25), (self.groups - 1) // 3))
+        return tuple(range((split - 1) * k + 1, split * k + 1))
+
+    def clips_in_group(self, group: int) -> int:
+        base, extra = divmod(self.clips_per_class, self.groups)
+        return base + (1 if group <= extra else 0)
+
+    def specs(self) -> list[ClipSpec]:
+        return [
+            clip_spec(
+                name, g, c, frames=self.frames, width=self.width, height=self.height, seed=self.seed
+            )
+            for name in self.class_names
+            for g in range(1, self.groups + 1)
+            for c in range(1, self.clips_in_group(g) + 1)
+        ]
+
+
+def _write_video(path: Path, spec: ClipSpec) -> None:
+    import cv2
+
+    from .utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        # FFMPEG picks the container from the extension: give the temp file a .avi name
+        tmp_avi = tmp.with_name(tmp.name + ".avi")
+        writer = cv2.VideoWriter(
+            str(tmp_avi),
+            cv2.CAP_FFMPEG,
+            cv2.VideoWriter_fourcc(*FOURCC),
+            FPS,
+            (spec.width, spec.height),
+        )
+        if not writer.isOpened():
+            raise UserError(
+                f"OpenCV cannot write {FOURCC} AVI files here (needs the FFMPEG "
+                "backend; install opencv-contrib-python-headless from PyPI)"
+            )
+        try:
+            for t in range(spec.frames):
+                writer.write(render_frame(spec, t))
+            writer.release()
+            os.replace(tmp_avi, tmp)
+        finally:
+            writer.release()
+            tmp_avi.unlink(missing_ok=True)
+
+
+def _split_texts(p: SynthParams, specs: list[ClipSpec]) -> dict[str, str]:
+    """UCF101-format split files (CRLF), keyed by file name."""
+    files = {"classInd.txt": "".join(f"{i + 1} {n}\r\n" for i, n in enumerate(p.class_names))}
+    for split in (1, 2, 3):
+        test = set(p.test_groups(split))
+        files[f"trainlist{split:02d}.txt"] = "".join(
+            f"{s.path} {s.label + 1}\r\n" for s in specs if s.group not in test
+        )
+        files[f"testlist{split:02d}.txt"] = "".join(
+            f"{s.path}\r\n" for s in specs if s.group in test
+        )
+    return files
+
+
+def _hmdb_texts(p: SynthParams, specs: list[ClipSpec]) -> dict[str, str]:
+    """HMDB51-format split files: ``<video> <id> `` with a trailing space, LF, 1 train 2 test."""
+    files = {}
+    for name in p.class_names:
+        for split in (1, 2, 3):
+            test = set(p.test_groups(split))
+            files[f"{name}_test_split{split}.txt"] = "".join(
+                f"{s.name}.avi {2 if s.group in test else 1} \n"
+                for s in specs
+                if s.class_name == name
+            )
+    return files
+
+
+def generate(
+    out_dir: str | os.PathLike,
+    *,
+    classes: int = 8,
+    clips_per_class: int = 14,
+    groups: int = 7,
+    frames: int = 32,
+    width: int = 128,
+    height: int = 96,
+    seed: int = 0,
+    hmdb_splits: bool = False,
+) -> Path:
+    """Write the data set into ``out_dir`` (videos/, splits/, [splits_hmdb51/], synthetic.json).
+
+    Every file is written atomically and ``synthetic.json`` last, so its presence means
+    the set is complete. Returns ``out_dir``.
+    """
+    from .utils import atomic_write_bytes, progress
+
+    p = SynthParams(
+        classes, clips_per_class, groups, frames, width, height, seed, hmdb_splits
+    ).validate()
+    out = Path(out_dir)
+    marker = out / MARKER
+    with contextlib.suppress(FileNotFoundError):
+        marker.unlink()  # incomplete until rewritten at the end
+    start = time.perf_counter()
+    specs = p.specs()
+    for spec in progress(specs, desc="synthetic videos", unit="clip"):
+        _write_video(out / "videos" / spec.path, spec)
+    texts = {f"splits/{k}": v for k, v in _split_texts(p, specs).items()}
+    if hmdb_splits:
+        texts.update({f"splits_hmdb51/{k}": v for k, v in _hmdb_texts(p, specs).items()})
+    for name, text in texts.items():
+        atomic_write_bytes(out / name, text.encode("ascii"))
+    _write_marker(out, p, time.perf_counter() - start)
+    return out
+
+
+def _marker_payload(p: SynthParams) -> dict:
+    import cv2
+
+    return {
+        "generator": "twostream.synthetic",
+        "version": GENERATOR_VERSION,
+        "codec": FOURCC,
+        "params": asdict(p),
+        "opencv": cv2.__version__,
+    }
+
+
+def _write_marker(out: Path, p: SynthParams, seconds: float) -> None:
+    from .config import save_json
+
+    payload = _marker_payload(p)
+    payload["classes"] = list(p.class_names)
+    payload["test_groups"] = {str(s): list(p.test_groups(s)) for s in (1, 2, 3)}
+    payload["generation_s"] = round(seconds, 2)
+    save_json(payload, out / MARKER)
+
+
+def read_marker(dataset_dir: str | os.PathLike) -> dict | None:
+    """The recorded generation parameters of a synthetic set, or None if absent/corrupt."""
+    try:
+        return json.loads((Path(dataset_dir) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_current(dataset_dir: Path, p: SynthParams) -> bool:
+    m = read_marker(dataset_dir)
+    if not m:
+        return False
+    want = _marker_payload(p)
+    if any(m.get(k) != want[k] for k in ("generator", "version", "codec", "params")):
+        return False
+    expected = len(p.specs())
+    from .datasets import scan_videos
+
+    return (dataset_dir / "splits" / "classInd.txt").is_file() and len(
+        scan_videos(dataset_dir / "videos")
+    ) == expected
+
+
+def load_clip_spec(dataset_dir: str | os.PathLike, video: str) -> ClipSpec:
+    """The :class:`ClipSpec` of a generated video (``"Class/v_Class_gXX_cYY.avi"``)."""
+    m = read_marker(dataset_dir)
+    if not m:
+        raise UserError(
+            f"{Path(dataset_dir) / MARKER} not found: {dataset_dir} is not a "
+            "generated synthetic data set (run 'twostream synth --out DIR')"
+        )
+    hit = re.search(r"v_(\w+?)_g(\d+)_c(\d+)\.avi$", video)
+    if not hit or hit.group(1) not in CLASSES:
+        raise UserError(f"{video!r} is not a synthetic video name (v_<Class>_gXX_cYY.avi)")
+    p = SynthParams(**m["params"])
+    return clip_spec(
+        hit.group(1),
+        int(hit.group(2)),
+        int(hit.group(3)),
+        frames=p.frames,
+        width=p.width,
+        height=p.height,
+        seed=p.seed,
+    )
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    """An exclusive advisory lock, so parallel processes do not generate the same set twice."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: no locking
+            pass
+        yield
+
+
+def ensure_synthetic(
+    dataset_dir: str | os.PathLike, params: SynthParams, *, force: bool = False
+) -> Path:
+    """Generate into ``dataset_dir`` unless it already holds this exact set.
+
+    Generation goes to a temporary folder beside it, then replaces videos/ and splits/ and
+    writes synthetic.json last; an interrupted run leaves no (or a stale) marker and is
+    redone. When a set generated with other parameters is replaced, the caches derived from
+    its videos (rawframes/, features/, runs/) are removed too: they describe other videos.
+    """
+    d = Path(dataset_dir)
+    params.validate()
+    with _lock(d / ".synthetic.lock"):
+        if not force and _is_current(d, params):
+            return d
+        with os.scandir(d) as it:  # leftovers of interrupted generations
+            for entry in it:
+                if entry.name.startswith(".synth-tmp-"):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+        tmp = d / f".synth-tmp-{os.getpid()}"
+        generate(tmp, **asdict(params))
+        (d / MARKER).unlink(missing_ok=True)
+        for sub in ("videos", "splits", "splits_hmdb51", "rawframes", "features", "runs"):
+            if (d / sub).exists():
+                shutil.rmtree(d / sub)
+        for sub in ("videos", "splits", "splits_hmdb51"):
+            if (tmp / sub).exists():
+                os.replace(tmp / sub, d / sub)
+        os.replace(tmp / MARKER, d / MARKER)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return d
+
+
+def synth_params(cfg) -> SynthParams:
+    """The synthetic-set parameters of a StudyConfig."""
+    return SynthParams(
+        classes=cfg.synth_classes,
+        clips_per_class=cfg.synth_clips_per_class,
+        groups=cfg.synth_groups,
+        frames=cfg.synth_frames,
+        width=cfg.synth_width,
+        height=cfg.synth_height,
+        seed=cfg.synth_seed,
+    )
+
+
+def ensure_dataset(cfg) -> Path:
+    """Make sure ``cfg``'s videos and split files exist; returns ``cfg.dataset_dir``.
+
+    Synthetic: generated (or regenerated when the recorded parameters differ). UCF101 /
+    HMDB51: checked, with instructions when missing.
+    """
+    if cfg.dataset == "synthetic":
+        return ensure_synthetic(cfg.dataset_dir, synth_params(cfg))
+    from .datasets import HMDB51_SPLITS_HELP, UCF101_SPLITS_HELP
+
+    sources = {
+        "ucf101": (
+            "UCF101.rar from https://www.crcv.ucf.edu/data/UCF101.php (13,320 .avi files "
+            "in 101 class folders)",
+            UCF101_SPLITS_HELP,
+        ),
+        "hmdb51": (
+            "hmdb51_org.rar from https://serre-lab.clps.brown.edu/resource/"
+            "hmdb-a-large-human-motion-database/ (one .rar per class; 6,766 .avi files)",
+            HMDB51_SPLITS_HELP,
+        ),
+    }
+    videos, splits = sources[cfg.dataset]
+    if not cfg.videos_dir.is_dir() or not any(os.scandir(cfg.videos_dir)):
+        raise UserError(
+            f"{cfg.dataset} videos not found in {cfg.videos_dir}; download {videos} "
+            f"and unpack them there as <Class>/<video>.avi"
+        )
+    if not cfg.splits_dir.is_dir() or not any(os.scandir(cfg.splits_dir)):
+        raise UserError(
+            f"{cfg.dataset} split files not found in {cfg.splits_dir}; {splits} {cfg.splits_dir}"
+        )
+    return cfg.dataset_dir
+
+
+# ----------------------------------------------------------------------------- CLI
+
+_OPTIONS = (  # (option, alias with the StudyConfig field name, SynthParams field, help)
+    ("--classes", "--synth-classes", "classes", f"number of motion classes (1..{len(CLASSES)})"),
+    ("--clips-per-class", "--synth-clips-per-class", "clips_per_class", "clips per class"),
+    ("--groups", "--synth-groups", "groups", f"groups per class (>= {MIN_GROUPS})"),
+    ("--frames", "--synth-frames", "frames", "frames per clip"),
+    ("--width", "--synth-width", "width", "frame width (even, >= 32)"),
+    ("--height", "--synth-height", "height", "frame height (even, >= 32)"),
+    ("--seed", "--synth-seed", "seed", "random seed of the data set"),
+)
+
+
+def cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="data set folder (gets videos/, splits/, synthetic.json)",
+    )
+    for opt, alias, dest, text in _OPTIONS:
+        parser.add_argument(
+            opt,
+            alias,
+            dest=dest,
+            type=int,
+            default=None,
+            help=f"{text} (default: {getattr(SynthParams(), dest)}, or --params)",
+        )
+    parser.add_argument(
+        "--hmdb-splits",
+        action="store_true",
+        help="also write HMDB51-format split files into splits_hmdb51/",
+    )
+    parser.add_argument("--params", metavar="FILE", help="take the synth_* values of a params yaml")
+    parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    defaults = asdict(SynthParams())
+    if args.params:
+        from .config import StudyConfig
+
+        defaults.update(asdict(synth_params(StudyConfig.from_yaml(args.params))))
+    values = {
+        k: (getattr(args, k) if getattr(args, k) is not None else v)
+        for k, v in defaults.items()
+        if k != "hmdb_splits"
+    }
+    p = SynthParams(**values, hmdb_splits=args.hmdb_splits).validate()
+    start = time.perf_counter()
+    out = ensure_synthetic(args.out, p, force=args.force)
+    n = len(p.specs())
+    print(
+        f"{out}: {n} clips ({p.classes} classes x {p.clips_per_class}), {p.groups} groups, "
+        f"{p.frames} frames of {p.width}x{p.height}, seed {p.seed}; "
+        f"test groups per split {[list(p.test_groups(s)) for s in (1, 2, 3)]}; "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    return 0

@@ -1,0 +1,195 @@
+"""The paper's augmentation as paired train / eval presets for RGB frames and flow stacks.
+
+A transform takes one *stack* as a uint8 tensor (C, H, W) — C = 3 for an RGB frame,
+C = 2L for a flow stack interleaved ``[x_0, y_0, x_1, y_1, ...]`` — and returns a
+normalised float tensor (C, S, S), S = ``input_size``. Every random choice (crop window,
+scale, flip, jitter) is drawn **once per stack** and applied to all its channels, so the
+L flow fields of a stack stay aligned.
+
+Training (paper, section IV): a random ``crop_size`` square crop (256), rescaled by a
+random factor s in [``scale_min``, ``scale_max``] (3/4 .. 4/3), resized to ``input_size``
+(224). "Rescale the frame by s, then crop crop_size" is implemented as the equivalent
+"crop a window of side crop_size / s, then resize" (the window is clipped to the frame,
+so frames smaller than the window use their full height). Then a horizontal flip with
+probability 1/2 and, when enabled for this stream, colour jitter.
+
+Evaluation: a centre ``crop_size`` window (clipped to the frame) resized to
+``input_size`` — the training geometry at s = 1 without randomness.
+
+**Flow under a horizontal flip**: mirroring the image mirrors the motion, so flow-x
+changes sign. Flow JPEGs store q = 255 (f + b) / 2b (bound quantisation, zero flow at
+:data:`FLOW_ZERO` = 127.5), so negating f is exactly q' = 255 - q on the uint8 scale;
+flow-y is unchanged. (For the per-frame min-max quantisation of the authors' code the
+zero level is not fixed; 255 - q then negates the flow with min and max swapped, the
+usual approximation.)
+
+**Colour jitter** (strength j = ``cfg.color_jitter``, 0 = off; ``cfg.jitter_stream``
+picks the stream: the paper's text says temporal, the released code did RGB): RGB gets
+brightness (x b) and contrast (around the stack mean) factors in [1 - j, 1 + j]; flow
+gets a contrast factor in [1 - j, 1 + j] around the zero level (scales the motion) and a
+shift of up to j x :data:`FLOW_SHIFT` levels (a small global motion bias).
+
+**Normalisation**: RGB with the ImageNet mean / std (what the pretrained weights expect);
+flow as (q / 255 - 0.5) x 2, i.e. [-1, 1] with zero motion at 0 (the cross-modality
+initialised first conv then sees zero-mean inputs, as for normalised RGB).
+
+Resizing flow changes its pixel scale; like TSN and the authors' code the values are not
+rescaled (a constant factor the network absorbs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .errors import UserError
+
+# The paper's geometry (full-scale params use these values).
+PAPER_CROP_SIZE = 256
+PAPER_INPUT_SIZE = 224
+PAPER_SCALE_RANGE = (3.0 / 4.0, 4.0 / 3.0)
+FLIP_PROBABILITY = 0.5
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FLOW_ZERO = 127.5  # uint8 level of zero motion under bound quantisation
+FLOW_SHIFT = 16.0  # uint8 levels of global flow shift per unit of colour-jitter strength
+
+
+def _uniform(lo: float, hi: float, generator: torch.Generator | None) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=generator))
+
+
+@dataclass(frozen=True)
+class StackTransform:
+    """One preset: ``transform(x_uint8 (C, H, W), generator=None) -> float (C, S, S)``."""
+
+    modality: str  # rgb | flow
+    train: bool
+    crop_size: int
+    input_size: int
+    scale_min: float = 1.0
+    scale_max: float = 1.0
+    flip: bool = False
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.modality not in ("rgb", "flow"):
+            raise UserError(f"unknown modality {self.modality!r}; known: rgb, flow")
+        if self.crop_size < 1 or self.input_size < 1 or self.scale_min <= 0:
+            raise UserError("crop_size, input_size and scale_min must be positive")
+
+    def window(self, height: int, width: int, generator=None) -> tuple[int, int, int]:
+        """(top, left, side) of the square crop window."""
+        if not self.train:
+            side = min(self.crop_size, height, width)
+            return (height - side) // 2, (width - side) // 2, side
+        s = _uniform(self.scale_min, self.scale_max, generator)
+        side = max(1, min(round(self.crop_size / s), height, width))
+        top = int(torch.randint(0, height - side + 1, (), generator=generator))
+        left = int(torch.randint(0, width - side + 1, (), generator=generator))
+        return top, left, side
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if x.dim() != 3:
+            raise ValueError(f"expected a (C, H, W) stack, got shape {tuple(x.shape)}")
+        c, h, w = x.shape
+        top, left, side = self.window(h, w, generator)
+        x = x[:, top : top + side, left : left + side].float()  # (C, side, side), 0..255
+        if side != self.input_size:
+            x = F.interpolate(
+                x[None],
+                size=(self.input_size, self.input_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=side > self.input_size,
+            )[0]  # (C, S, S)
+        if self.train and self.flip and float(torch.rand((), generator=generator)) < FLIP_PROBABILITY:
+            x = hflip(x, self.modality)
+        if self.train and self.jitter > 0:
+            x = self._jitter(x, generator)
+        return normalize(x, self.modality)
+
+    def _jitter(self, x: torch.Tensor, generator) -> torch.Tensor:
+        j = self.jitter
+        contrast = _uniform(1 - j, 1 + j, generator)
+        if self.modality == "rgb":
+            brightness = _uniform(1 - j, 1 + j, generator)
+            x = x * brightness
+            mean = x.mean()
+            x = (x - mean) * contrast + mean
+        else:
+            shift = _uniform(-j, j, generator) * FLOW_SHIFT
+            x = (x - FLOW_ZERO) * contrast + FLOW_ZERO + shift
+        return x.clamp(0.0, 255.0)
+
+
+def hflip(x: torch.Tensor, modality: str) -> torch.Tensor:
+    """Mirror a (C, H, W) stack on the 0..255 scale; for flow also negate flow-x (even
+    channels) around the zero level: q' = 255 - q."""
+    x = x.flip(-1)
+    if modality == "flow":
+        x = x.clone()
+        x[0::2] = 255.0 - x[0::2]
+    return x
+
+
+def normalize(x: torch.Tensor, modality: str) -> torch.Tensor:
+    """0..255 floats -> network input (ImageNet mean/std for RGB, [-1, 1] for flow)."""
+    if modality == "rgb":
+        mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype).view(3, 1, 1) * 255.0
+        std = torch.tensor(IMAGENET_STD, dtype=x.dtype).view(3, 1, 1) * 255.0
+        return (x - mean) / std
+    return (x / 255.0 - 0.5) * 2.0
+
+
+def jitter_applies(cfg, modality: str) -> bool:
+    stream = "spatial" if modality == "rgb" else "temporal"
+    return cfg.color_jitter > 0 and cfg.jitter_stream in (stream, "both")
+
+
+def train_transform(cfg, modality: str) -> StackTransform:
+    """The training preset from the config (paper: 256 crop, 3/4..4/3 scale, 224 input)."""
+    if not math.isfinite(cfg.scale_min) or not math.isfinite(cfg.scale_max):
+        raise UserError("scale_min and scale_max must be finite")
+    return StackTransform(
+        modality=modality,
+        train=True,
+        crop_size=cfg.crop_size,
+        input_size=cfg.input_size,
+        scale_min=cfg.scale_min,
+        scale_max=cfg.scale_max,
+        flip=True,
+        jitter=cfg.color_jitter if jitter_applies(cfg, modality) else 0.0,
+    )
+
+
+def eval_transform(cfg, modality: str) -> StackTransform:
+    """The evaluation preset: centre crop_size window resized to input_size."""
+    return StackTransform(
+        modality=modality, train=False, crop_size=cfg.crop_size, input_size=cfg.input_size
+    )
+
+
+def presets(cfg, modality: str) -> tuple[StackTransform, StackTransform]:
+    """(train, eval) transforms of one stream."""
+    return train_transform(cfg, modality), eval_transform(cfg, modality)
+
+
+__all__ = [
+    "FLOW_ZERO",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PAPER_CROP_SIZE",
+    "PAPER_INPUT_SIZE",
+    "PAPER_SCALE_RANGE",
+    "StackTransform",
+    "eval_transform",
+    "hflip",
+    "normalize",
+    "presets",
+    "train_transform",
+]
