@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -119,14 +120,34 @@ def speed_rows(args, devices):
         for preset in args.presets:
             n1 = args.pairs
             cv2.setNumThreads(1)
-            t = timed(lambda: flow.tvl1_batch(prevs[:n1], nexts[:n1], preset=preset, workers=1))  # noqa: B023
-            rows.append(dict(size=size, preset=preset, backend="opencv", device="cpu x1 thread",
-                             pairs=n1, seconds=t, pairs_per_s=n1 / t))
+            t = timed(partial(flow.tvl1_batch, prevs[:n1], nexts[:n1], preset=preset, workers=1))
+            rows.append(
+                dict(
+                    size=size,
+                    preset=preset,
+                    backend="opencv",
+                    device="cpu x1 thread",
+                    pairs=n1,
+                    seconds=t,
+                    pairs_per_s=n1 / t,
+                )
+            )
             if cores > 1:
                 nk = max(n1, cores)
-                t = timed(lambda: flow.tvl1_batch(prevs[:nk], nexts[:nk], preset=preset, workers=cores))  # noqa: B023
-                rows.append(dict(size=size, preset=preset, backend="opencv", device=f"cpu x{cores} threads",
-                                 pairs=nk, seconds=t, pairs_per_s=nk / t))
+                t = timed(
+                    partial(flow.tvl1_batch, prevs[:nk], nexts[:nk], preset=preset, workers=cores)
+                )
+                rows.append(
+                    dict(
+                        size=size,
+                        preset=preset,
+                        backend="opencv",
+                        device=f"cpu x{cores} threads",
+                        pairs=nk,
+                        seconds=t,
+                        pairs_per_s=nk / t,
+                    )
+                )
             cv2.setNumThreads(-1)
             for dev in devices:
                 if dev == "cpu":
@@ -136,17 +157,34 @@ def speed_rows(args, devices):
                     nb = args.cuda_batch
                     bp = [prevs[i % len(prevs)] for i in range(nb)]
                     bn = [nexts[i % len(nexts)] for i in range(nb)]
-                    flow.tvl1_batch(bp[:2], bn[:2], backend="torch", preset=preset, device=dev)  # warm-up
+                    flow.tvl1_batch(
+                        bp[:2], bn[:2], backend="torch", preset=preset, device=dev
+                    )  # warm-up
                     _sync(dev)
 
                 def run(dev=dev, bp=bp, bn=bn, nb=nb, preset=preset):
-                    flow.tvl1_batch(bp, bn, backend="torch", preset=preset, device=dev, batch_size=nb)
+                    flow.tvl1_batch(
+                        bp, bn, backend="torch", preset=preset, device=dev, batch_size=nb
+                    )
                     _sync(dev)
 
                 t = timed(run)
-                label = "cpu x%d threads" % torch.get_num_threads() if dev == "cpu" else device_description(dev)
-                rows.append(dict(size=size, preset=preset, backend="torch", device=label,
-                                 pairs=nb, seconds=t, pairs_per_s=nb / t))
+                label = (
+                    f"cpu x{torch.get_num_threads()} threads"
+                    if dev == "cpu"
+                    else device_description(dev)
+                )
+                rows.append(
+                    dict(
+                        size=size,
+                        preset=preset,
+                        backend="torch",
+                        device=label,
+                        pairs=nb,
+                        seconds=t,
+                        pairs_per_s=nb / t,
+                    )
+                )
     return rows
 
 
@@ -156,10 +194,19 @@ def accuracy_rows(args, devices):
     pairs = [gt_pair(k, h, w, seed=i) for i, k in enumerate(KINDS)]
     for preset in args.presets:
         for backend, dev in [("opencv", "cpu")] + [("torch", d) for d in devices]:
-            flows = flow.tvl1_batch([p[0] for p in pairs], [p[1] for p in pairs], backend=backend,
-                                    preset=preset, device=dev)
+            flows = flow.tvl1_batch(
+                [p[0] for p in pairs],
+                [p[1] for p in pairs],
+                backend=backend,
+                preset=preset,
+                device=dev,
+            )
             for (_, _, gt), f, kind in zip(pairs, flows, KINDS, strict=True):
-                rows.append(dict(preset=preset, backend=backend, device=dev, pair=kind, epe_vs_gt=epe(f, gt)))
+                rows.append(
+                    dict(
+                        preset=preset, backend=backend, device=dev, pair=kind, epe_vs_gt=epe(f, gt)
+                    )
+                )
     return rows
 
 
@@ -174,12 +221,21 @@ def real_rows(args, devices):
         for dev in devices:
             tf = flow.tvl1_batch(prevs, nexts, backend="torch", preset=preset, device=dev)
             for (rel, _, _), a, b in zip(pairs, cv[preset], tf, strict=True):
-                rows.append(dict(preset=preset, device=dev, clip=rel, epe_opencv_vs_torch=epe(a, b, 0),
-                                 mean_magnitude=float(np.linalg.norm(a, axis=-1).mean())))
+                rows.append(
+                    dict(
+                        preset=preset,
+                        device=dev,
+                        clip=rel,
+                        epe_opencv_vs_torch=epe(a, b, 0),
+                        mean_magnitude=float(np.linalg.norm(a, axis=-1).mean()),
+                    )
+                )
     cost = {}
     if "paper" in cv and "fast" in cv:
         cost = dict(
-            fast_vs_paper_epe_real=float(np.mean([epe(a, b, 0) for a, b in zip(cv["fast"], cv["paper"], strict=True)])),
+            fast_vs_paper_epe_real=float(
+                np.mean([epe(a, b, 0) for a, b in zip(cv["fast"], cv["paper"], strict=True)])
+            ),
             real_pairs=len(pairs),
         )
     return rows, cost
@@ -189,14 +245,24 @@ def main(argv=None) -> int:
     import pandas as pd
     import torch
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="CPU run in < 2 minutes (fewer pairs, one size)")
-    ap.add_argument("--device", default="auto", help="cpu | cuda | auto (cuda when available, and cpu)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="CPU run in < 2 minutes (fewer pairs, one size)"
+    )
+    ap.add_argument(
+        "--device", default="auto", help="cpu | cuda | auto (cuda when available, and cpu)"
+    )
     ap.add_argument("--pairs", type=int, default=None, help="pairs per speed measurement on CPU")
     ap.add_argument("--cuda-batch", type=int, default=256, help="pairs per batch on CUDA")
     ap.add_argument("--presets", nargs="+", default=["paper", "fast"])
-    ap.add_argument("--torch-threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/flow-<device>.json)")
+    ap.add_argument(
+        "--torch-threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
+    ap.add_argument(
+        "--out", default=None, help="JSON path (default benchmarks/results/flow-<device>.json)"
+    )
     args = ap.parse_args(argv)
     if args.pairs is None:
         args.pairs = 2 if args.quick else 8
@@ -214,7 +280,9 @@ def main(argv=None) -> int:
     acc = accuracy_rows(args, devices)
     real, cost = real_rows(args, devices)
     acc_df = pd.DataFrame(acc)
-    gt_table = acc_df.pivot_table(index=["preset", "backend", "device"], columns="pair", values="epe_vs_gt")
+    gt_table = acc_df.pivot_table(
+        index=["preset", "backend", "device"], columns="pair", values="epe_vs_gt"
+    )
     gt_table["mean"] = gt_table.mean(axis=1)
     if "paper" in args.presets and "fast" in args.presets:
         cvp = acc_df[(acc_df.backend == "opencv") & (acc_df.preset == "paper")].epe_vs_gt.mean()
@@ -243,7 +311,11 @@ def main(argv=None) -> int:
     print(f"\nwall time {wall:.1f} s")
 
     main_dev = "cuda" if "cuda" in devices else "cpu"
-    slug = "cpu" if main_dev == "cpu" else re.sub(r"[^a-z0-9]+", "-", device_description("cuda").lower()).strip("-")
+    slug = (
+        "cpu"
+        if main_dev == "cpu"
+        else re.sub(r"[^a-z0-9]+", "-", device_description("cuda").lower()).strip("-")
+    )
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"flow-{slug}.json"
     record = dict(
         benchmark="flow",

@@ -70,7 +70,15 @@ QUICK = dict(preset="fast", inner_iterations=40)
 def test_presets_and_overrides():
     p = flow.get_params("paper")
     assert (p.tau, p.lambda_, p.theta, p.nscales, p.warps, p.epsilon, p.scale_step, p.gamma) == (
-        0.25, 0.15, 0.3, 5, 5, 0.01, 0.8, 0.0)
+        0.25,
+        0.15,
+        0.3,
+        5,
+        5,
+        0.01,
+        0.8,
+        0.0,
+    )
     # the CUDA implementation's 300 iterations without median filtering
     assert p.inner_iterations * p.outer_iterations == 300 and p.median_filtering == 1
     f = flow.get_params("fast")
@@ -130,7 +138,9 @@ def test_bgr_input_is_converted_to_grey():
 
 def test_torch_batch_matches_single_pairs():
     # pairs converge at different iterations: masking finished pairs must not change them
-    pairs = [gt_pair(k, 40, 56, seed=i) for i, k in enumerate(["translation", "rotzoom", "nonrigid"])]
+    pairs = [
+        gt_pair(k, 40, 56, seed=i) for i, k in enumerate(["translation", "rotzoom", "nonrigid"])
+    ]
     prevs, nexts = [p[0] for p in pairs], [p[1] for p in pairs]
     batch = flow.tvl1_batch(prevs, nexts, backend="torch", **QUICK)
     assert batch.shape == (3, 40, 56, 2)
@@ -149,6 +159,25 @@ def test_torch_median_filtering_matches_opencv():
     fo = flow.tvl1(prev, nxt, backend="opencv", **kw)
     ft = flow.tvl1(prev, nxt, backend="torch", **kw)
     assert epe(fo, ft) < 0.02
+
+
+def test_torch_cuda_matches_cpu():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    pairs = [
+        gt_pair(k, 48, 64, seed=i) for i, k in enumerate(["translation", "rotzoom", "nonrigid"])
+    ]
+    prevs, nexts = [p[0] for p in pairs], [p[1] for p in pairs]
+    cpu = flow.tvl1_batch(prevs, nexts, backend="torch", **QUICK)
+    for compile_ in (False, True):
+        gpu = flow.tvl1_batch(
+            prevs, nexts, backend="torch", device="cuda", compile=compile_, **QUICK
+        )
+        for i in range(3):
+            assert epe(gpu[i], cpu[i]) < 0.01
+            assert epe(gpu[i], pairs[i][2]) < 0.3
 
 
 def test_torch_rejects_gamma():

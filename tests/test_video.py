@@ -15,12 +15,24 @@ REAL_CLIP_FRAMES = {
     "HMDB51/climb_stairs/Bruno_Walks_up_Stairs_climb_stairs_f_cm_np1_fr_med_0.mp4": (89, 256, 340),
     "HMDB51/dive/BASE_Jumping_Compilation_-_Brilliant_dive_f_cm_np1_le_bad_3.mp4": (45, 256, 306),
     "HMDB51/drink/50_FIRST_DATES_drink_u_nm_np1_fr_goo_29.mp4": (48, 256, 340),
-    "HMDB51/handstand/Bodenturnen_im_sportunterricht_handstand_f_cm_np1_le_med_1.mp4": (76, 256, 340),
+    "HMDB51/handstand/Bodenturnen_im_sportunterricht_handstand_f_cm_np1_le_med_1.mp4": (
+        76,
+        256,
+        340,
+    ),
     "HMDB51/jump/Documentario_Le_Parkour_Londrina_jump_f_cm_np1_ri_bad_6.mp4": (40, 256, 452),
     "HMDB51/punch/punch_28.mp4": (170, 256, 340),
     "HMDB51/ride_horse/ride_horse.mp4": (99, 256, 340),
-    "HMDB51/shoot_gun/DefensivePistolShootingTechniques_shoot_gun_f_nm_np1_fr_med_3.mp4": (80, 256, 340),
-    "HMDB51/swing_baseball/BaseballSwingAnalysis_swing_baseball_u_nm_np1_ba_med_0.mp4": (156, 256, 340),
+    "HMDB51/shoot_gun/DefensivePistolShootingTechniques_shoot_gun_f_nm_np1_fr_med_3.mp4": (
+        80,
+        256,
+        340,
+    ),
+    "HMDB51/swing_baseball/BaseballSwingAnalysis_swing_baseball_u_nm_np1_ba_med_0.mp4": (
+        156,
+        256,
+        340,
+    ),
     "HMDB51/talk/Fellowship_4_talk_u_nm_np1_fr_med_0.mp4": (120, 256, 374),
     "UCF101/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi": (164, 240, 320),
     "UCF101/BaseballPitch/v_BaseballPitch_g01_c01.avi": (107, 240, 320),
@@ -166,7 +178,9 @@ def test_real_clip_shapes_and_resize(real_clips):
         frames = video.read_frames(real_clips / rel, short_side=64)
         assert frames.shape == (n, th, tw, 3), rel
         assert min(th, tw) == 64
-    gif = video.read_frames(real_clips / "UCF101/CricketShot/v_CricketShot_g04_c01_rgb.gif", size="112x100")
+    gif = video.read_frames(
+        real_clips / "UCF101/CricketShot/v_CricketShot_g04_c01_rgb.gif", size="112x100"
+    )
     assert gif.shape == (79, 100, 112, 3)
     assert gif.std() > 10  # real content, not blank frames
 
@@ -201,7 +215,9 @@ def test_flow_stack_indices():
     np.testing.assert_array_equal(video.flow_stack_indices(100, 95, 10), np.arange(90, 100))
     np.testing.assert_array_equal(video.flow_stack_indices(100, -3, 10), np.arange(0, 10))
     # fewer flows than L: pad by repeating the last flow
-    np.testing.assert_array_equal(video.flow_stack_indices(5, 3, 10), [0, 1, 2, 3, 4, 4, 4, 4, 4, 4])
+    np.testing.assert_array_equal(
+        video.flow_stack_indices(5, 3, 10), [0, 1, 2, 3, 4, 4, 4, 4, 4, 4]
+    )
     np.testing.assert_array_equal(video.flow_stack_indices(1, 0, 3), [0, 0, 0])
     with pytest.raises(ValueError):
         video.flow_stack_indices(0, 0, 10)

@@ -137,12 +137,12 @@ def iter_frames(
     finally:
         cap.release()
     if n == 0:
-        raise VideoDecodeError(f"video {path} opened but no frame could be decoded (truncated or corrupt)")
+        raise VideoDecodeError(
+            f"video {path} opened but no frame could be decoded (truncated or corrupt)"
+        )
 
 
-def read_frames(
-    path: str | os.PathLike, *, short_side: int | None = None, size=None
-) -> np.ndarray:
+def read_frames(path: str | os.PathLike, *, short_side: int | None = None, size=None) -> np.ndarray:
     """All frames of ``path`` as one BGR uint8 array (N, H, W, 3)."""
     return np.stack(list(iter_frames(path, short_side=short_side, size=size)))  # (N, H, W, 3)
 
@@ -157,7 +157,9 @@ def count_frames(path: str | os.PathLike) -> int:
     finally:
         cap.release()
     if n == 0:
-        raise VideoDecodeError(f"video {path} opened but no frame could be decoded (truncated or corrupt)")
+        raise VideoDecodeError(
+            f"video {path} opened but no frame could be decoded (truncated or corrupt)"
+        )
     return n
 
 
