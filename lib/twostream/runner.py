@@ -44,6 +44,7 @@ DESCRIPTIONS: dict[str, str] = {
     "table3_comparison": "Table 3: our rows per split and mean +- std beside the paper and the literature.",
     "table3_per_split": "Per-split accuracies behind Table 3.",
     "final_confusion": "Confusion matrix and per-class accuracy of the best model.",
+    "protocol_audit_per_split": "Per-split numbers behind the protocol audit.",
     "protocol_audit": "Audit of the authors' evaluation protocol: accuracy under each protocol and the inflation in points.",
 }
 
