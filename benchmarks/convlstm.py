@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from twostream.config import save_json
 from twostream.convlstm import build_head, count_parameters
 from twostream.fusion import is_parameter_free
@@ -308,6 +309,20 @@ def bench_frames(*, backbone, size, T, videos, device, amp, steps, warmup, tap) 
 # ----------------------------------------------------------------------------- sizes
 
 
+def convlstm_gflop(*, tap_hwc, layers, kernel, hidden, T) -> float:
+    """Forward GFLOP per video of the ConvLSTM's convolutions (2 FLOP per multiply-add).
+
+    Training costs about 3x this (forward + two backward products); the gates, pooling and
+    classifier are negligible beside the convolutions.
+    """
+    h, w, c = tap_hwc
+    flop, c_in = 0.0, c
+    for _ in range(layers):
+        flop += 2 * T * h * w * (c_in + hidden) * 4 * hidden * kernel * kernel
+        c_in = hidden
+    return flop / 1e9
+
+
 def cache_table(T: int) -> list[dict]:
     """Bytes per video per stream and tap, and dataset disk per storage scheme."""
     rows = []
@@ -394,6 +409,12 @@ def main(argv=None) -> int:
         "epochs": EPOCHS,
     }
     print(f"device: {device_description(device)}  (bf16: {amp})", flush=True)
+    if args.quick:
+        print(
+            "quick: cut-down sizes (C=128, hidden 32, resnet18 at 112 px): the hours below "
+            "are for THESE sizes, not the paper's; they show relative costs only",
+            flush=True,
+        )
 
     # Frames: the ResNets' forward passes the cache saves, per video (both streams, T steps).
     frame_tap = "conv5_x"
@@ -445,6 +466,7 @@ def main(argv=None) -> int:
                 warmup=warmup,
                 compile_model=args.compile,
             )
+            gflop = convlstm_gflop(tap_hwc=hwc, layers=layers, kernel=kernel, hidden=hidden, T=T)
             per_video_train = r["train_step_s_precompute"] / batch
             per_video_eval = r["eval_step_s"] / batch
             epoch_mem = UCF101_TRAIN_SPLIT1 * per_video_train
@@ -460,6 +482,8 @@ def main(argv=None) -> int:
                 "layers": layers,
                 "kernel": kernel,
                 "params": r["params"],
+                "gflop_fwd_per_video": gflop,
+                "train_tflops_achieved": 3 * gflop * batch / r["train_step_s_precompute"] / 1e3,
                 "train_step_s": r["train_step_s_precompute"],
                 "train_step_s_concat": r["train_step_s_concat"],
                 "speedup_precompute": r["train_step_s_concat"] / r["train_step_s_precompute"],
@@ -496,6 +520,7 @@ def main(argv=None) -> int:
         "kernel",
         "params",
         "train_ms_per_video",
+        "train_tflops_achieved",
         "speedup_precompute",
         "eval_ms_per_video",
         "epoch_s_cache_memory",

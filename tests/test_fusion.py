@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from twostream.errors import UserError
 from twostream.fusion import (
     FUSIONS,
