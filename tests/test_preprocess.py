@@ -71,7 +71,7 @@ def tree_hashes(out: Path) -> dict[str, str]:
     """sha256 of every output file; .prepare/ (internal state with timings) and the
     manifest (wall-clock timings; compared without them) are left out."""
     hashes = {}
-    for dirpath, dirnames, filenames in os.walk(out):
+    for dirpath, _dirnames, filenames in os.walk(out):
         rel_dir = os.path.relpath(dirpath, out)
         if rel_dir.split(os.sep)[0] == pp.STATE_DIR:
             continue
@@ -197,7 +197,7 @@ def test_kill_9_then_resume_is_byte_identical(clips, reference, tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            done = [f for f in os.listdir(markers)] if markers.is_dir() else []
+            done = os.listdir(markers) if markers.is_dir() else []
             if len([f for f in done if f.endswith(".json")]) >= kill_after:
                 break
             time.sleep(0.005)
@@ -229,7 +229,7 @@ def test_partial_folder_is_redone_and_rerun_skips(clips, reference, tmp_path):
     assert tree_hashes(out) == tree_hashes(reference) and stray_temps(out) == []
 
 
-def test_changed_parameters_or_source_redo(tmp_path):
+def test_changed_parameters_or_source_redo(tmp_path, monkeypatch):
     vids = tmp_path / "v"
     write_video(vids / "a.avi", frames=4)
     write_video(vids / "b.avi", frames=4, seed=1)
@@ -240,6 +240,11 @@ def test_changed_parameters_or_source_redo(tmp_path):
     assert s.reused == 0 and s.ok == 2
     assert json.loads((out / pp.CONFIG_FILE).read_text())["params"]["short_side"] == 16
     assert cv2.imread(str(out / "a" / "img_00001.jpg")).shape[:2] == (16, 24)
+    from twostream import flow
+
+    changed = dict(flow.PRESETS, fast=flow.PRESETS["fast"].replace(theta=0.2))
+    monkeypatch.setattr(flow, "PRESETS", changed)  # a preset redefined in a later version
+    assert run_prepare(vids, out, short_side=16).reused == 0
     write_video(vids / "b.avi", frames=6, seed=2)  # the source changed
     os.utime(vids / "b.avi", ns=(1, 1))
     s = run_prepare(vids, out, short_side=16)
@@ -390,3 +395,11 @@ def test_prepare_all_real_clips(real_clips, tmp_path):
             r["frames"] == count_frames(real_clips / r["video"]) and r["flows"] == r["frames"] - 1
         )
         assert min(r["width"], r["height"]) == 64
+
+
+def test_one_unsharded_run_per_output_folder(tmp_path):
+    (tmp_path / "v").mkdir()
+    out = tmp_path / "out"
+    with pp._exclusive_lock(out), pytest.raises(UserError, match="another 'twostream prepare'"):
+        pp.prepare(tmp_path / "v", out)
+    assert pp.prepare(tmp_path / "v", out).selected == 0  # free again

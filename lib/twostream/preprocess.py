@@ -16,9 +16,10 @@ and writes, for ``<videos>/<rel dir>/<stem>.<ext>``::
 Why it survives ``kill -9`` at any moment: every file is written as a temp file + rename
 (frames by ``_write_frame_file``, with one file-system sync per video instead of one fsync
 per file; everything else by ``twostream.utils``' atomic helpers), and a video counts as
-done only once its marker in ``.prepare/`` exists, which is written *after* all its frames. A rerun skips videos
-whose marker matches (same parameters, same source size and mtime) and redoes the others
-after deleting their partial folder. JPEG encoding (``cv2.imencode``) and single-threaded
+done only once its marker in ``.prepare/`` exists, which is written *after* all its
+frames. A rerun skips videos whose marker matches (same parameters and resolved TV-L1
+settings, same source size and mtime) and redoes the others after deleting their partial
+folder. JPEG encoding (``cv2.imencode``) and single-threaded
 TV-L1 are deterministic, and the manifest and lists are rebuilt from the markers in sorted
 order at the end of every run, so an interrupted-then-resumed run gives the same bytes as
 an uninterrupted one. The exception is the ``timings`` object of each manifest record
@@ -113,22 +114,24 @@ class PrepareOptions:
                 "the opencv flow backend runs on the CPU; use --flow-backend torch for cuda"
             )
 
-    def key(self) -> str:
-        """Hash of the options and the layout version: a marker with another key is stale."""
-        payload = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
-        return hashlib.sha1(payload.encode()).hexdigest()[:16]
+    def tvl1_params(self) -> dict[str, Any]:
+        """The TV-L1 parameters the preset + overrides resolve to *now*: a preset whose
+        definition changes in flow.py must not reuse frames made with the old one."""
+        from .flow import get_params
 
-    @classmethod
-    def from_config(cls, cfg) -> PrepareOptions:
-        return cls(
-            short_side=cfg.short_side,
-            resize=cfg.resize,
-            flow_backend=cfg.flow_backend,
-            flow_preset=cfg.flow_preset,
-            flow_device=cfg.flow_device,
-            flow_quantization=cfg.flow_quantization,
-            flow_bound=float(cfg.flow_bound),
-        )
+        return dataclasses.asdict(get_params(self.flow_preset, **dict(self.flow_params)))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "params": dataclasses.asdict(self),
+            "tvl1": self.tvl1_params(),
+        }
+
+    def key(self) -> str:
+        """Hash of everything that changes the bytes: a marker with another key is stale."""
+        payload = json.dumps(self.describe(), sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -298,8 +301,11 @@ def _clean_orphan_temps(out_dir: Path, *, min_age_s: float) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive_lock(out_dir: Path):
-    """One unsharded run per output folder (flock; released by the kernel on kill -9)."""
+def _exclusive_lock(out_dir: Path, *, wait: bool = False):
+    """One unsharded run per output folder (flock; released by the kernel on kill -9).
+
+    ``wait``: block until the other run ends (ensure_rawframes then reuses its work)
+    instead of failing at once (the command line's behaviour)."""
     lock_path = out_dir / STATE_DIR / "lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fh = open(lock_path, "a+")  # noqa: SIM115 - held for the whole run
@@ -307,7 +313,13 @@ def _exclusive_lock(out_dir: Path):
         try:
             import fcntl
 
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                if not wait:
+                    raise
+                print(f"prepare: another run is writing {out_dir}; waiting for it", file=sys.stderr)
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         except ImportError:  # pragma: no cover - not POSIX
             pass
         except OSError:
@@ -667,13 +679,15 @@ def prepare(
     shard: str | tuple[int, int] | None = None,
     flow_batch: int = 16,
     show_progress: bool = True,
+    wait: bool = False,
 ) -> PrepareSummary:
     """Decode and flow every video under ``videos_dir`` into ``out_dir`` (resumable).
 
     ``splits_dir`` + ``dataset`` ("ucf101" | "hmdb51" split-file format) add mmaction2
     annotation lists named ``<list_name or dataset>_{train,val}_split_<k>_rawframes.txt``.
     Never raises for a bad video: it is recorded as failed in the manifest (see
-    ``summary.failed``); raises ``UserError`` for bad arguments.
+    ``summary.failed``); raises ``UserError`` for bad arguments, or when another unsharded
+    run holds ``out_dir`` (``wait=True`` waits for it instead).
     """
     start = time.perf_counter()
     opts = PrepareOptions(
@@ -696,12 +710,12 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     key = opts.key()
 
-    lock = _exclusive_lock(out) if shard_t[1] == 1 else contextlib.nullcontext()
+    lock = _exclusive_lock(out, wait=wait) if shard_t[1] == 1 else contextlib.nullcontext()
     with lock:
         # Unsharded runs hold the lock, so every temp file is an orphan; shards running
         # side by side only remove old ones.
         _clean_orphan_temps(out, min_age_s=0.0 if shard_t[1] == 1 else 600.0)
-        config = {"format": FORMAT_VERSION, "params": dataclasses.asdict(opts), "params_key": key}
+        config = {**opts.describe(), "params_key": key}
         config_text = json.dumps(config, indent=2, sort_keys=True) + "\n"
         cfg_path = out / CONFIG_FILE
         if not cfg_path.is_file() or cfg_path.read_text() != config_text:
@@ -808,6 +822,7 @@ def ensure_rawframes(cfg, *, show_progress: bool = True) -> Path:
         flow_bound=cfg.flow_bound,
         workers=cfg.prep_workers,
         show_progress=show_progress,
+        wait=True,
     )
     if summary.reused < summary.selected or summary.failed:
         print(summary)
@@ -881,57 +896,34 @@ def cli_arguments(parser) -> None:
     from .config import StudyConfig
 
     d = StudyConfig()
-    add = parser.add_argument
-    add("--videos", type=Path, help="folder of videos (any depth); default: --params' data set")
-    add("--out", type=Path, help="rawframes folder to write; default: --params' data set")
-    add("--splits", type=Path, help="official split files: also write mmaction2 annotation lists")
-    add("--dataset", choices=("ucf101", "hmdb51"), help="split-file format (default ucf101)")
-    add("--list-name", help="prefix of the annotation lists (default: --dataset)")
+    options = [  # (flags, keyword arguments)
+        (["--videos"], dict(type=Path, metavar="DIR", help="folder of videos, any depth (default: the --params data set's)")),
+        (["--out"], dict(type=Path, metavar="DIR", help="rawframes folder to write (default: the --params data set's)")),
+        (["--splits"], dict(type=Path, metavar="DIR", help="official split files: also write mmaction2 annotation lists")),
+        (["--dataset"], dict(choices=("ucf101", "hmdb51"), help="split-file format (default ucf101)")),
+        (["--list-name"], dict(metavar="NAME", help="prefix of the annotation lists (default: --dataset)")),
+        (["--flow-backend"], dict(choices=("opencv", "torch"), help=f"TV-L1 implementation (default {d.flow_backend})")),
+        (["--flow-preset"], dict(choices=("paper", "fast"), help=f"default {d.flow_preset}; paper = the authors' settings")),
+        (["--flow-param"], dict(dest="flow_params", action="append", default=[], metavar="NAME=VALUE",
+                                help="override one TV-L1 parameter of the preset (e.g. warps=3); repeatable")),
+        (["--device", "--flow-device"], dict(dest="flow_device", metavar="DEV", help="cpu | cuda (torch backend)")),
+        (["--bound", "--flow-bound"], dict(dest="flow_bound", type=float, metavar="PX", help=f"flow bound (default {d.flow_bound:g})")),
+        (["--quantization", "--flow-quantization"], dict(dest="flow_quantization", choices=QUANTIZATIONS,
+                                                          help="bound (TSN, default) | minmax (the authors' per-frame mapping)")),
+        (["--workers", "--prep-workers"], dict(dest="prep_workers", type=int, metavar="N", help=f"processes (default {d.prep_workers})")),
+        (["--shard"], dict(metavar="i/n", help="process the i-th of n disjoint parts (array jobs)")),
+        (["--flow-batch"], dict(type=int, default=16, metavar="N", help="pairs per TV-L1 call (larger suits torch on a GPU)")),
+        (["--params"], dict(type=Path, metavar="FILE", help="params yaml: defaults for every option and the data set folders")),
+        (["--set"], dict(dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one StudyConfig field")),
+        (["--quiet"], dict(action="store_true", help="no progress bar")),
+    ]  # fmt: skip
+    for flags, kwargs in options:
+        parser.add_argument(*flags, **kwargs)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--short-side", type=int, help="resize so the shorter side is N pixels")
+    size.add_argument("--short-side", type=int, metavar="N", help="resize: shorter side N pixels")
     size.add_argument(
-        "--size", "--resize", dest="resize", metavar="WxH", help="exact size, e.g. 340x256"
+        "--size", "--resize", dest="resize", metavar="WxH", help="resize: exactly WxH, e.g. 340x256"
     )
-    add("--flow-backend", choices=("opencv", "torch"), help=f"default {d.flow_backend}")
-    add(
-        "--flow-preset",
-        choices=("paper", "fast"),
-        help=f"default {d.flow_preset}; paper = the authors'",
-    )
-    add("--flow-param", dest="flow_params", action="append", default=[], metavar="NAME=VALUE",
-        help="override one TV-L1 parameter of the preset (e.g. warps=3); repeatable")  # fmt: skip
-    add("--device", "--flow-device", dest="flow_device", help="cpu | cuda (torch backend)")
-    add(
-        "--bound",
-        "--flow-bound",
-        dest="flow_bound",
-        type=float,
-        help=f"pixels (default {d.flow_bound:g})",
-    )
-    add("--quantization", "--flow-quantization", dest="flow_quantization", choices=QUANTIZATIONS,
-        help="bound (TSN, default) | minmax (the authors' per-frame mapping)")  # fmt: skip
-    add(
-        "--workers",
-        "--prep-workers",
-        dest="prep_workers",
-        type=int,
-        help=f"processes (default {d.prep_workers})",
-    )
-    add("--shard", metavar="i/n", help="process the i-th of n disjoint parts (array jobs)")
-    add(
-        "--flow-batch",
-        type=int,
-        default=16,
-        help="pairs per TV-L1 call (larger suits torch on a GPU)",
-    )
-    add(
-        "--params",
-        type=Path,
-        help="params yaml: defaults for every option and the data set folders",
-    )
-    add("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override one StudyConfig field")  # fmt: skip
-    add("--quiet", action="store_true", help="no progress bar")
 
 
 def _key_values(items: Sequence[str], option: str) -> dict[str, Any]:
@@ -1098,7 +1090,8 @@ def benchmark_backends(
     for backend, preset, device in dict.fromkeys([reference, *configs]):
         row = {"backend": backend, "preset": preset, "device": device, "pairs": len(pairs)}
         try:
-            flow_for_pairs(pairs[:1], backend=backend, preset=preset, device=device, workers=1)
+            if device.startswith("cuda"):  # CUDA context / kernel compilation is not throughput
+                flow_for_pairs(pairs[:1], backend=backend, preset=preset, device=device)
             t0 = time.perf_counter()
             flows[(backend, preset, device)] = flow_for_pairs(
                 pairs, backend=backend, preset=preset, device=device, workers=1
