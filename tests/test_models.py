@@ -3,6 +3,7 @@ import time
 import pytest
 import torch
 import torchvision
+
 from twostream import models
 from twostream.errors import UserError
 from twostream.models import TAPS, build_stream, cross_modality_conv, load_stream, tap_channels
@@ -25,7 +26,9 @@ def test_flow_stream_from_local_weights_file(tmp_path):
     ref = torchvision.models.resnet18(weights=None)
     path = tmp_path / "r18.pth"
     torch.save(ref.state_dict(), path)
-    net = build_stream(modality="flow", backbone="resnet18", num_classes=5, flow_length=10, pretrained=str(path))
+    net = build_stream(
+        modality="flow", backbone="resnet18", num_classes=5, flow_length=10, pretrained=str(path)
+    )
     assert net.in_channels == 20
     mean = ref.conv1.weight.mean(dim=1, keepdim=True).expand(-1, 20, -1, -1)
     assert torch.equal(net.body.conv1.weight, mean)
@@ -41,7 +44,9 @@ def test_wrong_backbone_file_and_missing_file_fail_clearly(tmp_path):
     with pytest.raises(UserError, match="does not match the backbone"):
         build_stream(modality="rgb", backbone="resnet34", num_classes=3, pretrained=str(path))
     with pytest.raises(UserError, match="does not exist"):
-        build_stream(modality="rgb", backbone="resnet18", num_classes=3, pretrained=str(tmp_path / "x.pth"))
+        build_stream(
+            modality="rgb", backbone="resnet18", num_classes=3, pretrained=str(tmp_path / "x.pth")
+        )
 
 
 def test_offline_imagenet_fails_at_once_naming_both_fixes(tmp_path, monkeypatch):
@@ -71,7 +76,9 @@ def test_imagenet_weights_come_from_the_hub_cache(tmp_path, monkeypatch):
     torch.save(ref.state_dict(), cached)
     net = build_stream(modality="rgb", backbone="resnet18", num_classes=3, pretrained="imagenet")
     assert torch.equal(net.body.conv1.weight, ref.conv1.weight)
-    assert models.imagenet_weights("resnet101") is torchvision.models.ResNet101_Weights.IMAGENET1K_V2
+    assert (
+        models.imagenet_weights("resnet101") is torchvision.models.ResNet101_Weights.IMAGENET1K_V2
+    )
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
@@ -117,8 +124,12 @@ def test_unknown_names_list_the_known_ones():
 
 def test_every_parameter_gets_a_gradient():
     torch.manual_seed(0)
-    net = build_stream(modality="flow", backbone="resnet18", num_classes=4, flow_length=3, dropout=0.5)
-    loss = torch.nn.functional.cross_entropy(net(torch.randn(4, 6, 48, 48)), torch.tensor([0, 1, 2, 3]))
+    net = build_stream(
+        modality="flow", backbone="resnet18", num_classes=4, flow_length=3, dropout=0.5
+    )
+    loss = torch.nn.functional.cross_entropy(
+        net(torch.randn(4, 6, 48, 48)), torch.tensor([0, 1, 2, 3])
+    )
     loss.backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -146,7 +157,9 @@ def test_load_stream_roundtrip(tmp_path):
     from twostream.checkpoint import save_checkpoint
 
     net = build_stream(modality="flow", backbone="resnet18", num_classes=6, flow_length=2)
-    path = save_checkpoint(tmp_path / "c.pt", model=net, epoch=0, config={}, extra={"arch": net.arch})
+    path = save_checkpoint(
+        tmp_path / "c.pt", model=net, epoch=0, config={}, extra={"arch": net.arch}
+    )
     again = load_stream(path)
     assert again.arch == net.arch
     for a, b in zip(net.state_dict().values(), again.state_dict().values()):

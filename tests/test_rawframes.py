@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from twostream.errors import UserError
 from twostream.rawframes import TrainSteps, VideoSteps, count_frames, video_dir
 from twostream.transforms import StackTransform

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from twostream.config import StudyConfig
 from twostream.transforms import (
     FLOW_ZERO,

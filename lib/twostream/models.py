@@ -318,7 +318,9 @@ def load_stream(checkpoint_path: str | os.PathLike, map_location="cpu") -> Strea
     """Rebuild a trained stream from a ``twostream.checkpoint`` file (its ``extra.arch``)."""
     p = Path(checkpoint_path)
     if not p.is_file():
-        raise UserError(f"stream checkpoint {p} does not exist; train it with twostream train-stream")
+        raise UserError(
+            f"stream checkpoint {p} does not exist; train it with twostream train-stream"
+        )
     payload = torch.load(p, map_location=map_location, weights_only=False)
     arch = (payload.get("extra") or {}).get("arch")
     if arch is None:

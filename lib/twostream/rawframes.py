@@ -118,7 +118,9 @@ class _Videos(Dataset):
         folder = self.folders[video]
         if self.modality == "rgb":
             return load_rgb(folder, step)
-        return load_flow_stack(folder, flow_stack_indices(self.counts[video][1], step, self.flow_length))
+        return load_flow_stack(
+            folder, flow_stack_indices(self.counts[video][1], step, self.flow_length)
+        )
 
 
 class TrainSteps(_Videos):

@@ -445,7 +445,9 @@ def train_stream(
     train_all, test = load_split(cfg.split_format, cfg.splits_dir, split)
     train, val = train_val_split(train_all, val_fraction=cfg.val_fraction, seed=cfg.seed)
     if not val:
-        raise UserError("the validation split is empty; set val_fraction > 0 (model selection needs it)")
+        raise UserError(
+            "the validation split is empty; set val_fraction > 0 (model selection needs it)"
+        )
 
     if dist.is_main():
         run.mkdir(parents=True, exist_ok=True)
@@ -459,8 +461,13 @@ def train_stream(
     pin = device.type == "cuda"
     eval_bs = max(1, 2 * cfg.stream_batch_size // cfg.num_segments)
     loaders = {
-        "train": train_loader(train_ds, batch_size=cfg.stream_batch_size, seed=cfg.seed,
-                              num_workers=cfg.num_workers, pin=pin),  # fmt: skip
+        "train": train_loader(
+            train_ds,
+            batch_size=cfg.stream_batch_size,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+            pin=pin,
+        ),  # fmt: skip
         "val": eval_loader(val_ds, batch_size=eval_bs, num_workers=cfg.num_workers, pin=pin),
         "test": eval_loader(test_ds, batch_size=eval_bs, num_workers=cfg.num_workers, pin=pin),
     }
@@ -483,7 +490,9 @@ def train_stream(
         extra={"arch": net.arch, "stream": stream, "split": split}, on_best=on_best,
     )  # fmt: skip
 
-    best = load_checkpoint(run / "checkpoint_best.pt", model=net, restore_rng=False, map_location=device)
+    best = load_checkpoint(
+        run / "checkpoint_best.pt", model=net, restore_rng=False, map_location=device
+    )
     val_ev = evaluate(model, loaders["val"], device=device, num_classes=len(classes), amp=cfg.amp)
     test_ev = evaluate(model, loaders["test"], device=device, num_classes=len(classes), amp=cfg.amp)
     if dist.is_main():
@@ -531,7 +540,11 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not is_finished(run):
         raise UserError(f"{run} is not a finished stream run; train it with ensure_streams(cfg)")
     cfg = json.loads((run / "config.json").read_text())
-    out: dict[str, Any] = {"run_dir": run, "config": cfg, "history": pd.read_csv(run / "metrics.csv")}
+    out: dict[str, Any] = {
+        "run_dir": run,
+        "config": cfg,
+        "history": pd.read_csv(run / "metrics.csv"),
+    }
     k = None
     for part in ("val", "test"):
         with np.load(run / f"scores_{part}.npz", allow_pickle=False) as z:
@@ -541,6 +554,70 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
                      "labels": labels, "videos": videos}  # fmt: skip
     out["num_classes"] = k
     return out
+
+
+def streams_table(loaded: dict[str, dict], split: int):
+    """One row per stream of finished runs (``load_run`` dicts): test metrics at the
+    validation-selected epoch; columns stream, split, top1, top5, mean_class_acc,
+    num_classes, epochs, then best_epoch, val_top1 and chance (1 / num_classes)."""
+    import pandas as pd
+
+    rows = []
+    for stream, run in loaded.items():
+        h = run["history"]
+        best = int(h.loc[h["val_top1"].idxmax(), "epoch"]) if len(h) else -1
+        rows.append({
+            "stream": stream,
+            "split": int(split),
+            "top1": run["test"]["top1"],
+            "top5": run["test"]["top5"],
+            "mean_class_acc": run["test"]["mean_class_acc"],
+            "num_classes": int(run["num_classes"]),
+            "epochs": int(len(h)),
+            "best_epoch": best,
+            "val_top1": run["val"]["top1"],
+            "chance": 1.0 / run["num_classes"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def plot_stream_curves(loaded: dict[str, dict]):
+    """Loss and accuracy per epoch (train: sampled clips; val: videos), one row per stream."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(loaded), 2, figsize=(10, 3.2 * len(loaded)), squeeze=False)
+    for row, (stream, run) in zip(axes, loaded.items()):
+        h = run["history"]
+        row[0].plot(h["epoch"], h["train_loss"], "o-", label="train (clips)")
+        row[0].plot(h["epoch"], h["val_loss"], "s-", label="validation (time steps)")
+        row[0].set(title=f"{stream}: cross-entropy", xlabel="epoch", ylabel="loss")
+        row[1].plot(h["epoch"], h["train_acc"], "o-", label="train (clips)")
+        row[1].plot(h["epoch"], h["val_top1"], "s-", label="validation (videos)")
+        row[1].axhline(1.0 / run["num_classes"], color="grey", ls=":", label="chance")
+        row[1].set(title=f"{stream}: accuracy", xlabel="epoch", ylabel="top-1", ylim=(0, 1.02))
+        for ax in row:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_stream_confusions(loaded: dict[str, dict], classes: list[str] | None = None, part="test"):
+    """Row-normalised confusion matrices of the video-level predictions, side by side."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(loaded), figsize=(5.2 * len(loaded), 4.6), squeeze=False)
+    for ax, (stream, run) in zip(axes[0], loaded.items()):
+        cm = run[part]["confusion"].astype(float)
+        cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        im = ax.imshow(cm, vmin=0, vmax=1, cmap="Blues")
+        k = cm.shape[0]
+        names = classes if classes is not None and len(classes) == k else [str(i) for i in range(k)]
+        ax.set_xticks(range(k), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(k), names, fontsize=7)
+        ax.set(title=f"{stream}: {part} top-1 {run[part]['top1']:.3f}", xlabel="predicted",
+               ylabel="true")  # fmt: skip
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    return fig
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -561,18 +638,30 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream", required=True, choices=sorted(ALIASES),
                         help="rgb (= spatial) or flow (= temporal)")  # fmt: skip
-    parser.add_argument("--params", metavar="FILE", help="params yaml (default: StudyConfig defaults)")
-    parser.add_argument("--split", type=int, help="official split 1..3 (default: the params' split)")
+    parser.add_argument(
+        "--params", metavar="FILE", help="params yaml (default: StudyConfig defaults)"
+    )
+    parser.add_argument(
+        "--split", type=int, help="official split 1..3 (default: the params' split)"
+    )
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override one StudyConfig field; repeatable")  # fmt: skip
-    parser.add_argument("--run-dir", type=Path, help="run folder (default: <runs>/<stream>-split<k>-<key>)")
+    parser.add_argument(
+        "--run-dir", type=Path, help="run folder (default: <runs>/<stream>-split<k>-<key>)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from checkpoint_last.pt")
 
 
 def cli_main(args: argparse.Namespace) -> int:
     overrides = _parse_sets(args.sets)
-    cfg = StudyConfig.from_yaml(args.params, **overrides) if args.params else StudyConfig.from_dict(overrides)
-    out = train_stream(cfg, stream=args.stream, split=args.split, run_dir=args.run_dir, resume=args.resume)
+    cfg = (
+        StudyConfig.from_yaml(args.params, **overrides)
+        if args.params
+        else StudyConfig.from_dict(overrides)
+    )
+    out = train_stream(
+        cfg, stream=args.stream, split=args.split, run_dir=args.run_dir, resume=args.resume
+    )
     if dist.is_main():
         h = out["history"]
         print(h[list(METRIC_COLUMNS)].to_string(index=False))
@@ -595,6 +684,9 @@ __all__ = [
     "load_run",
     "make_optimizer",
     "make_scheduler",
+    "plot_stream_confusions",
+    "plot_stream_curves",
+    "streams_table",
     "run_dir_for",
     "train_one_epoch",
     "train_stream",

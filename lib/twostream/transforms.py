@@ -107,7 +107,11 @@ class StackTransform:
                 align_corners=False,
                 antialias=side > self.input_size,
             )[0]  # (C, S, S)
-        if self.train and self.flip and float(torch.rand((), generator=generator)) < FLIP_PROBABILITY:
+        if (
+            self.train
+            and self.flip
+            and float(torch.rand((), generator=generator)) < FLIP_PROBABILITY
+        ):
             x = hflip(x, self.modality)
         if self.train and self.jitter > 0:
             x = self._jitter(x, generator)
