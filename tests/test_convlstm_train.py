@@ -24,7 +24,9 @@ class Rec:
 
 
 def _records():
-    recs = [Rec(f"C{k}/v_C{k}_g{g:02d}_c01.avi", k, f"g{g:02d}") for k in range(K) for g in range(8)]
+    recs = [
+        Rec(f"C{k}/v_C{k}_g{g:02d}_c01.avi", k, f"g{g:02d}") for k in range(K) for g in range(8)
+    ]
     return {
         "train": [r for r in recs if int(r.group[1:]) < 5],
         "val": [r for r in recs if int(r.group[1:]) == 5],
@@ -59,11 +61,19 @@ def setup(tmp_path, monkeypatch):
     every = [r for v in records.values() for r in v]
     maps = _write_features(tmp_path / "maps", every)
     vecs = _write_features(tmp_path / "vecs", every, fc=True)
-    monkeypatch.setattr(ct, "ensure_features", lambda cfg, split, taps: {taps[0]: vecs if taps[0] == "fc" else maps})
+    monkeypatch.setattr(
+        ct, "ensure_features", lambda cfg, split, taps: {taps[0]: vecs if taps[0] == "fc" else maps}
+    )
     monkeypatch.setattr(ct, "_records", lambda cfg, split: records)
     monkeypatch.setattr(ct, "_class_names", lambda cfg, recs: CLASSES)
-    cfg = StudyConfig(data_root=str(tmp_path / "data"), device="cpu", convlstm_hidden=6,
-                      convlstm_epochs=4, convlstm_batch_size=4, convlstm_lr=1e-2)
+    cfg = StudyConfig(
+        data_root=str(tmp_path / "data"),
+        device="cpu",
+        convlstm_hidden=6,
+        convlstm_epochs=4,
+        convlstm_batch_size=4,
+        convlstm_lr=1e-2,
+    )
     return cfg, records, maps
 
 
@@ -75,8 +85,16 @@ def test_train_end_to_end(setup):
     cfg, records, _ = setup
     res = ct.train_convlstm(cfg, split=1, layer="conv5_x", method="concat", layers=1, kernel=3)
     h = res["history"]
-    assert list(h.columns) == ["epoch", "train_nll", "val_nll", "val_top1", "test_nll", "test_top1",
-                               "test_error", "seconds"]
+    assert list(h.columns) == [
+        "epoch",
+        "train_nll",
+        "val_nll",
+        "val_top1",
+        "test_nll",
+        "test_top1",
+        "test_error",
+        "seconds",
+    ]
     assert h["epoch"].tolist() == [1, 2, 3, 4]
     assert h["train_nll"].iloc[-1] < h["train_nll"].iloc[0]
     assert res["values_per_video"] == T * H * H * 2 * C  # concat doubles the channels
@@ -86,16 +104,33 @@ def test_train_end_to_end(setup):
     assert res["best_epoch"] == 1 + max(range(4), key=lambda i: (key[i], -i))
     assert res["scores"].shape == (len(records["test"]), K)
     np.testing.assert_allclose(res["scores"].sum(1), 1.0, rtol=1e-5)
-    assert res["test"]["top1"] == res["top1"] and res["test"]["confusion"].sum() == len(records["test"])
+    assert res["test"]["top1"] == res["top1"] and res["test"]["confusion"].sum() == len(
+        records["test"]
+    )
     assert res["videos"] == [r.path for r in records["test"]]
     run = Path(res["run_dir"])
-    assert run.parent == cfg.runs_dir and run.name.startswith("convlstm-split1-conv5_x-concat-l1k3-")
-    for f in ("config.json", "metrics.csv", "checkpoint_last.pt", "checkpoint_best.pt",
-              "scores_val.npz", "scores_test.npz", "results.json"):
+    assert run.parent == cfg.runs_dir and run.name.startswith(
+        "convlstm-split1-conv5_x-concat-l1k3-"
+    )
+    for f in (
+        "config.json",
+        "metrics.csv",
+        "checkpoint_last.pt",
+        "checkpoint_best.pt",
+        "scores_val.npz",
+        "scores_test.npz",
+        "results.json",
+    ):
         assert (run / f).is_file(), f
-    pd.testing.assert_frame_equal(pd.read_csv(run / "metrics.csv").drop(columns="seconds"),
-                                  _history(res), check_dtype=False)
-    assert StudyConfig.from_dict(__import__("json").loads((run / "config.json").read_text())).fusion_method == "concat"
+    pd.testing.assert_frame_equal(
+        pd.read_csv(run / "metrics.csv").drop(columns="seconds"), _history(res), check_dtype=False
+    )
+    assert (
+        StudyConfig.from_dict(
+            __import__("json").loads((run / "config.json").read_text())
+        ).fusion_method
+        == "concat"
+    )
     # a complete stage-keyed run is reused, not retrained
     again = ct.train_convlstm(cfg, split=1, layer="conv5_x", method="concat", layers=1, kernel=3)
     assert again["run_dir"] == run and again["top1"] == res["top1"]
@@ -119,8 +154,15 @@ def test_resume_is_exact(setup, tmp_path):
 
 def test_authors_protocol_selects_on_test(setup, tmp_path):
     cfg, _, _ = setup
-    res = ct.train_convlstm(cfg.replace(protocol="authors", convlstm_epochs=5), split=1,
-                            layer="conv5_x", method="sum", layers=1, kernel=3, run_dir=tmp_path / "r")
+    res = ct.train_convlstm(
+        cfg.replace(protocol="authors", convlstm_epochs=5),
+        split=1,
+        layer="conv5_x",
+        method="sum",
+        layers=1,
+        kernel=3,
+        run_dir=tmp_path / "r",
+    )
     h = res["history"]
     key = list(zip(h["test_top1"], -h["test_nll"]))
     assert res["best_epoch"] == 1 + max(range(5), key=lambda i: (key[i], -i))
@@ -131,13 +173,29 @@ def test_gradient_value_clipping_knob(setup, tmp_path, monkeypatch):
     cfg, _, _ = setup
     seen = []
     real = torch.nn.utils.clip_grad_value_
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_value_", lambda p, v: (seen.append(v), real(p, v)))
-    ct.train_convlstm(cfg.replace(grad_clip=0.25, convlstm_epochs=1), split=1, layer="conv5_x",
-                      method="sum", layers=1, kernel=3, run_dir=tmp_path / "c")
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_value_", lambda p, v: (seen.append(v), real(p, v))
+    )
+    ct.train_convlstm(
+        cfg.replace(grad_clip=0.25, convlstm_epochs=1),
+        split=1,
+        layer="conv5_x",
+        method="sum",
+        layers=1,
+        kernel=3,
+        run_dir=tmp_path / "c",
+    )
     assert seen and set(seen) == {0.25}
     seen.clear()
-    ct.train_convlstm(cfg.replace(grad_clip=None, convlstm_epochs=1), split=1, layer="conv5_x",
-                      method="sum", layers=1, kernel=3, run_dir=tmp_path / "d")
+    ct.train_convlstm(
+        cfg.replace(grad_clip=None, convlstm_epochs=1),
+        split=1,
+        layer="conv5_x",
+        method="sum",
+        layers=1,
+        kernel=3,
+        run_dir=tmp_path / "d",
+    )
     assert seen == []
 
 
@@ -161,8 +219,15 @@ def test_evaluate_resets_state_unless_carried(setup):
 
 def test_fc_layer_is_the_fclstm_baseline(setup, tmp_path):
     cfg, _, _ = setup
-    res = ct.train_convlstm(cfg.replace(convlstm_epochs=2), split=1, layer="fc", method="max",
-                            layers=1, kernel=5, run_dir=tmp_path / "fc")
+    res = ct.train_convlstm(
+        cfg.replace(convlstm_epochs=2),
+        split=1,
+        layer="fc",
+        method="max",
+        layers=1,
+        kernel=5,
+        run_dir=tmp_path / "fc",
+    )
     assert res["head"] == "fclstm" and res["values_per_video"] == T * C
     assert res["feature_shape"] == [T, C]
 
@@ -170,13 +235,17 @@ def test_fc_layer_is_the_fclstm_baseline(setup, tmp_path):
 def test_prefused_cache_trains_like_sum(setup, tmp_path):
     cfg, _, maps = setup
     kw = dict(split=1, layer="conv5_x", method="sum", layers=1, kernel=3)
-    fused = ct.train_convlstm(cfg.replace(convlstm_epochs=2), prefuse_cache=True, run_dir=tmp_path / "p", **kw)
+    fused = ct.train_convlstm(
+        cfg.replace(convlstm_epochs=2), prefuse_cache=True, run_dir=tmp_path / "p", **kw
+    )
     both = ct.train_convlstm(cfg.replace(convlstm_epochs=2), run_dir=tmp_path / "q", **kw)
     assert fused["prefused"] and "fused" in fused["feature_dirs"]
     assert fused["values_per_video"] == both["values_per_video"] == T * H * H * C
     assert fused["params"] == both["params"]
     # same weights, same data up to the float16 rounding of the stored sum
-    np.testing.assert_allclose(fused["history"]["train_nll"], both["history"]["train_nll"], rtol=2e-2)
+    np.testing.assert_allclose(
+        fused["history"]["train_nll"], both["history"]["train_nll"], rtol=2e-2
+    )
 
 
 def test_unknown_names_fail_clearly(setup):
@@ -191,9 +260,27 @@ def test_cli(setup, tmp_path, capsys):
     from twostream.cli import main
 
     cfg, _, _ = setup
-    rc = main(["train-convlstm", "--layer", "conv5_x", "--method", "max", "--kernel", "5",
-               "--run-dir", str(tmp_path / "cli"), "--set", f"data_root={cfg.data_root}",
-               "--set", "device=cpu", "--set", "convlstm_epochs=2", "--set", "convlstm_hidden=4"])
+    rc = main(
+        [
+            "train-convlstm",
+            "--layer",
+            "conv5_x",
+            "--method",
+            "max",
+            "--kernel",
+            "5",
+            "--run-dir",
+            str(tmp_path / "cli"),
+            "--set",
+            f"data_root={cfg.data_root}",
+            "--set",
+            "device=cpu",
+            "--set",
+            "convlstm_epochs=2",
+            "--set",
+            "convlstm_hidden=4",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "selected epoch" in out and (tmp_path / "cli" / "metrics.csv").is_file()
     assert len(pd.read_csv(tmp_path / "cli" / "metrics.csv")) == 2
@@ -203,8 +290,15 @@ def test_cli(setup, tmp_path, capsys):
 
 def test_param_count_matches_model(setup, tmp_path):
     cfg, _, _ = setup
-    res = ct.train_convlstm(cfg.replace(convlstm_epochs=1), split=1, layer="conv5_x", method="conv",
-                            layers=2, kernel=5, run_dir=tmp_path / "n")
+    res = ct.train_convlstm(
+        cfg.replace(convlstm_epochs=1),
+        split=1,
+        layer="conv5_x",
+        method="conv",
+        layers=2,
+        kernel=5,
+        run_dir=tmp_path / "n",
+    )
     model, info = ct.load_run_model(res["run_dir"])
     assert info["params"] == res["params"] == count_parameters(model)
     assert model.convlstm.num_layers == 2 and model.convlstm.kernel_size == 5

@@ -122,10 +122,14 @@ def test_resume_recomputes_only_missing_chunks(tmp_path):
 def test_shards_are_disjoint_and_complete(tmp_path):
     full, sharded = tmp_path / "full", tmp_path / "sharded"
     extract_features(TinyNet(), FakeVideos(10), VIDEOS, _dirs(full), batch_videos=2)
-    s0 = extract_features(TinyNet(), FakeVideos(10), VIDEOS, _dirs(sharded), batch_videos=2, rank=0, world=2)
+    s0 = extract_features(
+        TinyNet(), FakeVideos(10), VIDEOS, _dirs(sharded), batch_videos=2, rank=0, world=2
+    )
     assert s0["computed"] == 5
     assert len(list(sharded.rglob("*.npy"))) == 5 * len(TAPS)
-    extract_features(TinyNet(), FakeVideos(10), VIDEOS, _dirs(sharded), batch_videos=2, rank=1, world=2)
+    extract_features(
+        TinyNet(), FakeVideos(10), VIDEOS, _dirs(sharded), batch_videos=2, rank=1, world=2
+    )
     assert _all_files(full) == _all_files(sharded)
 
 
@@ -215,7 +219,9 @@ def test_prefuse_parameter_free_only(tmp_path):
     assert fused.dtype == np.float16
     np.testing.assert_array_equal(fused.astype(np.float32), np.maximum(a, b))
     s = prefuse(dirs, "sum", VIDEOS)
-    np.testing.assert_allclose(np.load(feature_path(s, VIDEOS[3])).astype(np.float32), a + b, rtol=1e-3)
+    np.testing.assert_allclose(
+        np.load(feature_path(s, VIDEOS[3])).astype(np.float32), a + b, rtol=1e-3
+    )
     assert read_manifest(s)["complete"] and read_manifest(s)["prefused"]
     cache = FeatureCache({"fused": s}, [Rec(v, 0) for v in VIDEOS])
     x, empty, _ = cache[[0, 1]]
@@ -233,8 +239,9 @@ def test_unknown_tap_lists_known():
 def test_disk_table_paper_scale():
     assert tap_grid(224, "conv3_x") == (28, 28) and tap_grid(224, "conv5_x") == (7, 7)
     assert tap_grid(80, "conv5_x") == (3, 3) and tap_grid(80, "fc") is None
-    cfg = StudyConfig(dataset="ucf101", backbone="resnet101", input_size=224, crop_size=256,
-                      num_segments=25)
+    cfg = StudyConfig(
+        dataset="ucf101", backbone="resnet101", input_size=224, crop_size=256, num_segments=25
+    )
     t = disk_table(cfg, 13320).set_index(["layer", "storage"])
     both = t.loc[("conv5_x", "both streams (concat, conv)")]
     assert both["values_per_video"] == 2 * 25 * 7 * 7 * 2048
@@ -253,25 +260,41 @@ def test_ensure_features_with_real_stream(tmp_path, monkeypatch):
     from twostream.checkpoint import save_checkpoint
     from twostream.models import build_stream
 
-    cfg = StudyConfig(data_root=str(tmp_path), num_segments=2, flow_length=2, crop_size=32,
-                      input_size=32, device="cpu")
+    cfg = StudyConfig(
+        data_root=str(tmp_path),
+        num_segments=2,
+        flow_length=2,
+        crop_size=32,
+        input_size=32,
+        device="cpu",
+    )
     recs = [Rec("A/v_A_g01_c01.avi", 0, "g01"), Rec("B/v_B_g02_c01.avi", 1, "g02")]
     rng = np.random.default_rng(0)
     for r in recs:
         d = cfg.rawframes_dir / Path(r.path).parent / Path(r.path).stem
         d.mkdir(parents=True)
         for i in range(1, 7):
-            cv2.imwrite(str(d / f"img_{i:05d}.jpg"), rng.integers(0, 255, (36, 40, 3), dtype=np.uint8))
+            cv2.imwrite(
+                str(d / f"img_{i:05d}.jpg"), rng.integers(0, 255, (36, 40, 3), dtype=np.uint8)
+            )
             if i < 6:
                 for c in "xy":
-                    cv2.imwrite(str(d / f"flow_{c}_{i:05d}.jpg"), rng.integers(0, 255, (36, 40), dtype=np.uint8))
+                    cv2.imwrite(
+                        str(d / f"flow_{c}_{i:05d}.jpg"),
+                        rng.integers(0, 255, (36, 40), dtype=np.uint8),
+                    )
     runs = {}
     for stream, modality in (("spatial", "rgb"), ("temporal", "flow")):
         torch.manual_seed(0)
         net = build_stream(modality=modality, backbone="resnet18", num_classes=2, flow_length=2)
         runs[stream] = tmp_path / "runs" / stream
-        save_checkpoint(runs[stream] / "checkpoint_best.pt", model=net, epoch=0, config=cfg,
-                        extra={"arch": net.arch})
+        save_checkpoint(
+            runs[stream] / "checkpoint_best.pt",
+            model=net,
+            epoch=0,
+            config=cfg,
+            extra={"arch": net.arch},
+        )
     monkeypatch.setattr(features, "stream_runs", lambda cfg, split: runs)
     monkeypatch.setattr(features, "split_records", lambda cfg, split: (recs[:1], recs[1:]))
     out = features.ensure_features(cfg, 1, ["conv5_x", "fc"])
@@ -284,10 +307,18 @@ def test_ensure_features_with_real_stream(tmp_path, monkeypatch):
     from twostream.rawframes import VideoSteps
     from twostream.transforms import eval_transform
 
-    x = VideoSteps(recs, cfg.rawframes_dir, modality="flow", num_segments=2, flow_length=2,
-                   transform=eval_transform(cfg, "flow"))[1][0]
+    x = VideoSteps(
+        recs,
+        cfg.rawframes_dir,
+        modality="flow",
+        num_segments=2,
+        flow_length=2,
+        transform=eval_transform(cfg, "flow"),
+    )[1][0]
     net = build_stream(modality="flow", backbone="resnet18", num_classes=2, flow_length=2)
-    net.load_state_dict(torch.load(runs["temporal"] / "checkpoint_best.pt", weights_only=False)["model"])
+    net.load_state_dict(
+        torch.load(runs["temporal"] / "checkpoint_best.pt", weights_only=False)["model"]
+    )
     with torch.no_grad():
         ref = net.eval().features(x, ["fc"])["fc"].numpy()
     got = np.load(feature_path(out["fc"]["temporal"], recs[1].path)).astype(np.float32)
@@ -298,6 +329,11 @@ def test_ensure_features_with_real_stream(tmp_path, monkeypatch):
     assert feature_path(out["fc"]["temporal"], recs[1].path).stat().st_mtime_ns == mtime
     torch.manual_seed(1)
     net2 = build_stream(modality="flow", backbone="resnet18", num_classes=2, flow_length=2)
-    save_checkpoint(runs["temporal"] / "checkpoint_best.pt", model=net2, epoch=0, config=cfg,
-                    extra={"arch": net2.arch})
+    save_checkpoint(
+        runs["temporal"] / "checkpoint_best.pt",
+        model=net2,
+        epoch=0,
+        config=cfg,
+        extra={"arch": net2.arch},
+    )
     assert features.ensure_features(cfg, 1, ["fc"])["fc"]["temporal"] != out["fc"]["temporal"]

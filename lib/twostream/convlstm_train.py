@@ -172,17 +172,19 @@ def fit_convlstm(
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         net = DDP(net, device_ids=[local] if device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.convlstm_lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.convlstm_lr, foreach=True)
     # Reshuffled each epoch from (seed, epoch) only: identical whether resumed or not.
     sampler = torch.utils.data.DistributedSampler(
         train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False
     )
     pin = device.type == "cuda"
-    loader = make_loader(train, cfg.convlstm_batch_size, sampler=sampler,
-                         num_workers=cfg.num_workers, pin=pin)
+    loader = make_loader(
+        train, cfg.convlstm_batch_size, sampler=sampler, num_workers=cfg.num_workers, pin=pin
+    )
     eval_loaders = {
-        part: make_loader(caches[part], max(cfg.convlstm_batch_size, 32),
-                          num_workers=cfg.num_workers, pin=pin)
+        part: make_loader(
+            caches[part], max(cfg.convlstm_batch_size, 32), num_workers=cfg.num_workers, pin=pin
+        )
         for part in ("val", "test")
         if part in caches and len(caches[part])
     }
@@ -232,8 +234,9 @@ def fit_convlstm(
             extra = {"history": rows, "best": best}
             if improved:
                 save_checkpoint(best_path, model=model, epoch=epoch, config=cfg, extra=extra)
-            save_checkpoint(last, model=model, optimizer=optimizer, epoch=epoch, config=cfg,
-                            extra=extra)
+            save_checkpoint(
+                last, model=model, optimizer=optimizer, epoch=epoch, config=cfg, extra=extra
+            )
             _write_csv(rows, run_dir / "metrics.csv")
         dist.barrier()
     if best_path.is_file():
@@ -244,12 +247,29 @@ def fit_convlstm(
 # ----------------------------------------------------------------------------- the run
 
 
-def default_run_dir(cfg: StudyConfig, *, split: int, layer: str, method: str, layers: int,
-                    kernel: int, feature_dirs: dict[str, Path], prefused: bool = False) -> Path:
+def default_run_dir(
+    cfg: StudyConfig,
+    *,
+    split: int,
+    layer: str,
+    method: str,
+    layers: int,
+    kernel: int,
+    feature_dirs: dict[str, Path],
+    prefused: bool = False,
+) -> Path:
     kind = "fclstm" if layer == "fc" else "convlstm"
     arch = f"l{layers}" if layer == "fc" else f"l{layers}k{kernel}"
-    key = stage_key(cfg, RUN_FIELDS, sorted(Path(d).name for d in feature_dirs.values()),
-                    layer, method, layers, kernel, prefused)
+    key = stage_key(
+        cfg,
+        RUN_FIELDS,
+        sorted(Path(d).name for d in feature_dirs.values()),
+        layer,
+        method,
+        layers,
+        kernel,
+        prefused,
+    )
     return cfg.runs_dir / f"{kind}-split{split}-{layer}-{method}-{arch}-{key}"
 
 
@@ -272,8 +292,17 @@ def _class_names(cfg: StudyConfig, records) -> list[str]:
         return [names.get(i, str(i)) for i in range(k)]
 
 
-def build_model(cfg: StudyConfig, *, layer: str, method: str, layers: int, kernel: int,
-                shape: tuple[int, ...], num_classes: int, prefused: bool = False):
+def build_model(
+    cfg: StudyConfig,
+    *,
+    layer: str,
+    method: str,
+    layers: int,
+    kernel: int,
+    shape: tuple[int, ...],
+    num_classes: int,
+    prefused: bool = False,
+):
     """The head for cached features of per-video ``shape`` (T, C, H, W) or (T, C)."""
     from .convlstm import build_head
     from .fusion import FUSIONS
@@ -287,10 +316,21 @@ def build_model(cfg: StudyConfig, *, layer: str, method: str, layers: int, kerne
     kind = "fclstm" if layer == "fc" else "convlstm"
     grid = tuple(shape[2:]) if (kind == "convlstm" and cfg.convlstm_peephole) else None
     if method not in FUSIONS:
-        raise UserError(f"unknown fusion method {method!r}; known methods: {', '.join(sorted(FUSIONS))}")
-    return build_head(kind=kind, in_channels=channels, num_classes=num_classes, fusion=method,
-                      layers=layers, kernel=kernel, hidden=cfg.convlstm_hidden,
-                      dropout=cfg.convlstm_dropout, peephole=cfg.convlstm_peephole, grid=grid)
+        raise UserError(
+            f"unknown fusion method {method!r}; known methods: {', '.join(sorted(FUSIONS))}"
+        )
+    return build_head(
+        kind=kind,
+        in_channels=channels,
+        num_classes=num_classes,
+        fusion=method,
+        layers=layers,
+        kernel=kernel,
+        hidden=cfg.convlstm_hidden,
+        dropout=cfg.convlstm_dropout,
+        peephole=cfg.convlstm_peephole,
+        grid=grid,
+    )
 
 
 def values_per_video(shape: tuple[int, ...], method: str, *, prefused: bool = False) -> int:
@@ -304,7 +344,9 @@ def values_per_video(shape: tuple[int, ...], method: str, *, prefused: bool = Fa
 def _scores_npz(path: Path, ev: dict, videos: list[str]) -> None:
     def writer(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.savez(fh, scores=ev["scores"], labels=ev["labels"], videos=np.asarray(videos, dtype=str))
+            np.savez(
+                fh, scores=ev["scores"], labels=ev["labels"], videos=np.asarray(videos, dtype=str)
+            )
 
     with atomic_path(path) as tmp:
         writer(tmp)
@@ -375,18 +417,36 @@ def train_convlstm(
     layers = int(layers or cfg.convlstm_layers)
     kernel = int(kernel or cfg.convlstm_kernel)
     # The run's resolved config: the arguments written into the fields they override.
-    cfg = cfg.replace(split=split, fusion_layer=layer, fusion_method=method,
-                      convlstm_layers=layers, convlstm_kernel=kernel)
+    cfg = cfg.replace(
+        split=split,
+        fusion_layer=layer,
+        fusion_method=method,
+        convlstm_layers=layers,
+        convlstm_kernel=kernel,
+    )
     from .fusion import FUSIONS
 
     if method not in FUSIONS:
-        raise UserError(f"unknown fusion method {method!r}; known methods: {', '.join(sorted(FUSIONS))}")
+        raise UserError(
+            f"unknown fusion method {method!r}; known methods: {', '.join(sorted(FUSIONS))}"
+        )
     dirs = ensure_features(cfg, split, [layer])[layer]
     prefused = bool(prefuse_cache and is_parameter_free(method))
     explicit = run_dir is not None
-    run_dir = Path(run_dir) if explicit else default_run_dir(
-        cfg, split=split, layer=layer, method=method, layers=layers, kernel=kernel,
-        feature_dirs=dirs, prefused=prefused)
+    run_dir = (
+        Path(run_dir)
+        if explicit
+        else default_run_dir(
+            cfg,
+            split=split,
+            layer=layer,
+            method=method,
+            layers=layers,
+            kernel=kernel,
+            feature_dirs=dirs,
+            prefused=prefused,
+        )
+    )
     if not retrain and (resume or not explicit):
         info = _finished(run_dir, cfg)
         if info is not None:
@@ -399,15 +459,27 @@ def train_convlstm(
     classes = _class_names(cfg, [r for recs in records.values() for r in recs])
     shape = caches["train"].shape
     seed_everything(cfg.seed)
-    model = build_model(cfg, layer=layer, method=method, layers=layers, kernel=kernel,
-                        shape=shape, num_classes=len(classes), prefused=prefused)
-    fit = fit_convlstm(model, caches, cfg=cfg, run_dir=run_dir, resume=resume or (not explicit and not retrain))
+    model = build_model(
+        cfg,
+        layer=layer,
+        method=method,
+        layers=layers,
+        kernel=kernel,
+        shape=shape,
+        num_classes=len(classes),
+        prefused=prefused,
+    )
+    fit = fit_convlstm(
+        model, caches, cfg=cfg, run_dir=run_dir, resume=resume or (not explicit and not retrain)
+    )
     model = fit["model"]
     evs = {}
     for part in ("val", "test"):
         loader = make_loader(caches[part], max(cfg.convlstm_batch_size, 32))
         evs[part] = evaluate(model, loader, amp=cfg.amp)
-    test_metrics = classification_metrics(evs["test"]["scores"], evs["test"]["labels"], len(classes))
+    test_metrics = classification_metrics(
+        evs["test"]["scores"], evs["test"]["labels"], len(classes)
+    )
     info = {
         "complete": True,
         "split": split,
@@ -451,16 +523,29 @@ def load_run_model(run_dir: str | Path, map_location="cpu"):
     run_dir = Path(run_dir)
     info = json.loads((run_dir / "results.json").read_text())
     cfg = StudyConfig.from_dict(info["config"])
-    model = build_model(cfg, layer=info["layer"], method=info["method"], layers=info["layers"],
-                        kernel=info["kernel"], shape=tuple(info["feature_shape"]),
-                        num_classes=len(info["classes"]), prefused=info["prefused"])
-    load_checkpoint(run_dir / "checkpoint_best.pt", model=model, restore_rng=False,
-                    map_location=map_location)
+    model = build_model(
+        cfg,
+        layer=info["layer"],
+        method=info["method"],
+        layers=info["layers"],
+        kernel=info["kernel"],
+        shape=tuple(info["feature_shape"]),
+        num_classes=len(info["classes"]),
+        prefused=info["prefused"],
+    )
+    load_checkpoint(
+        run_dir / "checkpoint_best.pt", model=model, restore_rng=False, map_location=map_location
+    )
     return model, info
 
 
-def evaluate_run(result: dict[str, Any], cfg: StudyConfig | None = None, *, split: int | None = None,
-                 carry_state: bool = False) -> dict[str, Any]:
+def evaluate_run(
+    result: dict[str, Any],
+    cfg: StudyConfig | None = None,
+    *,
+    split: int | None = None,
+    carry_state: bool = False,
+) -> dict[str, Any]:
     """Re-evaluate a finished run's selected model on its test videos.
 
     ``carry_state=True``: the authors' protocol (state carried over, videos in class order,
@@ -475,7 +560,9 @@ def evaluate_run(result: dict[str, Any], cfg: StudyConfig | None = None, *, spli
         test = sorted(test, key=lambda r: (int(r.label), r.path))
     cache = FeatureCache({k: Path(v) for k, v in info["feature_dirs"].items()}, test)
     loader = make_loader(cache, 1 if carry_state else max(cfg.convlstm_batch_size, 32))
-    ev = evaluate(model.to(resolve_device(cfg.device)), loader, carry_state=carry_state, amp=cfg.amp)
+    ev = evaluate(
+        model.to(resolve_device(cfg.device)), loader, carry_state=carry_state, amp=cfg.amp
+    )
     m = classification_metrics(ev["scores"], ev["labels"], len(info["classes"]))
     return {**ev, "top5": m["top5"], "mean_class_acc": m["mean_class_acc"], "videos": cache.videos}
 
@@ -484,34 +571,68 @@ def evaluate_run(result: dict[str, Any], cfg: StudyConfig | None = None, *, spli
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default=None, help="params yaml (default: StudyConfig defaults)")
-    parser.add_argument("--split", type=int, default=None, help="official split (default: cfg.split)")
-    parser.add_argument("--layer", default=None, help="feature tap (default: cfg.fusion_layer; fc = FC-LSTM)")
+    parser.add_argument(
+        "--params", default=None, help="params yaml (default: StudyConfig defaults)"
+    )
+    parser.add_argument(
+        "--split", type=int, default=None, help="official split (default: cfg.split)"
+    )
+    parser.add_argument(
+        "--layer", default=None, help="feature tap (default: cfg.fusion_layer; fc = FC-LSTM)"
+    )
     parser.add_argument("--method", default=None, help="fusion method (default: cfg.fusion_method)")
-    parser.add_argument("--layers", type=int, default=None, help="ConvLSTM layers 1-3 (default: cfg)")
-    parser.add_argument("--kernel", type=int, default=None, help="ConvLSTM kernel 3 or 5 (default: cfg)")
-    parser.add_argument("--run-dir", default=None, help="run folder (default: stage-keyed under runs/)")
+    parser.add_argument(
+        "--layers", type=int, default=None, help="ConvLSTM layers 1-3 (default: cfg)"
+    )
+    parser.add_argument(
+        "--kernel", type=int, default=None, help="ConvLSTM kernel 3 or 5 (default: cfg)"
+    )
+    parser.add_argument(
+        "--run-dir", default=None, help="run folder (default: stage-keyed under runs/)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from checkpoint_last.pt")
-    parser.add_argument("--retrain", action="store_true", help="train even if a complete run exists")
-    parser.add_argument("--prefuse", action="store_true",
-                        help="store a parameter-free fusion's maps once (half the cache reads)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a StudyConfig field (repeatable)")
+    parser.add_argument(
+        "--retrain", action="store_true", help="train even if a complete run exists"
+    )
+    parser.add_argument(
+        "--prefuse",
+        action="store_true",
+        help="store a parameter-free fusion's maps once (half the cache reads)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a StudyConfig field (repeatable)",
+    )
 
 
 def cli_main(args: argparse.Namespace) -> int:
     from .features import config_from_args
 
     cfg = config_from_args(args)
-    res = train_convlstm(cfg, split=args.split, layer=args.layer, method=args.method,
-                         layers=args.layers, kernel=args.kernel, run_dir=args.run_dir,
-                         resume=args.resume, prefuse_cache=args.prefuse, retrain=args.retrain)
+    res = train_convlstm(
+        cfg,
+        split=args.split,
+        layer=args.layer,
+        method=args.method,
+        layers=args.layers,
+        kernel=args.kernel,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        prefuse_cache=args.prefuse,
+        retrain=args.retrain,
+    )
     if dist.is_main():
         print(res["history"].to_string(index=False))
         print(f"run folder: {res['run_dir']}")
-        print(f"selected epoch {res['best_epoch']} ({res['selection']}): test top1 "
-              f"{100 * res['top1']:.2f}%  mean class acc {100 * res['mean_class_acc']:.2f}%  "
-              f"params {res['params']}  values/video {res['values_per_video']}")
+        print(
+            f"selected epoch {res['best_epoch']} ({res['selection']}): test top1 "
+            f"{100 * res['top1']:.2f}%  mean class acc {100 * res['mean_class_acc']:.2f}%  "
+            f"params {res['params']}  values/video {res['values_per_video']}"
+        )
     dist.cleanup()
     return 0
 
@@ -531,13 +652,27 @@ def fusion_ablation(cfg: StudyConfig, *, split: int | None = None, layers=None, 
     rows, runs = [], {}
     for layer in layers:
         for method in methods:
-            res = train_convlstm(cfg, split=split, layer=layer, method=method,
-                                 layers=cfg.convlstm_layers, kernel=cfg.convlstm_kernel)
+            res = train_convlstm(
+                cfg,
+                split=split,
+                layer=layer,
+                method=method,
+                layers=cfg.convlstm_layers,
+                kernel=cfg.convlstm_kernel,
+            )
             runs[(layer, method)] = res
-            rows.append({"layer": layer, "method": method, "top1": res["top1"],
-                         "mean_class_acc": res["mean_class_acc"],
-                         "values_per_video": res["values_per_video"], "params": res["params"],
-                         "best_epoch": res["best_epoch"], "head": res["head"]})
+            rows.append(
+                {
+                    "layer": layer,
+                    "method": method,
+                    "top1": res["top1"],
+                    "mean_class_acc": res["mean_class_acc"],
+                    "values_per_video": res["values_per_video"],
+                    "params": res["params"],
+                    "best_epoch": res["best_epoch"],
+                    "head": res["head"],
+                }
+            )
     return pd.DataFrame(rows), runs
 
 
@@ -550,12 +685,25 @@ def convlstm_study(cfg: StudyConfig, *, split: int | None = None, depths=None, k
     rows, histories = [], {}
     for layers in depths or cfg.table2_layers:
         for kernel in kernels or cfg.table2_kernels:
-            res = train_convlstm(cfg, split=split, layer=cfg.fusion_layer, method=cfg.fusion_method,
-                                 layers=layers, kernel=kernel)
+            res = train_convlstm(
+                cfg,
+                split=split,
+                layer=cfg.fusion_layer,
+                method=cfg.fusion_method,
+                layers=layers,
+                kernel=kernel,
+            )
             histories[(int(layers), int(kernel))] = res["history"]
-            rows.append({"layers": int(layers), "kernel": int(kernel), "top1": res["top1"],
-                         "mean_class_acc": res["mean_class_acc"], "params": res["params"],
-                         "best_epoch": res["best_epoch"]})
+            rows.append(
+                {
+                    "layers": int(layers),
+                    "kernel": int(kernel),
+                    "top1": res["top1"],
+                    "mean_class_acc": res["mean_class_acc"],
+                    "params": res["params"],
+                    "best_epoch": res["best_epoch"],
+                }
+            )
     return pd.DataFrame(rows), histories
 
 
@@ -564,8 +712,9 @@ def plot_fusion_heatmap(table, *, value: str = "top1"):
     import matplotlib.pyplot as plt
 
     pivot = table.pivot(index="layer", columns="method", values=value)
-    pivot = pivot.reindex(index=list(dict.fromkeys(table["layer"])),
-                          columns=list(dict.fromkeys(table["method"])))
+    pivot = pivot.reindex(
+        index=list(dict.fromkeys(table["layer"])), columns=list(dict.fromkeys(table["method"]))
+    )
     data = 100 * pivot.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.3 * data.shape[1] + 2, 0.6 * data.shape[0] + 1.5))
     im = ax.imshow(data, cmap="viridis", vmin=np.nanmin(data), vmax=np.nanmax(data))
@@ -574,8 +723,15 @@ def plot_fusion_heatmap(table, *, value: str = "top1"):
     mid = np.nanmean(data)
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):
-            ax.text(j, i, f"{data[i, j]:.1f}", ha="center", va="center",
-                    color="black" if data[i, j] > mid else "white", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{data[i, j]:.1f}",
+                ha="center",
+                va="center",
+                color="black" if data[i, j] > mid else "white",
+                fontsize=9,
+            )
     ax.set_xlabel("fusion method")
     ax.set_ylabel("fusion layer")
     fig.colorbar(im, ax=ax, label=f"test {value.replace('_', ' ')} (%)")
@@ -602,9 +758,13 @@ def plot_learning_curves(histories: dict, *, title: str = ""):
         ax2.set_ylabel("test error (%)", color="red")
         ax2.tick_params(axis="y", colors="red")
         layers, kernel = key if isinstance(key, tuple) else (key, None)
-        ax.set_title(f"{layers} layer{'s' if layers != 1 else ''}, {kernel}x{kernel} kernel"
-                     if kernel else str(key), fontsize=10)
-    for ax in list(axes.flat)[len(keys):]:
+        ax.set_title(
+            f"{layers} layer{'s' if layers != 1 else ''}, {kernel}x{kernel} kernel"
+            if kernel
+            else str(key),
+            fontsize=10,
+        )
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title)

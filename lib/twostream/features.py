@@ -334,9 +334,7 @@ def ensure_features(
 # ----------------------------------------------------------------------------- pre-fusion
 
 
-def prefuse(
-    dirs: Mapping[str, str | os.PathLike], method: str, videos: Sequence[str]
-) -> Path:
+def prefuse(dirs: Mapping[str, str | os.PathLike], method: str, videos: Sequence[str]) -> Path:
     """Store ``method(spatial, temporal)`` once for a parameter-free fusion (sum, max).
 
     Writes ``fused<method>-<rest of the spatial folder name>-<hash>`` beside the stream
@@ -402,18 +400,24 @@ class FeatureCache(torch.utils.data.Dataset):
         self.dirs = {n: Path(dirs[n]) for n in names}
         self.videos = [r.path for r in records]
         self.labels = torch.tensor([int(r.label) for r in records], dtype=torch.long)
-        for n, d in self.dirs.items():
+        for d in self.dirs.values():
             gone = missing_videos(d, self.videos)
             if gone:
                 raise UserError(
                     f"feature cache {d} lacks {len(gone)} of {len(self.videos)} videos "
                     f"(e.g. {gone[0]}); run `twostream extract-features` (or ensure_features)"
                 )
-        first = {n: np.load(feature_path(d, self.videos[0]), mmap_mode="r") for n, d in self.dirs.items()}
+        self._ram: dict[str, torch.Tensor] = {}
+        self.shape: tuple[int, ...] = ()
+        self.in_memory = False
+        if not self.videos:  # e.g. no validation split (val_fraction 0)
+            return
+        first = {
+            n: np.load(feature_path(d, self.videos[0]), mmap_mode="r") for n, d in self.dirs.items()
+        }
         self.shape = tuple(first[names[0]].shape)  # per video: (T, C, H, W) or (T, C)
         nbytes = sum(a.nbytes for a in first.values()) * len(self.videos)
         self.in_memory = nbytes <= IN_MEMORY_LIMIT if in_memory is None else bool(in_memory)
-        self._ram: dict[str, torch.Tensor] = {}
         if self.in_memory:
             for n, d in self.dirs.items():
                 arr = np.stack([np.load(feature_path(d, v)) for v in self.videos])  # (N, T, ...)
@@ -431,7 +435,9 @@ class FeatureCache(torch.utils.data.Dataset):
         if self.in_memory:
             return self._ram[name][idx].float()
         d = self.dirs[name]
-        return torch.from_numpy(np.stack([np.load(feature_path(d, self.videos[i])) for i in idx])).float()
+        return torch.from_numpy(
+            np.stack([np.load(feature_path(d, self.videos[i])) for i in idx])
+        ).float()
 
     def __getitem__(self, idx):
         single = isinstance(idx, (int, np.integer))
@@ -493,12 +499,24 @@ def disk_table(cfg: StudyConfig, num_videos: int, *, taps: Sequence[str] | None 
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default=None, help="params yaml (default: StudyConfig defaults)")
-    parser.add_argument("--split", type=int, default=None, help="official split (default: cfg.split)")
-    parser.add_argument("--taps", default=None, help="comma-separated taps (default: cfg.fusion_layer)")
+    parser.add_argument(
+        "--params", default=None, help="params yaml (default: StudyConfig defaults)"
+    )
+    parser.add_argument(
+        "--split", type=int, default=None, help="official split (default: cfg.split)"
+    )
+    parser.add_argument(
+        "--taps", default=None, help="comma-separated taps (default: cfg.fusion_layer)"
+    )
     parser.add_argument("--batch-videos", type=int, default=None, help="videos per forward pass")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a StudyConfig field (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a StudyConfig field (repeatable)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> StudyConfig:

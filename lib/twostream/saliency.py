@@ -64,8 +64,14 @@ def cam(model, x: torch.Tensor, *, class_idx=None, upsample: bool = True) -> tor
     return _normalise(h, tuple(x.shape[-2:]) if upsample else None)
 
 
-def grad_cam(model, x: torch.Tensor, taps: Sequence[str] | str = SALIENCY_TAPS, *,
-             class_idx=None, upsample: bool = True) -> dict[str, torch.Tensor]:
+def grad_cam(
+    model,
+    x: torch.Tensor,
+    taps: Sequence[str] | str = SALIENCY_TAPS,
+    *,
+    class_idx=None,
+    upsample: bool = True,
+) -> dict[str, torch.Tensor]:
     """Grad-CAM at each tap from one forward and one backward pass: {tap: (B, H, W)}."""
     taps = (taps,) if isinstance(taps, str) else tuple(taps)
     _check(taps)
@@ -86,11 +92,19 @@ def grad_cam(model, x: torch.Tensor, taps: Sequence[str] | str = SALIENCY_TAPS, 
 def _check(taps: Sequence[str]) -> None:
     bad = [t for t in taps if t not in SALIENCY_TAPS]
     if bad:
-        raise UserError(f"saliency needs convolutional taps; got {bad}, known: {', '.join(SALIENCY_TAPS)}")
+        raise UserError(
+            f"saliency needs convolutional taps; got {bad}, known: {', '.join(SALIENCY_TAPS)}"
+        )
 
 
-def saliency(model, x: torch.Tensor, *, taps: Sequence[str] = SALIENCY_TAPS, method: str = "auto",
-             class_idx=None) -> dict[str, torch.Tensor]:
+def saliency(
+    model,
+    x: torch.Tensor,
+    *,
+    taps: Sequence[str] = SALIENCY_TAPS,
+    method: str = "auto",
+    class_idx=None,
+) -> dict[str, torch.Tensor]:
     """{tap: (B, H, W) heatmap}; ``method`` cam (conv5_x only), gradcam or auto."""
     if method not in METHODS:
         raise UserError(f"unknown saliency method {method!r}; known: {', '.join(METHODS)}")
@@ -127,8 +141,14 @@ def overlay(frame_rgb: np.ndarray, heatmap, *, alpha: float = 0.5, cmap: str = "
     frame = np.asarray(frame_rgb)
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB frame, got shape {frame.shape}")
-    h = heatmap.detach().float().cpu().numpy() if hasattr(heatmap, "detach") else np.asarray(heatmap, np.float32)
-    h = np.clip(cv2.resize(h.astype(np.float32), frame.shape[1::-1], interpolation=cv2.INTER_LINEAR), 0, 1)
+    h = (
+        heatmap.detach().float().cpu().numpy()
+        if hasattr(heatmap, "detach")
+        else np.asarray(heatmap, np.float32)
+    )
+    h = np.clip(
+        cv2.resize(h.astype(np.float32), frame.shape[1::-1], interpolation=cv2.INTER_LINEAR), 0, 1
+    )
     colour = matplotlib.colormaps[cmap](h)[..., :3] * 255.0  # (H, W, 3)
     out = (1.0 - alpha) * frame.astype(np.float32) + alpha * colour
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
@@ -144,9 +164,15 @@ def denormalize_rgb(x: torch.Tensor) -> np.ndarray:
     return np.rint(img.permute(1, 2, 0).numpy()).astype(np.uint8)
 
 
-def saliency_examples(cfg, *, split: int | None = None, num_videos: int = 3,
-                      streams: Sequence[str] = ("spatial", "temporal"),
-                      taps: Sequence[str] = SALIENCY_TAPS, method: str = "auto") -> list[dict[str, Any]]:
+def saliency_examples(
+    cfg,
+    *,
+    split: int | None = None,
+    num_videos: int = 3,
+    streams: Sequence[str] = ("spatial", "temporal"),
+    taps: Sequence[str] = SALIENCY_TAPS,
+    method: str = "auto",
+) -> list[dict[str, Any]]:
     """Heatmaps of the trained streams on the middle time step of test videos of different
     classes (temporal-stream maps are drawn on the RGB frame of the same time step)."""
     from pathlib import Path
@@ -163,17 +189,36 @@ def saliency_examples(cfg, *, split: int | None = None, num_videos: int = 3,
     for r in test:
         by_class.setdefault(int(r.label), r)
     classes = sorted(by_class)
-    pick = [classes[i] for i in np.linspace(0, len(classes) - 1, min(num_videos, len(classes))).round().astype(int)]
+    pick = [
+        classes[i]
+        for i in np.linspace(0, len(classes) - 1, min(num_videos, len(classes))).round().astype(int)
+    ]
     records = [by_class[c] for c in dict.fromkeys(pick)]
 
     def steps(modality: str) -> torch.Tensor:
-        ds = VideoSteps(records, cfg.rawframes_dir, modality=modality, num_segments=cfg.num_segments,
-                        flow_length=cfg.flow_length, transform=eval_transform(cfg, modality))
-        return torch.stack([ds[i][0][cfg.num_segments // 2] for i in range(len(ds))])  # (N, C, S, S)
+        ds = VideoSteps(
+            records,
+            cfg.rawframes_dir,
+            modality=modality,
+            num_segments=cfg.num_segments,
+            flow_length=cfg.flow_length,
+            transform=eval_transform(cfg, modality),
+        )
+        return torch.stack(
+            [ds[i][0][cfg.num_segments // 2] for i in range(len(ds))]
+        )  # (N, C, S, S)
 
     rgb = steps("rgb")
-    examples = [{"video": r.path, "label": int(r.label), "class": Path(r.path).parent.name,
-                 "frame": denormalize_rgb(rgb[i]), "streams": {}} for i, r in enumerate(records)]
+    examples = [
+        {
+            "video": r.path,
+            "label": int(r.label),
+            "class": Path(r.path).parent.name,
+            "frame": denormalize_rgb(rgb[i]),
+            "streams": {},
+        }
+        for i, r in enumerate(records)
+    ]
     for stream in streams:
         model = load_stream(Path(runs[stream]) / "checkpoint_best.pt").eval()
         x = rgb if MODALITY[stream] == "rgb" else steps("flow")
@@ -181,23 +226,32 @@ def saliency_examples(cfg, *, split: int | None = None, num_videos: int = 3,
             pred = model(x).argmax(1)
         maps = saliency(model, x, taps=taps, method=method)
         for i, ex in enumerate(examples):
-            ex["streams"][stream] = {"pred": int(pred[i]), "heatmaps": {t: maps[t][i].numpy() for t in taps}}
+            ex["streams"][stream] = {
+                "pred": int(pred[i]),
+                "heatmaps": {t: maps[t][i].numpy() for t in taps},
+            }
     return examples
 
 
-def plot_saliency(examples: list[dict[str, Any]], *, taps: Sequence[str] = SALIENCY_TAPS,
-                  method: str = "auto", classes: Sequence[str] | None = None):
+def plot_saliency(
+    examples: list[dict[str, Any]],
+    *,
+    taps: Sequence[str] = SALIENCY_TAPS,
+    method: str = "auto",
+    classes: Sequence[str] | None = None,
+):
     """One row per (video, stream): the frame, then the overlay at each tap (deep to shallow
     order as in the paper: conv5_x, conv4_x, conv3_x)."""
     import matplotlib.pyplot as plt
 
     order = sorted(taps, key=lambda t: -SALIENCY_TAPS.index(t))
     rows = [(ex, s) for ex in examples for s in ex["streams"]]
-    fig, axes = plt.subplots(len(rows), 1 + len(order), figsize=(2.2 * (1 + len(order)), 2.3 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), 1 + len(order), figsize=(2.2 * (1 + len(order)), 2.3 * len(rows)), squeeze=False
+    )
     for r, (ex, stream) in enumerate(rows):
         info = ex["streams"][stream]
-        pred = classes[info["pred"]] if classes else info["pred"]
+        pred = classes[info["pred"]] if classes else info.get("pred_class", info["pred"])
         axes[r, 0].imshow(ex["frame"])
         axes[r, 0].set_title(f"{ex['class']}\n{stream}, pred {pred}", fontsize=8)
         for j, tap in enumerate(order, start=1):
