@@ -47,7 +47,7 @@ import numpy as np
 
 from .errors import UserError
 
-GENERATOR_VERSION = 1  # bump when rendering changes, so ensure_dataset regenerates
+GENERATOR_VERSION = 2  # bump when rendering changes, so ensure_dataset regenerates
 FOURCC = "FFV1"
 FPS = 25
 MARKER = "synthetic.json"
@@ -178,7 +178,9 @@ def clip_spec(
     W, H, span = width, height, max(frames - 1, 1)
     short = min(W, H)
 
-    r = _uniform(rng, 0.10, 0.17) * short  # displayed radius (mid-clip for zooms)
+    # Displayed radius (mid-clip for zooms). Version 1 drew 0.10-0.17 of the short side: an
+    # object covering ~3% of the frame left a from-scratch smoke CNN too little moving area.
+    r = _uniform(rng, 0.14, 0.22) * short
     p = dict(
         vx=0.0,
         vy=0.0,
