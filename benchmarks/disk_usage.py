@@ -30,7 +30,9 @@ GRID = {"conv3_x": 28, "conv4_x": 14, "conv5_x_inner": 7, "conv5_x": 7, "fc": 1}
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--videos", default=str(REPO.parent / "shared" / "data" / "real_clips" / "UCF101"))
+    ap.add_argument(
+        "--videos", default=str(REPO.parent / "shared" / "data" / "real_clips" / "UCF101")
+    )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
     videos = Path(args.videos)
@@ -39,30 +41,63 @@ def main(argv=None) -> int:
         return 2
     cfg = StudyConfig.from_yaml(REPO / "params" / "ucf101.yaml")
     with tempfile.TemporaryDirectory() as tmp:
-        summary = prepare(videos, tmp, short_side=cfg.short_side, flow_backend="opencv",
-                          flow_preset="fast", workers=1, show_progress=False)
+        summary = prepare(
+            videos,
+            tmp,
+            short_side=cfg.short_side,
+            flow_backend="opencv",
+            flow_preset="fast",
+            workers=1,
+            show_progress=False,
+        )
         files = [p for p in Path(tmp).rglob("*.jpg")]
         rgb = [p.stat().st_size for p in files if p.name.startswith("img_")]
         flo = [p.stat().st_size for p in files if p.name.startswith("flow_")]
     per_frame = {"rgb_bytes": sum(rgb) / len(rgb), "flow_xy_bytes": 2 * sum(flo) / len(flo)}
-    rows = [{"stage": "rawframes (RGB JPEG)", "gb": UCF101_FRAMES * per_frame["rgb_bytes"] / 1e9},
-            {"stage": "rawframes (flow x+y JPEG)", "gb": UCF101_FRAMES * per_frame["flow_xy_bytes"] / 1e9}]
+    rows = [
+        {"stage": "rawframes (RGB JPEG)", "gb": UCF101_FRAMES * per_frame["rgb_bytes"] / 1e9},
+        {
+            "stage": "rawframes (flow x+y JPEG)",
+            "gb": UCF101_FRAMES * per_frame["flow_xy_bytes"] / 1e9,
+        },
+    ]
     for tap, g in GRID.items():
         values = cfg.num_segments * g * g * tap_channels(cfg.backbone, tap)
         gb = UCF101_VIDEOS * values * 2 / 1e9
-        rows.append({"stage": f"features {tap}, one stream (float16)", "gb": gb, "values_per_video": values})
-        rows.append({"stage": f"features {tap}, both streams / fused once (sum, max)", "gb": 2 * gb,
-                     "fused_once_gb": gb})
+        rows.append(
+            {"stage": f"features {tap}, one stream (float16)", "gb": gb, "values_per_video": values}
+        )
+        rows.append(
+            {
+                "stage": f"features {tap}, both streams / fused once (sum, max)",
+                "gb": 2 * gb,
+                "fused_once_gb": gb,
+            }
+        )
     print(f"measured on {len(rgb)} frames of {summary}")
-    print(f"bytes per frame: RGB {per_frame['rgb_bytes']:.0f}, flow x+y {per_frame['flow_xy_bytes']:.0f}")
+    print(
+        f"bytes per frame: RGB {per_frame['rgb_bytes']:.0f}, flow x+y {per_frame['flow_xy_bytes']:.0f}"
+    )
     print(f"{'UCF101 stage':58s} {'GB':>8s}")
     for r in rows:
         extra = f"   (fused once: {r['fused_once_gb']:.0f} GB)" if "fused_once_gb" in r else ""
         print(f"{r['stage']:58s} {r['gb']:8.1f}{extra}")
-    out = save_json({"benchmark": "disk_usage", "device": device_description(), "git_commit": git_commit(),
-                     "versions": library_versions(), "videos": str(videos), "frames_measured": len(rgb),
-                     "short_side": cfg.short_side, "per_frame": per_frame, "ucf101_frames": UCF101_FRAMES,
-                     "ucf101_videos": UCF101_VIDEOS, "rows": rows}, Path(args.out) / "disk_usage.json")
+    out = save_json(
+        {
+            "benchmark": "disk_usage",
+            "device": device_description(),
+            "git_commit": git_commit(),
+            "versions": library_versions(),
+            "videos": str(videos),
+            "frames_measured": len(rgb),
+            "short_side": cfg.short_side,
+            "per_frame": per_frame,
+            "ucf101_frames": UCF101_FRAMES,
+            "ucf101_videos": UCF101_VIDEOS,
+            "rows": rows,
+        },
+        Path(args.out) / "disk_usage.json",
+    )
     print(f"wrote {out}")
     return 0
 

@@ -76,21 +76,44 @@ def stage_flow(frames_dir: Path, device, pairs: int, backend: str) -> dict:
     grey = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in imgs]
     prevs, nexts = grey[:-1], grey[1:]
     dev = "cuda" if device.type == "cuda" else "cpu"
-    s = timed(lambda: flow.tvl1_batch(prevs, nexts, backend=backend, preset="paper", device=dev), 1, device)
+    s = timed(
+        lambda: flow.tvl1_batch(prevs, nexts, backend=backend, preset="paper", device=dev),
+        1,
+        device,
+    )
     rate = len(prevs) / s
-    return {"stage": f"TV-L1 flow ({backend}, paper preset)", "batch": len(prevs), "step_s": s,
-            "throughput": f"{rate:.1f} pairs/s", "items_per_s": rate,
-            "extrapolated_h": UCF101["frames"] / rate / 3600, "per": "all UCF101 frames (once)"}
+    return {
+        "stage": f"TV-L1 flow ({backend}, paper preset)",
+        "batch": len(prevs),
+        "step_s": s,
+        "throughput": f"{rate:.1f} pairs/s",
+        "items_per_s": rate,
+        "extrapolated_h": UCF101["frames"] / rate / 3600,
+        "per": "all UCF101 frames (once)",
+    }
 
 
-def stage_train(cfg: StudyConfig, records, raw: Path, device, modality: str, batch: int, steps: int) -> dict:
-    model = models.build_stream(modality=modality, backbone=cfg.backbone, num_classes=101,
-                                flow_length=cfg.flow_length, pretrained="none")
+def stage_train(
+    cfg: StudyConfig, records, raw: Path, device, modality: str, batch: int, steps: int
+) -> dict:
+    model = models.build_stream(
+        modality=modality,
+        backbone=cfg.backbone,
+        num_classes=101,
+        flow_length=cfg.flow_length,
+        pretrained="none",
+    )
     model = prepare_model(model, device, compile=False)
     opt = make_optimizer(model, lr=1e-3, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    ds = rawframes.TrainSteps(records, raw, modality=modality, flow_length=cfg.flow_length,
-                              samples_per_video=max(1, batch // max(len(records), 1) + 1),
-                              transform=transforms.train_transform(cfg, modality), seed=0)
+    ds = rawframes.TrainSteps(
+        records,
+        raw,
+        modality=modality,
+        flow_length=cfg.flow_length,
+        samples_per_video=max(1, batch // max(len(records), 1) + 1),
+        transform=transforms.train_transform(cfg, modality),
+        seed=0,
+    )
     t0 = time.perf_counter()
     xs = torch.stack([ds[i][0] for i in range(batch)])  # (B, C, 224, 224)
     load_s = time.perf_counter() - t0
@@ -110,44 +133,83 @@ def stage_train(cfg: StudyConfig, records, raw: Path, device, modality: str, bat
     rate = batch / s
     per_epoch = UCF101["train_videos"] * PAPER.samples_per_video
     name = "spatial" if modality == "rgb" else "temporal"
-    return {"stage": f"{name} stream training step", "batch": batch, "step_s": s,
-            "throughput": f"{rate:.1f} img/s (data {batch / load_s:.0f} img/s on 1 process)",
-            "items_per_s": rate, "peak_gib": _peak_gib(device),
-            "extrapolated_h": PAPER.stream_epochs * per_epoch / rate / 3600,
-            "per": f"{PAPER.stream_epochs} epochs x {per_epoch} clips, split 1"}
+    return {
+        "stage": f"{name} stream training step",
+        "batch": batch,
+        "step_s": s,
+        "throughput": f"{rate:.1f} img/s (data {batch / load_s:.0f} img/s on 1 process)",
+        "items_per_s": rate,
+        "peak_gib": _peak_gib(device),
+        "extrapolated_h": PAPER.stream_epochs * per_epoch / rate / 3600,
+        "per": f"{PAPER.stream_epochs} epochs x {per_epoch} clips, split 1",
+    }
 
 
-def stage_features(cfg: StudyConfig, records, raw: Path, device, modality: str, videos: int) -> dict:
-    model = models.build_stream(modality=modality, backbone=cfg.backbone, num_classes=101,
-                                flow_length=cfg.flow_length, pretrained="none").eval()
+def stage_features(
+    cfg: StudyConfig, records, raw: Path, device, modality: str, videos: int
+) -> dict:
+    model = models.build_stream(
+        modality=modality,
+        backbone=cfg.backbone,
+        num_classes=101,
+        flow_length=cfg.flow_length,
+        pretrained="none",
+    ).eval()
     model = model.to(device, memory_format=torch.channels_last) if device.type == "cuda" else model
-    ds = rawframes.VideoSteps(records[:videos], raw, modality=modality, num_segments=cfg.num_segments,
-                              flow_length=cfg.flow_length, transform=transforms.eval_transform(cfg, modality))
+    ds = rawframes.VideoSteps(
+        records[:videos],
+        raw,
+        modality=modality,
+        num_segments=cfg.num_segments,
+        flow_length=cfg.flow_length,
+        transform=transforms.eval_transform(cfg, modality),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         _reset_mem(device)
         t0 = time.perf_counter()
-        features.extract_features(model, ds, [r.path for r in records[:videos]], {"conv5_x": tmp},
-                                  batch_videos=min(videos, 8), device=device, amp=cfg.amp)
+        features.extract_features(
+            model,
+            ds,
+            [r.path for r in records[:videos]],
+            {"conv5_x": tmp},
+            batch_videos=min(videos, 8),
+            device=device,
+            amp=cfg.amp,
+        )
         _sync(device)
         s = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in Path(tmp).rglob("*.npy")) / videos
     rate = videos / s
     name = "spatial" if modality == "rgb" else "temporal"
-    return {"stage": f"{name} conv5_x feature extraction (T=25)", "batch": videos, "step_s": s / videos,
-            "throughput": f"{rate:.2f} videos/s, {size / 2**20:.1f} MiB/video", "items_per_s": rate,
-            "peak_gib": _peak_gib(device), "extrapolated_h": UCF101["videos"] / rate / 3600,
-            "per": "all UCF101 videos"}
+    return {
+        "stage": f"{name} conv5_x feature extraction (T=25)",
+        "batch": videos,
+        "step_s": s / videos,
+        "throughput": f"{rate:.2f} videos/s, {size / 2**20:.1f} MiB/video",
+        "items_per_s": rate,
+        "peak_gib": _peak_gib(device),
+        "extrapolated_h": UCF101["videos"] / rate / 3600,
+        "per": "all UCF101 videos",
+    }
 
 
 def stage_convlstm(cfg: StudyConfig, device, batch: int, steps: int, grid: int = 7) -> dict:
-    head = convlstm.build_head(kind="convlstm", in_channels=models.tap_channels(cfg.backbone, "conv5_x"),
-                               num_classes=101, fusion=cfg.fusion_method, layers=cfg.convlstm_layers,
-                               kernel=cfg.convlstm_kernel, hidden=cfg.convlstm_hidden,
-                               dropout=cfg.convlstm_dropout).to(device)
+    head = convlstm.build_head(
+        kind="convlstm",
+        in_channels=models.tap_channels(cfg.backbone, "conv5_x"),
+        num_classes=101,
+        fusion=cfg.fusion_method,
+        layers=cfg.convlstm_layers,
+        kernel=cfg.convlstm_kernel,
+        hidden=cfg.convlstm_hidden,
+        dropout=cfg.convlstm_dropout,
+    ).to(device)
     opt = torch.optim.Adam(head.parameters(), lr=cfg.convlstm_lr)
     c = models.tap_channels(cfg.backbone, "conv5_x")
     dt = torch.bfloat16 if device.type == "cuda" else torch.float32
-    a = torch.randn(batch, cfg.num_segments, c, grid, grid, device=device, dtype=dt)  # (B, T, C, 7, 7)
+    a = torch.randn(
+        batch, cfg.num_segments, c, grid, grid, device=device, dtype=dt
+    )  # (B, T, C, 7, 7)
     b = torch.randn_like(a)
     y = torch.randint(0, 101, (batch,), device=device)
 
@@ -163,12 +225,18 @@ def stage_convlstm(cfg: StudyConfig, device, batch: int, steps: int, grid: int =
     _reset_mem(device)
     s = timed(step, steps, device)
     rate = batch / s
-    return {"stage": f"ConvLSTM {cfg.convlstm_layers}x{cfg.convlstm_kernel}x{cfg.convlstm_kernel}, "
-                     f"{cfg.convlstm_hidden} ch, training step", "batch": batch, "step_s": s,
-            "throughput": f"{rate:.1f} videos/s", "items_per_s": rate, "peak_gib": _peak_gib(device),
-            "extrapolated_h": cfg.convlstm_epochs * UCF101["train_videos"] / rate / 3600,
-            "per": f"{cfg.convlstm_epochs} epochs x {UCF101['train_videos']} videos, split 1",
-            "params": convlstm.count_parameters(head)}
+    return {
+        "stage": f"ConvLSTM {cfg.convlstm_layers}x{cfg.convlstm_kernel}x{cfg.convlstm_kernel}, "
+        f"{cfg.convlstm_hidden} ch, training step",
+        "batch": batch,
+        "step_s": s,
+        "throughput": f"{rate:.1f} videos/s",
+        "items_per_s": rate,
+        "peak_gib": _peak_gib(device),
+        "extrapolated_h": cfg.convlstm_epochs * UCF101["train_videos"] / rate / 3600,
+        "per": f"{cfg.convlstm_epochs} epochs x {UCF101['train_videos']} videos, split 1",
+        "params": convlstm.count_parameters(head),
+    }
 
 
 def main(argv=None) -> int:
@@ -186,35 +254,77 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        synthetic.generate(root / "synth", classes=8, clips_per_class=4, groups=4,
-                           frames=12 if quick else 40, width=320, height=240, seed=0)
+        synthetic.generate(
+            root / "synth",
+            classes=8,
+            clips_per_class=4,
+            groups=4,
+            frames=12 if quick else 40,
+            width=320,
+            height=240,
+            seed=0,
+        )
         raw = root / "rawframes"
-        summary = preprocess.prepare(root / "synth" / "videos", raw, flow_backend="opencv" if quick else "torch",
-                                     flow_preset="fast" if quick else "paper", flow_device=device.type,
-                                     workers=1, show_progress=False)
+        summary = preprocess.prepare(
+            root / "synth" / "videos",
+            raw,
+            flow_backend="opencv" if quick else "torch",
+            flow_preset="fast" if quick else "paper",
+            flow_device=device.type,
+            workers=1,
+            show_progress=False,
+        )
         print(f"synthetic set + prepare: {time.perf_counter() - t0:.1f} s ({summary})", flush=True)
         train, _ = load_split("ucf101", root / "synth" / "splits", 1)
-        rows.append(stage_flow(raw, device, pairs=4 if quick else 64,
-                               backend="opencv" if device.type == "cpu" else "torch"))
+        rows.append(
+            stage_flow(
+                raw,
+                device,
+                pairs=4 if quick else 64,
+                backend="opencv" if device.type == "cpu" else "torch",
+            )
+        )
         for modality in ("rgb", "flow"):
             rows.append(stage_train(cfg, train, raw, device, modality, batch, steps))
-            rows.append(stage_features(cfg, train, raw, device, modality, videos=2 if quick else 16))
+            rows.append(
+                stage_features(cfg, train, raw, device, modality, videos=2 if quick else 16)
+            )
         rows.append(stage_convlstm(cfg, device, batch=2 if quick else 32, steps=steps))
-    per_split = sum(r["extrapolated_h"] for r in rows if "split 1" in r["per"] or "all UCF101 videos" in r["per"])
+    per_split = sum(
+        r["extrapolated_h"]
+        for r in rows
+        if "split 1" in r["per"] or "all UCF101 videos" in r["per"]
+    )
     once = sum(r["extrapolated_h"] for r in rows if "(once)" in r["per"])
     print(f"\nfull-scale dry run on {device_description(device)}{' (quick)' if quick else ''}")
-    print(f"{'stage':58s} {'batch':>5s} {'step s':>8s} {'peak GiB':>8s} {'extrap. h':>9s}  throughput / per")
+    print(
+        f"{'stage':58s} {'batch':>5s} {'step s':>8s} {'peak GiB':>8s} {'extrap. h':>9s}  throughput / per"
+    )
     for r in rows:
         mem = "-" if r.get("peak_gib") is None else f"{r['peak_gib']:.1f}"
-        print(f"{r['stage']:58s} {r['batch']:5d} {r['step_s']:8.3f} {mem:>8s} {r['extrapolated_h']:9.2f}  "
-              f"{r['throughput']} / {r['per']}")
-    print(f"extrapolated: flow once {once:.1f} h; per split (streams + features + ConvLSTM) {per_split:.1f} h; "
-          f"three splits {once + 3 * per_split:.1f} h")
-    record = {"benchmark": "dry_run", "device": device_description(device), "quick": quick,
-              "git_commit": git_commit(), "versions": library_versions(), "config": cfg.to_dict(),
-              "stages": rows, "extrapolated_hours": {"flow_once": once, "per_split": per_split,
-                                                     "three_splits": once + 3 * per_split},
-              "note": "linear extrapolation from a few steps; CPU runs use batch 2 and are not representative"}
+        print(
+            f"{r['stage']:58s} {r['batch']:5d} {r['step_s']:8.3f} {mem:>8s} {r['extrapolated_h']:9.2f}  "
+            f"{r['throughput']} / {r['per']}"
+        )
+    print(
+        f"extrapolated: flow once {once:.1f} h; per split (streams + features + ConvLSTM) {per_split:.1f} h; "
+        f"three splits {once + 3 * per_split:.1f} h"
+    )
+    record = {
+        "benchmark": "dry_run",
+        "device": device_description(device),
+        "quick": quick,
+        "git_commit": git_commit(),
+        "versions": library_versions(),
+        "config": cfg.to_dict(),
+        "stages": rows,
+        "extrapolated_hours": {
+            "flow_once": once,
+            "per_split": per_split,
+            "three_splits": once + 3 * per_split,
+        },
+        "note": "linear extrapolation from a few steps; CPU runs use batch 2 and are not representative",
+    }
     tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).split()[-1].lower()
     out = save_json(record, Path(args.out) / f"dry_run-{tag}.json")
     print(f"wrote {out}")

@@ -23,7 +23,9 @@ def plot_comparison(summary, *, paper_value: float | None = None, title: str = "
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     y = np.arange(len(summary))
-    ax.barh(y, summary["top1_mean"], xerr=summary["top1_std"], color="#4C72B0", alpha=0.85, capsize=3)
+    ax.barh(
+        y, summary["top1_mean"], xerr=summary["top1_std"], color="#4C72B0", alpha=0.85, capsize=3
+    )
     ax.set_yticks(y, summary["method"])
     ax.invert_yaxis()
     ax.set_xlabel("top-1 accuracy (%), mean ± std over splits")
@@ -48,8 +50,17 @@ def plot_confusion(cm, classes, *, title: str = ""):
     k = len(classes)
     big = k > 20
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    sns.heatmap(norm, ax=ax, vmin=0, vmax=1, cmap="viridis", square=True, cbar_kws={"shrink": 0.7},
-                xticklabels=False if big else classes, yticklabels=False if big else classes)
+    sns.heatmap(
+        norm,
+        ax=ax,
+        vmin=0,
+        vmax=1,
+        cmap="viridis",
+        square=True,
+        cbar_kws={"shrink": 0.7},
+        xticklabels=False if big else classes,
+        yticklabels=False if big else classes,
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)
@@ -70,13 +81,18 @@ def plot_audit(summary, histories):
     y = np.arange(len(summary))
     colors = ["#4C72B0" if "(ours)" in p else "#C44E52" for p in summary["protocol"]]
     ax.barh(y, summary["top1_mean"], xerr=summary["top1_std"], color=colors, capsize=3)
-    ax.set_yticks(y, [f"{q}: {p}" for q, p in zip(summary["question"], summary["protocol"], strict=True)],
-                  fontsize=8)
+    ax.set_yticks(
+        y,
+        [f"{q}: {p}" for q, p in zip(summary["question"], summary["protocol"], strict=True)],
+        fontsize=8,
+    )
     ax.invert_yaxis()
     ax.set_xlabel("test top-1 (%), mean ± std over splits")
     ax.set_xlim(0, 100)
     for yi, v, d in zip(y, summary["top1_mean"], summary["inflation_points"], strict=True):
-        ax.text(min(v + 1, 85), yi, f"{v:.1f}" + (f" ({d:+.1f})" if d else ""), va="center", fontsize=8)
+        ax.text(
+            min(v + 1, 85), yi, f"{v:.1f}" + (f" ({d:+.1f})" if d else ""), va="center", fontsize=8
+        )
     h = histories[histories["split"] == histories["split"].min()]
     bx.plot(h["epoch"], 100 * h["val_top1"], label="validation", color="#4C72B0")
     bx.plot(h["epoch"], 100 * h["test_top1"], label="test", color="#C44E52")
@@ -84,7 +100,9 @@ def plot_audit(summary, histories):
     bx.axvline(int(h.loc[h["test_top1"].idxmax(), "epoch"]), color="#C44E52", ls=":", lw=1)
     bx.set_xlabel("epoch")
     bx.set_ylabel("top-1 (%)")
-    bx.set_title(f"split {int(h['split'].iloc[0])}: epoch chosen on validation vs on test", fontsize=9)
+    bx.set_title(
+        f"split {int(h['split'].iloc[0])}: epoch chosen on validation vs on test", fontsize=9
+    )
     bx.legend(fontsize=8)
     fig.tight_layout()
     return fig
