@@ -244,8 +244,8 @@ def test_stream_names_and_run_dirs():
 def test_train_stream_cli_end_to_end_on_a_tiny_synthetic_set(tmp_path):
     """The real pipeline: synthetic videos -> rawframes -> train-stream; then reuse."""
     sets = dict(
-        data_root=str(tmp_path / "data"), synth_classes=3, synth_clips_per_class=6,
-        synth_groups=3, synth_frames=12, synth_width=48, synth_height=40, crop_size=32,
+        data_root=str(tmp_path / "data"), synth_classes=3, synth_clips_per_class=8,
+        synth_groups=4, synth_frames=12, synth_width=48, synth_height=40, crop_size=32,
         input_size=32, num_segments=3, flow_length=2, stream_epochs=2, stream_batch_size=8,
         samples_per_video=1, val_fraction=0.34, prep_workers=1, device="cpu",
     )  # fmt: skip
