@@ -61,7 +61,9 @@ def test_eval_is_a_hand_computed_centre_crop():
 
 
 def test_same_random_crop_scale_flip_for_every_channel():
-    cfg = StudyConfig(crop_size=24, input_size=16, color_jitter=0.3, jitter_stream="temporal")
+    cfg = StudyConfig(
+        crop_size=24, input_size=16, color_jitter=0.3, jitter_stream="temporal", hflip=True
+    )
     train, _ = presets(cfg, "flow")
     base = torch.randint(0, 256, (1, 32, 40), dtype=torch.uint8)
     stack = base.expand(20, 32, 40).contiguous()  # every field the same image
@@ -122,3 +124,15 @@ def test_flow_jitter_keeps_zero_motion_centred_without_shift():
     out = t._jitter(x, g)
     # contrast scales around the zero level; only the bounded shift moves it
     assert (out - 127.5).abs().max() <= 0.5 * 16.0 + 1e-4
+
+
+def test_train_preset_flips_only_when_the_config_asks():
+    x = torch.arange(20 * 24 * 24, dtype=torch.uint8).view(20, 24, 24)
+    for hflip, expect_flips in ((False, False), (True, True)):
+        t = train_transform(
+            StudyConfig(crop_size=24, input_size=24, scale_min=1.0, scale_max=1.0, hflip=hflip),
+            "flow",
+        )
+        outs = [t(x, torch.Generator().manual_seed(s)) for s in range(16)]
+        flipped = [not torch.equal(o, outs[0]) for o in outs]
+        assert any(flipped) == expect_flips

@@ -169,6 +169,11 @@ class StudyConfig:
     input_size: int = 80  # network input after resize (paper: 224)
     scale_min: float = 0.75  # random rescale factor range (paper: 3/4 .. 4/3)
     scale_max: float = 4.0 / 3.0
+    # Horizontal flip (flow-x negated). Off in the smoke run: the synthetic classes are
+    # defined by motion *direction* (left vs right, clockwise vs counter-clockwise), which a
+    # mirror swaps, so flipping would train on contradictory labels. Real actions are
+    # mirror-symmetric: the full presets flip.
+    hflip: bool = False
     color_jitter: float = 0.0  # strength of brightness/contrast jitter; 0 = off
     jitter_stream: str = "temporal"  # temporal (paper text) | spatial (released code) | both
     stream_epochs: int = 6

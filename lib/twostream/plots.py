@@ -30,8 +30,8 @@ def plot_comparison(summary, *, paper_value: float | None = None, title: str = "
     ax.invert_yaxis()
     ax.set_xlabel("top-1 accuracy (%), mean ± std over splits")
     ax.set_xlim(0, 100)
-    for yi, v in zip(y, summary["top1_mean"], strict=True):
-        ax.text(min(v + 1, 90), yi, f"{v:.1f}", va="center", fontsize=8)
+    for yi, v, sd in zip(y, summary["top1_mean"], summary["top1_std"], strict=True):
+        ax.text(min(v + sd + 1.5, 90), yi, f"{v:.1f}", va="center", fontsize=8)
     if paper_value is not None:
         ax.axvline(paper_value, color="#C44E52", ls="--", lw=1)
         ax.text(paper_value, -0.7, f"paper {paper_value}", color="#C44E52", fontsize=8, ha="right")
@@ -89,10 +89,12 @@ def plot_audit(summary, histories):
     ax.invert_yaxis()
     ax.set_xlabel("test top-1 (%), mean ± std over splits")
     ax.set_xlim(0, 100)
-    for yi, v, d in zip(y, summary["top1_mean"], summary["inflation_points"], strict=True):
-        ax.text(
-            min(v + 1, 85), yi, f"{v:.1f}" + (f" ({d:+.1f})" if d else ""), va="center", fontsize=8
-        )
+    stds = summary["top1_std"]
+    for yi, v, sd, d in zip(
+        y, summary["top1_mean"], stds, summary["inflation_points"], strict=True
+    ):
+        label = f"{v:.1f}" + (f" ({d:+.1f})" if d else "")
+        ax.text(min(v + sd + 1.5, 85), yi, label, va="center", fontsize=8)
     h = histories[histories["split"] == histories["split"].min()]
     bx.plot(h["epoch"], 100 * h["val_top1"], label="validation", color="#4C72B0")
     bx.plot(h["epoch"], 100 * h["test_top1"], label="test", color="#C44E52")

@@ -91,6 +91,7 @@ RUN_FIELDS = (
     "input_size",
     "scale_min",
     "scale_max",
+    "hflip",
     "color_jitter",
     "jitter_stream",
     "stream_epochs",

@@ -166,7 +166,7 @@ def train_transform(cfg, modality: str) -> StackTransform:
         input_size=cfg.input_size,
         scale_min=cfg.scale_min,
         scale_max=cfg.scale_max,
-        flip=True,
+        flip=cfg.hflip,
         jitter=cfg.color_jitter if jitter_applies(cfg, modality) else 0.0,
     )
 
