@@ -337,3 +337,28 @@ def test_ensure_features_with_real_stream(tmp_path, monkeypatch):
         extra={"arch": net2.arch},
     )
     assert features.ensure_features(cfg, 1, ["fc"])["fc"]["temporal"] != out["fc"]["temporal"]
+
+
+def test_values_beyond_float16_are_clipped_with_a_warning(tmp_path):
+    """float16 saturates at 65504; an inf in the cache would poison every ConvLSTM run."""
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from twostream.features import FLOAT16_MAX, extract_features
+
+    class Huge(torch.nn.Module):
+        def features(self, x, taps):
+            return {t: x.mean(dim=(2, 3), keepdim=True) * 1e6 for t in taps}  # (N, C, 1, 1)
+
+    data = [(torch.full((2, 3, 4, 4), v), 0) for v in (1.0, -1.0)]  # 2 videos, T = 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        extract_features(
+            Huge(), data, ["A/a.avi", "A/b.avi"], {"conv5_x": tmp_path}, batch_videos=2
+        )
+    assert any("float16 range" in str(w.message) for w in caught)
+    a = np.load(tmp_path / "A" / "a.npy")
+    b = np.load(tmp_path / "A" / "b.npy")
+    assert np.isfinite(a).all() and a.max() == np.float16(FLOAT16_MAX) and b.min() == -a.max()

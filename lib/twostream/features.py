@@ -35,6 +35,7 @@ import argparse
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ FEATURE_FIELDS = (
 )
 MANIFEST = "manifest.json"
 DTYPE = np.float16
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 # FeatureCache loads everything into RAM when the cache is at most this big (auto mode).
 IN_MEMORY_LIMIT = int(os.environ.get("TWOSTREAM_CACHE_RAM_BYTES", 2 * 1024**3))
 
@@ -191,6 +193,17 @@ def extract_features(
             feats = model.features(x, taps)
         for tap in taps:
             f = feats[tap].float().unflatten(0, (n, T))  # (n, T, C[, H, W])
+            # float16 saturates at 65504: an untrained or diverged network can exceed it,
+            # and a silent inf would poison every ConvLSTM trained on the cache.
+            big = int((f.abs() > FLOAT16_MAX).sum())
+            if big:
+                warnings.warn(
+                    f"{tap}: {big} feature values exceed the float16 range and were clipped "
+                    f"to +-{FLOAT16_MAX:g}; check the stream checkpoint (untrained or diverged?)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                f = f.clamp(-FLOAT16_MAX, FLOAT16_MAX)
             arr = f.cpu().numpy().astype(DTYPE)
             for j, i in enumerate(todo[k]):
                 path = feature_path(out_dirs[tap], videos[i])
