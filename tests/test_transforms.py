@@ -128,9 +128,9 @@ def test_flow_jitter_keeps_zero_motion_centred_without_shift():
 
 def test_train_preset_flips_only_when_the_config_asks():
     x = torch.arange(20 * 24 * 24, dtype=torch.uint8).view(20, 24, 24)
-    for hflip, expect_flips in ((False, False), (True, True)):
+    for flip, expect_flips in ((False, False), (True, True)):
         t = train_transform(
-            StudyConfig(crop_size=24, input_size=24, scale_min=1.0, scale_max=1.0, hflip=hflip),
+            StudyConfig(crop_size=24, input_size=24, scale_min=1.0, scale_max=1.0, hflip=flip),
             "flow",
         )
         outs = [t(x, torch.Generator().manual_seed(s)) for s in range(16)]
