@@ -45,7 +45,7 @@ format: $(STAMP)
 
 test: lint
 	TWOSTREAM_RESULTS=$(abspath $(TEST_RESULTS)) TWOSTREAM_QUIET=1 \
-	  $(PY) -m pytest tests notebooks --nbval-lax --current-env -p no:cacheprovider
+	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 setup-dev: $(STAMP)
 	$(VENV)/bin/nbstripout --install --attributes .gitattributes
