@@ -288,11 +288,12 @@ def test_train_stream_cli_end_to_end_on_a_tiny_synthetic_set(tmp_path):
 
 
 def test_bad_cli_set_is_a_user_error():
-    from twostream.train import _parse_sets
+    from twostream.config import parse_key_values
 
-    assert _parse_sets(["lr_spatial=0.5", "backbone=resnet34"]) == {
+    assert parse_key_values(["lr_spatial=0.5", "backbone=resnet34", "splits=[1, 2]"]) == {
         "lr_spatial": 0.5,
         "backbone": "resnet34",
+        "splits": [1, 2],
     }
-    with pytest.raises(UserError, match="key=value"):
-        _parse_sets(["lr_spatial"])
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_key_values(["lr_spatial"])

@@ -318,3 +318,42 @@ def stage_key(cfg: Any, fields: tuple[str, ...] | list[str], *extra: Any) -> str
         {"fields": {k: d[k] for k in fields}, "extra": to_jsonable(list(extra))}, sort_keys=True
     )
     return hashlib.sha1(payload.encode()).hexdigest()[:8]
+
+
+# ----------------------------------------------------------------------------- CLI glue
+
+
+def add_config_arguments(parser) -> None:
+    """The ``--params FILE`` and ``--set KEY=VALUE`` options every stage command shares."""
+    parser.add_argument(
+        "--params", metavar="FILE", default=None, help="params yaml (default: the smoke defaults)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one StudyConfig field (value parsed as YAML); repeatable",
+    )
+
+
+def parse_key_values(items, option: str = "--set") -> dict[str, Any]:
+    """``["a=1", "b=[1, 2]"]`` -> ``{"a": 1, "b": [1, 2]}`` (values parsed as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"{option} expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def config_from_args(args, **extra: Any) -> StudyConfig:
+    """``--params`` + ``--set`` (+ command-specific ``extra`` fields) -> a validated StudyConfig."""
+    data = load_params(args.params) if getattr(args, "params", None) else {}
+    data.update(parse_key_values(getattr(args, "overrides", [])))
+    data.update({k: v for k, v in extra.items() if v is not None})
+    return StudyConfig.from_dict(data, source=getattr(args, "params", None) or "--set")

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from . import distributed as dist
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import StudyConfig, save_json, stage_key
+from .config import StudyConfig, add_config_arguments, config_from_args, save_json, stage_key
 from .errors import UserError
 from .features import FeatureCache, check_taps, ensure_features, prefuse, split_records
 from .metrics import classification_metrics
@@ -571,9 +571,7 @@ def evaluate_run(
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--params", default=None, help="params yaml (default: StudyConfig defaults)"
-    )
+    add_config_arguments(parser)
     parser.add_argument(
         "--split", type=int, default=None, help="official split (default: cfg.split)"
     )
@@ -599,19 +597,9 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store a parameter-free fusion's maps once (half the cache reads)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a StudyConfig field (repeatable)",
-    )
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    from .features import config_from_args
-
     cfg = config_from_args(args)
     res = train_convlstm(
         cfg,

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import StudyConfig, save_json, stage_key
+from .config import StudyConfig, add_config_arguments, config_from_args, save_json, stage_key
 from .errors import UserError
 from .utils import atomic_path, autocast_context, progress, resolve_device
 
@@ -512,9 +512,7 @@ def disk_table(cfg: StudyConfig, num_videos: int, *, taps: Sequence[str] | None 
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--params", default=None, help="params yaml (default: StudyConfig defaults)"
-    )
+    add_config_arguments(parser)
     parser.add_argument(
         "--split", type=int, default=None, help="official split (default: cfg.split)"
     )
@@ -522,29 +520,6 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--taps", default=None, help="comma-separated taps (default: cfg.fusion_layer)"
     )
     parser.add_argument("--batch-videos", type=int, default=None, help="videos per forward pass")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a StudyConfig field (repeatable)",
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> StudyConfig:
-    """``--params FILE`` + ``--set k=v`` (YAML-parsed values) -> StudyConfig."""
-    import yaml
-
-    from .config import load_params
-
-    data = load_params(args.params) if args.params else {}
-    for item in args.overrides or []:
-        if "=" not in item:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        data[k.strip().replace("-", "_")] = yaml.safe_load(v)
-    return StudyConfig.from_dict(data, source=args.params or "--set")
 
 
 def cli_main(args: argparse.Namespace) -> int:

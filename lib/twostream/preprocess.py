@@ -926,23 +926,11 @@ def cli_arguments(parser) -> None:
     )
 
 
-def _key_values(items: Sequence[str], option: str) -> dict[str, Any]:
-    import yaml
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"{option} {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out
-
-
 def _config_from_args(args):
-    from .config import StudyConfig, load_params
+    from .config import StudyConfig, load_params, parse_key_values
 
     data = load_params(args.params) if args.params else {}
-    data.update(_key_values(args.overrides, "--set"))
+    data.update(parse_key_values(args.overrides, "--set"))
     for name in ("short_side", "resize", "flow_backend", "flow_preset", "flow_device",
                  "flow_quantization", "flow_bound", "prep_workers"):  # fmt: skip
         value = getattr(args, name)
@@ -956,6 +944,8 @@ def _config_from_args(args):
 
 
 def cli_main(args) -> int:
+    from .config import parse_key_values
+
     cfg = _config_from_args(args)
     if args.videos is None and args.params is None and not args.overrides:
         raise UserError(
@@ -978,7 +968,7 @@ def cli_main(args) -> int:
         flow_device=cfg.flow_device,
         flow_quantization=cfg.flow_quantization,
         flow_bound=cfg.flow_bound,
-        flow_params=_key_values(args.flow_params, "--flow-param"),
+        flow_params=parse_key_values(args.flow_params, "--flow-param"),
         workers=cfg.prep_workers,
         shard=args.shard,
         flow_batch=args.flow_batch,

@@ -56,7 +56,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from . import distributed as dist
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import StudyConfig, save_json, stage_key
+from .config import StudyConfig, add_config_arguments, config_from_args, save_json, stage_key
 from .errors import UserError
 from .metrics import classification_metrics, video_scores
 from .utils import atomic_path, autocast_context, resolve_device, seed_everything
@@ -624,29 +624,13 @@ def plot_stream_confusions(loaded: dict[str, dict], classes: list[str] | None = 
 # ----------------------------------------------------------------------------- CLI
 
 
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
-    return out
-
-
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream", required=True, choices=sorted(ALIASES),
                         help="rgb (= spatial) or flow (= temporal)")  # fmt: skip
-    parser.add_argument(
-        "--params", metavar="FILE", help="params yaml (default: StudyConfig defaults)"
-    )
+    add_config_arguments(parser)
     parser.add_argument(
         "--split", type=int, help="official split 1..3 (default: the params' split)"
     )
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one StudyConfig field; repeatable")  # fmt: skip
     parser.add_argument(
         "--run-dir", type=Path, help="run folder (default: <runs>/<stream>-split<k>-<key>)"
     )
@@ -654,12 +638,7 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    overrides = _parse_sets(args.sets)
-    cfg = (
-        StudyConfig.from_yaml(args.params, **overrides)
-        if args.params
-        else StudyConfig.from_dict(overrides)
-    )
+    cfg = config_from_args(args)
     out = train_stream(
         cfg, stream=args.stream, split=args.split, run_dir=args.run_dir, resume=args.resume
     )
