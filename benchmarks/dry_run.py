@@ -18,7 +18,6 @@ linear in the number of items and say which throughput they use; they are estima
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -328,7 +327,6 @@ def main(argv=None) -> int:
     tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).split()[-1].lower()
     out = save_json(record, Path(args.out) / f"dry_run-{tag}.json")
     print(f"wrote {out}")
-    json.dumps(record)
     return 0
 
 

@@ -927,20 +927,18 @@ def cli_arguments(parser) -> None:
 
 
 def _config_from_args(args):
-    from .config import StudyConfig, load_params, parse_key_values
+    from .config import config_from_args
 
-    data = load_params(args.params) if args.params else {}
-    data.update(parse_key_values(args.overrides, "--set"))
-    for name in ("short_side", "resize", "flow_backend", "flow_preset", "flow_device",
-                 "flow_quantization", "flow_bound", "prep_workers"):  # fmt: skip
-        value = getattr(args, name)
-        if value is not None:
-            data[name] = value
+    given = {name: getattr(args, name) for name in (
+        "short_side", "resize", "flow_backend", "flow_preset", "flow_device",
+        "flow_quantization", "flow_bound", "prep_workers")}  # fmt: skip
+    cfg = config_from_args(args, **given)
+    # --short-side and --size replace each other, whichever the params file had set
     if args.short_side is not None:
-        data["resize"] = None
+        cfg = cfg.replace(resize=None)
     if args.resize is not None:
-        data["short_side"] = None
-    return StudyConfig.from_dict(data, source=str(args.params or "command line"))
+        cfg = cfg.replace(short_side=None)
+    return cfg
 
 
 def cli_main(args) -> int:

@@ -82,13 +82,25 @@ def best_fusion(cfg: StudyConfig) -> tuple[str, str, str]:
     )
 
 
+def _convlstm_run(cfg: StudyConfig, split: int, layer: str, method: str) -> dict[str, Any]:
+    """The configured ConvLSTM at (layer, method) on one split. ``train_convlstm`` builds the
+    streams and the feature cache it needs and reuses a finished run, so notebooks 05 and 06
+    share one training per split."""
+    from . import convlstm_train
+
+    return convlstm_train.train_convlstm(
+        cfg, split=split, layer=layer, method=method,
+        layers=cfg.convlstm_layers, kernel=cfg.convlstm_kernel,
+    )  # fmt: skip
+
+
 def final_comparison(
     cfg: StudyConfig, *, layer: str | None = None, method: str | None = None
 ) -> dict[str, Any]:
     """Run (or reuse) everything Table 3 needs for each split in ``cfg.splits``."""
     import pandas as pd
 
-    from . import convlstm_train, features, train
+    from . import train
 
     if layer is None or method is None:
         layer, method, origin = best_fusion(cfg)
@@ -105,15 +117,7 @@ def final_comparison(
             "temporal only": classification_metrics(tt["scores"], tt["labels"], num_classes),
             "late score fusion": late_fusion(sv, tv, st, tt, num_classes),
         }
-        features.ensure_features(cfg, split=split, taps=[layer])
-        res = convlstm_train.train_convlstm(
-            cfg,
-            split=split,
-            layer=layer,
-            method=method,
-            layers=cfg.convlstm_layers,
-            kernel=cfg.convlstm_kernel,
-        )
+        res = _convlstm_run(cfg, split, layer, method)
         results[f"two-stream ConvLSTM ({layer}, {method})"] = res["test"]
         for name, m in results.items():
             rows.append(
@@ -208,21 +212,13 @@ def protocol_audit(
     """
     import pandas as pd
 
-    from . import convlstm_train, features
+    from . import convlstm_train
 
     if layer is None or method is None:
         layer, method, _ = best_fusion(cfg)
     rows, histories = [], []
     for split in cfg.splits:
-        features.ensure_features(cfg, split=split, taps=[layer])
-        res = convlstm_train.train_convlstm(
-            cfg,
-            split=split,
-            layer=layer,
-            method=method,
-            layers=cfg.convlstm_layers,
-            kernel=cfg.convlstm_kernel,
-        )
+        res = _convlstm_run(cfg, split, layer, method)
         h = res["history"]
         val_epoch = int(h.loc[h["val_top1"].idxmax(), "epoch"])
         test_epoch = int(h.loc[h["test_top1"].idxmax(), "epoch"])
