@@ -798,6 +798,21 @@ def _map(fn, tasks: list, *, workers: int) -> Iterable[dict]:
 # ----------------------------------------------------------------------------- study entry
 
 
+def prepare_settings(cfg) -> dict[str, Any]:
+    """The keyword arguments of :func:`prepare` that come from a StudyConfig (one mapping, so
+    ``ensure_rawframes`` and ``twostream prepare`` cannot drift apart)."""
+    return {
+        "short_side": cfg.short_side,
+        "resize": cfg.resize,
+        "flow_backend": cfg.flow_backend,
+        "flow_preset": cfg.flow_preset,
+        "flow_device": cfg.flow_device,
+        "flow_quantization": cfg.flow_quantization,
+        "flow_bound": cfg.flow_bound,
+        "workers": cfg.prep_workers,
+    }
+
+
 def ensure_rawframes(cfg, *, show_progress: bool = True) -> Path:
     """Rawframes of ``cfg``'s data set, built or resumed (cheap when already complete).
 
@@ -813,14 +828,7 @@ def ensure_rawframes(cfg, *, show_progress: bool = True) -> Path:
         splits_dir=cfg.splits_dir if cfg.splits_dir.is_dir() else None,
         dataset=cfg.split_format,
         list_name=cfg.dataset,
-        short_side=cfg.short_side,
-        resize=cfg.resize,
-        flow_backend=cfg.flow_backend,
-        flow_preset=cfg.flow_preset,
-        flow_device=cfg.flow_device,
-        flow_quantization=cfg.flow_quantization,
-        flow_bound=cfg.flow_bound,
-        workers=cfg.prep_workers,
+        **prepare_settings(cfg),
         show_progress=show_progress,
         wait=True,
     )
@@ -959,15 +967,8 @@ def cli_main(args) -> int:
         splits_dir=splits,
         dataset=args.dataset or cfg.split_format,
         list_name=args.list_name or (cfg.dataset if from_cfg else None),
-        short_side=cfg.short_side,
-        resize=cfg.resize,
-        flow_backend=cfg.flow_backend,
-        flow_preset=cfg.flow_preset,
-        flow_device=cfg.flow_device,
-        flow_quantization=cfg.flow_quantization,
-        flow_bound=cfg.flow_bound,
+        **prepare_settings(cfg),
         flow_params=parse_key_values(args.flow_params, "--flow-param"),
-        workers=cfg.prep_workers,
         shard=args.shard,
         flow_batch=args.flow_batch,
         show_progress=not args.quiet,
