@@ -13,6 +13,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP     := $(VENV)/.installed-stamp
 # make test writes its tables/figures here, so the committed results/ stay those of `make reproduce`.
 TEST_RESULTS ?= build/test-results
+TEST_WORKERS ?= auto
 
 .PHONY: install reproduce test lint format setup-dev clean-cache help
 
@@ -26,7 +27,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,test]"
 	$(PY) -m ipykernel install --user --name twostream --display-name "Python (twostream)" >/dev/null
 	touch $(STAMP)
 
@@ -43,9 +44,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format lib tests benchmarks
 	$(VENV)/bin/ruff check --fix lib tests benchmarks notebooks
 
+# xdist keeps each notebook on one worker (loadfile); notebooks that need the same stage
+# wait for each other (stage locks). OMP_WAIT_POLICY: see lib/twostream/threads.py.
 test: lint
-	TWOSTREAM_RESULTS=$(abspath $(TEST_RESULTS)) TWOSTREAM_QUIET=1 \
-	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	TWOSTREAM_RESULTS=$(abspath $(TEST_RESULTS)) TWOSTREAM_QUIET=1 OMP_WAIT_POLICY=PASSIVE \
+	  $(PY) -m pytest notebooks tests -n $(TEST_WORKERS) --dist loadfile \
+	  --nbval-lax --nbval-current-env -p no:cacheprovider
 
 setup-dev: $(STAMP)
 	$(VENV)/bin/nbstripout --install --attributes .gitattributes

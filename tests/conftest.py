@@ -11,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from twostream import threads
+
+# One of PYTEST_XDIST_WORKER_COUNT sibling processes: cores / workers threads each, passive
+# OpenMP waiting (inherited by every subprocess a test starts). See twostream.threads.
+threads.configure_process(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TWOSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -6,14 +7,30 @@ from twostream.config import StudyConfig, load_params, stage_key
 from twostream.errors import UserError
 from twostream.utils import atomic_write_text, project_root
 
+PARAMS = project_root() / "params"
+FIELDS = [f.name for f in dataclasses.fields(StudyConfig)]
 
-def test_smoke_params_equal_defaults():
-    # nbval runs the notebooks with their defaults; make reproduce with params/smoke.yaml.
-    # Both must be the same run.
-    assert (
-        StudyConfig.from_dict(load_params(project_root() / "params" / "smoke.yaml"))
-        == StudyConfig()
-    )
+
+def test_test_preset_is_the_defaults_and_lists_every_field():
+    # nbval runs the notebooks with their parameters cells = StudyConfig's defaults; the
+    # preset file says the same, field by field, so it can be read and run on its own.
+    data = load_params(PARAMS / "test.yaml")
+    assert list(data) == FIELDS
+    assert StudyConfig.from_dict(data) == StudyConfig()
+
+
+@pytest.mark.parametrize("name", ["smoke", "ucf101", "hmdb51"])
+def test_study_presets_set_every_field(name):
+    # A study run must never depend on a code default (the defaults are the test preset).
+    data = load_params(PARAMS / f"{name}.yaml")
+    cfg = StudyConfig.from_dict(data)
+    needed = [f for f in FIELDS if cfg.dataset == "synthetic" or not f.startswith("synth_")]
+    assert not [f for f in needed if f not in data], f"params/{name}.yaml lacks fields"
+
+
+def test_smoke_is_not_the_test_preset():
+    smoke = StudyConfig.from_yaml(PARAMS / "smoke.yaml")
+    assert smoke != StudyConfig() and smoke.data_root != StudyConfig().data_root
 
 
 @pytest.mark.parametrize("name", ["ucf101", "hmdb51"])

@@ -1,5 +1,6 @@
 """The repository's promises about itself: environment.yml == pyproject, notebooks are
-thin and parameterised with the smoke defaults, every CLI command has --help."""
+thin and parameterised with the test preset (StudyConfig defaults), every CLI command has
+--help."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_there_are_seven_notebooks():
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_parameters_are_the_smoke_defaults(nb_path):
+def test_notebook_parameters_are_the_test_preset(nb_path):
     nb = json.loads(nb_path.read_text())
     cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(cells) == 1, "exactly one cell tagged 'parameters'"

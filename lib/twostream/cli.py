@@ -74,6 +74,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .threads import passive_wait
+
+    passive_wait()  # before torch starts its OpenMP pool (see twostream.threads)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_top_level_help())

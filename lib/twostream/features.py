@@ -45,7 +45,8 @@ import torch
 
 from .config import StudyConfig, add_config_arguments, config_from_args, save_json, stage_key
 from .errors import UserError
-from .utils import atomic_path, autocast_context, progress, resolve_device
+from .threads import loader_kwargs
+from .utils import atomic_path, autocast_context, progress, resolve_device, stage_lock
 
 STREAMS = ("spatial", "temporal")
 MODALITY = {"spatial": "rgb", "temporal": "flow"}
@@ -181,8 +182,8 @@ def extract_features(
     loader = torch.utils.data.DataLoader(
         _Chunks(dataset, todo),
         batch_size=None,
-        num_workers=num_workers,
         pin_memory=dev.type == "cuda",
+        **loader_kwargs(num_workers),
     )
     for k, x in progress(loader, total=len(todo), desc=desc, unit="chunk"):
         n, T = x.shape[:2]
@@ -273,8 +274,6 @@ def ensure_features(
     writes the manifests.
     """
     from . import distributed as dist
-    from .models import load_stream
-    from .rawframes import VideoSteps
 
     split = int(split or cfg.split)
     taps = check_taps(taps or (cfg.fusion_layer,))
@@ -296,52 +295,66 @@ def ensure_features(
         dirs = {tap: feature_dir(cfg, stream, tap, key) for tap in taps}
         for tap in taps:
             out[tap][stream] = dirs[tap]
-        complete = all(
-            (read_manifest(d) or {}).get("complete") and not missing_videos(d, videos)
-            for d in dirs.values()
-        )
-        if complete:
-            continue
-        model = load_stream(ckpt)
-        dataset = VideoSteps(
-            records,
-            cfg.rawframes_dir,
-            modality=MODALITY[stream],
-            num_segments=cfg.num_segments,
-            flow_length=cfg.flow_length,
-            transform=_eval_transform(cfg, MODALITY[stream]),
-        )
-        extract_features(
-            model,
-            dataset,
-            videos,
-            dirs,
-            batch_videos=batch_videos,
-            device=device,
-            amp=cfg.amp,
-            rank=rank,
-            world=world,
-            num_workers=cfg.num_workers,
-            desc=f"{stream} features",
-        )
-        dist.barrier()
-        if dist.is_main():
-            for tap, d in dirs.items():
-                write_manifest(
-                    d,
-                    videos,
-                    stream=stream,
-                    modality=MODALITY[stream],
-                    backbone=cfg.backbone,
-                    tap=tap,
-                    key=key,
-                    split=split,
-                    checkpoint=str(ckpt),
-                    checkpoint_sha1=sha,
-                    config=cfg.to_dict(),
-                )
-        dist.barrier()
+        # One process extracts a stream's cache at a time; a second one waits, then reuses.
+        with stage_lock(cfg.features_dir / f"{stream}-{cfg.backbone}-{key}"):
+            complete = all(
+                (read_manifest(d) or {}).get("complete") and not missing_videos(d, videos)
+                for d in dirs.values()
+            )
+            if not complete:
+                _extract_stream(
+                    cfg, stream, records, videos, dirs, ckpt=ckpt, sha=sha, key=key, split=split,
+                    device=device, rank=rank, world=world, batch_videos=batch_videos,
+                )  # fmt: skip
     return out
+
+
+def _extract_stream(cfg, stream, records, videos, dirs, *, ckpt, sha, key, split, device, rank,
+                    world, batch_videos) -> None:  # fmt: skip
+    """Extract one stream's taps ``dirs`` for ``videos`` and write their manifests."""
+    from . import distributed as dist
+    from .models import load_stream
+    from .rawframes import VideoSteps
+
+    model = load_stream(ckpt)
+    dataset = VideoSteps(
+        records,
+        cfg.rawframes_dir,
+        modality=MODALITY[stream],
+        num_segments=cfg.num_segments,
+        flow_length=cfg.flow_length,
+        transform=_eval_transform(cfg, MODALITY[stream]),
+    )
+    extract_features(
+        model,
+        dataset,
+        videos,
+        dirs,
+        batch_videos=batch_videos,
+        device=device,
+        amp=cfg.amp,
+        rank=rank,
+        world=world,
+        num_workers=cfg.num_workers,
+        desc=f"{stream} features",
+    )
+    dist.barrier()
+    if dist.is_main():
+        for tap, d in dirs.items():
+            write_manifest(
+                d,
+                videos,
+                stream=stream,
+                modality=MODALITY[stream],
+                backbone=cfg.backbone,
+                tap=tap,
+                key=key,
+                split=split,
+                checkpoint=str(ckpt),
+                checkpoint_sha1=sha,
+                config=cfg.to_dict(),
+            )
+    dist.barrier()
 
 
 # ----------------------------------------------------------------------------- pre-fusion

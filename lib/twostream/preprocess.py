@@ -533,22 +533,18 @@ def _run_one(task: tuple[str, str, str, dict, int, str | None]) -> dict:
     return record
 
 
-def _limit_threads() -> None:
-    """One OpenCV / torch thread per process: scale with processes, and stay deterministic."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    if "torch" in sys.modules:  # only the torch backend imports it
-        sys.modules["torch"].set_num_threads(1)
-
-
 def _init_worker(parent_pid: int) -> None:
-    """Pool initializer: limit threads, and die with the parent.
+    """Pool initializer: the thread discipline of ``twostream.threads``, and die with the parent.
 
-    After a ``kill -9`` of the parent, an orphaned worker would keep writing into a video
-    folder that the rerun is clearing; PR_SET_PDEATHSIG makes the kernel kill it instead.
+    Each worker gets one OpenCV / torch thread whatever the pool size (``worker_init`` with
+    workers = cores): the work scales with processes, and single-threaded TV-L1 keeps the
+    flow bytes independent of the worker count. After a ``kill -9`` of the parent, an
+    orphaned worker would keep writing into a video folder that the rerun is clearing;
+    PR_SET_PDEATHSIG makes the kernel kill it instead.
     """
-    _limit_threads()
+    from . import threads
+
+    threads.worker_init(threads.cores())
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
@@ -559,23 +555,6 @@ def _init_worker(parent_pid: int) -> None:
             )  # PR_SET_PDEATHSIG
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
-
-
-@contextlib.contextmanager
-def _single_threaded():
-    """The in-process (workers=1) path uses the same thread settings as a worker process."""
-    import cv2
-
-    before = cv2.getNumThreads()
-    torch = sys.modules.get("torch")
-    torch_before = torch.get_num_threads() if torch is not None else None
-    _limit_threads()
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
-        if torch is not None and torch_before is not None:
-            torch.set_num_threads(torch_before)
 
 
 # ----------------------------------------------------------------------------- manifest & lists
@@ -782,12 +761,17 @@ def _map(fn, tasks: list, *, workers: int) -> Iterable[dict]:
     if not tasks:
         return
     if workers == 1 or len(tasks) == 1:
-        with _single_threaded():
+        from .threads import threads
+
+        with threads(1):  # the in-process path uses a worker's thread settings
             for task in tasks:
                 yield fn(task)
         return
     import multiprocessing as mp
 
+    from .threads import passive_wait
+
+    passive_wait()  # inherited by the spawned workers before they import torch
     ctx = mp.get_context("spawn")
     with ctx.Pool(
         min(workers, len(tasks)), initializer=_init_worker, initargs=(os.getpid(),)

@@ -122,6 +122,9 @@ def reproduce(
     notebooks_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run the notebooks (all, or those whose name starts with one of ``only``) and write the report."""
+    from .threads import passive_wait
+
+    passive_wait()  # every notebook kernel inherits it (see twostream.threads)
     params_path = Path(params_file)
     params = load_params(params_path)
     cfg = StudyConfig.from_dict(params, source=str(params_path))
@@ -157,7 +160,9 @@ def reproduce(
         entry = {"status": "running"}
         log["notebooks"][nb.stem] = entry
         try:
-            run_notebook(nb, executed / nb.name, params, kernel_name=kernel_name)
+            # Every field, not just the file's keys: a notebook's parameters cell holds the
+            # test preset, and none of it may reach a study run.
+            run_notebook(nb, executed / nb.name, cfg.to_dict(), kernel_name=kernel_name)
             entry["status"] = "ok"
         except UserError:
             entry["status"] = "failed"

@@ -106,7 +106,7 @@ def final_comparison(
         layer, method, origin = best_fusion(cfg)
     else:
         origin = "given"
-    rows, best = [], None
+    rows, best, val = [], None, {}
     for split in cfg.splits:
         runs = train.ensure_streams(cfg, split=split)
         num_classes = int(load_scores(runs["spatial"], "test")["scores"].shape[1])
@@ -119,6 +119,13 @@ def final_comparison(
         }
         res = _convlstm_run(cfg, split, layer, method)
         results[f"two-stream ConvLSTM ({layer}, {method})"] = res["test"]
+        val[split] = {  # validation top-1 of each method (what the choices were made on)
+            "spatial only": classification_metrics(sv["scores"], sv["labels"], num_classes)["top1"],
+            "temporal only": classification_metrics(tv["scores"], tv["labels"], num_classes)[
+                "top1"
+            ],
+            "late score fusion": results["late score fusion"]["val_top1"],
+        }
         for name, m in results.items():
             rows.append(
                 {
@@ -140,6 +147,7 @@ def final_comparison(
         "method": method,
         "fusion_origin": origin,
         "best": best,
+        "val": val,
     }
 
 

@@ -59,7 +59,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import StudyConfig, add_config_arguments, config_from_args, save_json, stage_key
 from .errors import UserError
 from .metrics import classification_metrics, video_scores
-from .utils import atomic_path, autocast_context, resolve_device, seed_everything
+from .threads import flush_denormals, loader_kwargs
+from .utils import atomic_path, autocast_context, resolve_device, seed_everything, stage_lock
 
 STREAMS = {"spatial": "rgb", "temporal": "flow"}
 ALIASES = {"rgb": "spatial", "flow": "temporal", "spatial": "spatial", "temporal": "temporal"}
@@ -359,9 +360,10 @@ def train_loader(dataset, *, batch_size: int, seed: int, num_workers: int = 0, p
     local = batch_size // world
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
     return DataLoader(
-        dataset, batch_size=local, sampler=sampler, num_workers=num_workers, pin_memory=pin,
+        dataset, batch_size=local, sampler=sampler, pin_memory=pin,
         drop_last=len(sampler) >= local,  # equal global batches; keep tiny sets trainable
         persistent_workers=False,  # workers must see the dataset's set_epoch
+        **loader_kwargs(num_workers),
     )  # fmt: skip
 
 
@@ -369,8 +371,8 @@ def eval_loader(dataset, *, batch_size: int, num_workers: int = 0, pin: bool = F
     """In-order loader over this rank's shard (videos rank, rank + W, ...)."""
     world, rank = dist.world_size(), dist.rank()
     shard = Subset(dataset, list(range(rank, len(dataset), world)))
-    return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      pin_memory=pin)  # fmt: skip
+    return DataLoader(shard, batch_size=batch_size, shuffle=False, pin_memory=pin,
+                      **loader_kwargs(num_workers))  # fmt: skip
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device, *, compile: bool = False):
@@ -429,6 +431,7 @@ def train_stream(
     from .transforms import presets
 
     t_start = time.perf_counter()
+    flush_denormals()  # subnormal floats are 10-100x slower on x86 (twostream.threads)
     stream = stream_name(stream)
     modality = STREAMS[stream]
     split = cfg.split if split is None else int(split)
@@ -525,8 +528,9 @@ def ensure_streams(cfg: StudyConfig, split: int | None = None) -> dict[str, Path
     out = {}
     for stream in STREAMS:
         run = run_dir_for(cfg, stream, split)
-        if not is_finished(run):
-            train_stream(cfg, stream=stream, split=split, run_dir=run, resume=True)
+        with stage_lock(run, what=f"the {stream} stream of split {split}"):
+            if not is_finished(run):
+                train_stream(cfg, stream=stream, split=split, run_dir=run, resume=True)
         out[stream] = run
     return out
 

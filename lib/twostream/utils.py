@@ -122,6 +122,38 @@ def atomic_save_with(path: str | os.PathLike, writer: Callable[[Path], None]) ->
     return Path(path)
 
 
+@contextlib.contextmanager
+def stage_lock(output: str | os.PathLike, *, what: str | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on a stage's output (``<parent>/.locks/<name>.lock``).
+
+    Two notebooks (or a notebook and a command) that need the same stage then build it
+    once: the second waits and reuses the first one's result. The lock is a ``filelock``
+    (flock on POSIX), released by the kernel when its process dies, so a ``kill -9`` never
+    leaves it stuck. Callers check "already done?" *inside* the lock. Under torchrun
+    (WORLD_SIZE > 1) every rank must take part in the computation, so no lock is taken.
+    """
+    import filelock
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    out = Path(output)
+    lock_dir = out.parent / ".locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(lock_dir / f"{out.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        import sys
+
+        print(f"waiting for another process building {what or out}", file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 # ----------------------------------------------------------------------------- device
 
 

@@ -1,0 +1,122 @@
+"""Torch TV-L1 on the CPU beside busy processes: the project's thread discipline vs torch's default.
+
+One 320x240 pair (``paper`` preset, the smoke-size pair of the test-suite issue), timed in a
+fresh process for each condition (OpenMP reads its wait policy at start-up):
+
+* ``project``: ``flow.tvl1_batch(..., backend="torch")`` as the library runs it: passive
+  OpenMP waiting and one thread for a batch this small (``twostream.threads``);
+* ``torch default``: ``flow.tvl1_torch`` with torch's defaults (one spinning thread per core).
+
+each with 0, 1 and 2 CPU-bound spin loops beside it. Prints a table and writes
+benchmarks/results/flow-contention-cpu.json. Target: the project's time with two busy
+processes within 2x of its idle time.
+
+    .venv/bin/python benchmarks/flow_contention.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "lib"))
+
+CHILD = r"""
+import json, sys, time
+sys.path.insert(0, {bench!r})
+import numpy as np
+import torch
+from flow import gt_pair
+from twostream import flow
+policy, repeats = sys.argv[1], int(sys.argv[2])
+prev, nxt, _ = gt_pair("translation", 240, 320)
+def once():
+    if policy == "project":
+        flow.tvl1_batch([prev], [nxt], backend="torch", preset="paper")
+    else:
+        a = torch.from_numpy(prev).float()[None]
+        b = torch.from_numpy(nxt).float()[None]
+        flow.tvl1_torch(a, b, flow.get_params("paper"), compile=False)
+flow.tvl1_batch([prev[:64, :64]], [nxt[:64, :64]], backend="torch", preset="fast")  # warm-up
+times = []
+for _ in range(repeats):
+    t = time.perf_counter(); once(); times.append(time.perf_counter() - t)
+print(json.dumps({{"seconds": sorted(times)[len(times) // 2], "threads": torch.get_num_threads()}}))
+"""
+
+
+def measure(policy: str, busy: int, repeats: int) -> dict:
+    env = dict(os.environ)
+    for var in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(var, None)
+    if policy == "project":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"  # what the CLI, the runner and `make test` set
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)
+    ]
+    try:
+        time.sleep(0.5 if busy else 0)
+        code = CHILD.format(bench=str(REPO / "benchmarks"))
+        out = subprocess.run(
+            [sys.executable, "-c", code, policy, str(repeats)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    from twostream.results import git_commit, library_versions
+    from twostream.utils import atomic_write_text, device_description
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per condition (median)")
+    ap.add_argument("--out", default=str(REPO / "benchmarks/results/flow-contention-cpu.json"))
+    args = ap.parse_args(argv)
+    rows = []
+    for policy in ("project", "torch default"):
+        for busy in (0, 1, 2):
+            m = measure(policy, busy, args.repeats)
+            rows.append({"policy": policy, "busy_processes": busy, **m})
+            print(f"{policy:14s} busy={busy}: {m['seconds']:.2f} s ({m['threads']} threads)",
+                  flush=True)  # fmt: skip
+    idle = {r["policy"]: r["seconds"] for r in rows if r["busy_processes"] == 0}
+    for r in rows:
+        r["over_idle"] = round(r["seconds"] / idle[r["policy"]], 3)
+    print(f"\n{'policy':14s} {'busy':>4s} {'seconds':>8s} {'x idle':>7s} {'threads':>7s}")
+    for r in rows:
+        print(f"{r['policy']:14s} {r['busy_processes']:4d} {r['seconds']:8.2f} "
+              f"{r['over_idle']:7.2f} {r['threads']:7d}")  # fmt: skip
+    worst = max(r["over_idle"] for r in rows if r["policy"] == "project")
+    print(f"project: worst {worst:.2f}x its idle time (target <= 2)")
+    record = {
+        "benchmark": "flow-contention",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git_commit": git_commit(),
+        "device": device_description("cpu"),
+        "versions": library_versions(),
+        "pair": "320x240 synthetic translation, paper preset, torch backend",
+        "repeats": args.repeats,
+        "rows": rows,
+        "project_worst_over_idle": worst,
+        "target_over_idle_max": 2.0,
+    }
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

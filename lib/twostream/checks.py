@@ -1,0 +1,161 @@
+"""What each notebook promises about its own outputs, checked at the end of the notebook.
+
+The checks run wherever the notebooks run: under nbval on the test preset (``make test``)
+and under papermill on a study preset (``make reproduce``), so a run that writes a
+malformed table or breaks an invariant of the method fails loudly instead of reporting it.
+They are invariants that hold whatever the data and however little the models learned
+(row counts, finite values, probabilities that sum to one, a weight chosen on validation
+that cannot score below the single streams on validation, ...), so each one can fail only
+when the code is wrong; ``tests/test_checks.py`` shows each one failing on a broken input.
+Behaviour that needs statistical power (does fusion help?) is measured with intervals by
+the study, not asserted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+class CheckFailed(AssertionError):
+    """A notebook's output breaks one of its invariants (the message says which and where)."""
+
+
+def _fail(where: str, what: str) -> None:
+    raise CheckFailed(f"{where}: {what}")
+
+
+def table(df, *, name: str, columns: Iterable[str], rows: int | None = None) -> None:
+    """``df`` has the ``columns``, ``rows`` rows (when given) and no NaN in numeric columns
+    other than those allowed to be empty (object columns are not checked)."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        _fail(name, f"missing column(s) {missing}; has {list(df.columns)}")
+    if rows is not None and len(df) != rows:
+        _fail(name, f"{len(df)} rows, expected {rows}")
+    if len(df) == 0:
+        _fail(name, "no rows")
+
+
+def accuracies(df, *, name: str, columns: Sequence[str] = ("top1",)) -> None:
+    """Accuracy columns are finite fractions in [0, 1]."""
+    for c in columns:
+        v = np.asarray(df[c], dtype=float)
+        if not np.isfinite(v).all():
+            _fail(name, f"column {c} has non-finite values {v[~np.isfinite(v)][:3]}")
+        if (v < 0).any() or (v > 1).any():
+            _fail(name, f"column {c} outside [0, 1]: {v[(v < 0) | (v > 1)][:3]}")
+
+
+def splits(summary, *, name: str = "dataset_split_summary") -> None:
+    """Three official splits, each with train and test videos and no group on both sides."""
+    table(summary, name=name, columns=("split", "train", "test", "groups_on_both_sides"), rows=3)
+    for _, r in summary.iterrows():
+        if r["train"] <= 0 or r["test"] <= 0:
+            _fail(name, f"split {r['split']} has {r['train']} train / {r['test']} test videos")
+        if r["groups_on_both_sides"] != 0:
+            _fail(name, f"split {r['split']}: {r['groups_on_both_sides']} groups on both sides")
+
+
+def manifest(records: Sequence[dict], *, name: str = "manifest") -> None:
+    """Every video prepared: status ok, at least two frames, one flow field fewer than frames."""
+    if not records:
+        _fail(name, "no video records")
+    for r in records:
+        if r.get("status") != "ok":
+            _fail(name, f"{r.get('video')}: status {r.get('status')} ({r.get('error')})")
+        if r["frames"] < 2 or r["flows"] != r["frames"] - 1:
+            _fail(name, f"{r['video']}: {r['frames']} frames but {r['flows']} flow fields")
+
+
+def stream_runs(loaded: dict, *, epochs: int, test_videos: int, name: str = "streams") -> None:
+    """Both streams ran ``epochs`` epochs with finite losses; their per-video test scores
+    are probability vectors over the classes, one per test video."""
+    if set(loaded) != {"spatial", "temporal"}:
+        _fail(name, f"expected the spatial and temporal streams, got {sorted(loaded)}")
+    for stream, run in loaded.items():
+        h = run["history"]
+        if len(h) != epochs:
+            _fail(name, f"{stream}: {len(h)} epochs recorded, configured {epochs}")
+        for col in ("train_loss", "val_loss"):
+            if not np.isfinite(np.asarray(h[col], dtype=float)).all():
+                _fail(name, f"{stream}: non-finite {col} {list(h[col])}")
+        scores = np.asarray(run["test"]["scores"], dtype=float)
+        if scores.shape[0] != test_videos:
+            _fail(
+                name, f"{stream}: {scores.shape[0]} scored test videos, the split has {test_videos}"
+            )
+        if not np.allclose(scores.sum(axis=1), 1.0, atol=1e-4):
+            _fail(
+                name,
+                f"{stream}: test scores are not probability vectors (row sums {scores.sum(1)[:3]})",
+            )
+
+
+def ablation(
+    df, *, name: str, grid: dict[str, Sequence], parameters_grow: Sequence[str] = ()
+) -> None:
+    """One row per cell of ``grid`` (column -> values), accuracies in [0, 1], and the
+    parameter count non-decreasing along each column of ``parameters_grow`` (a deeper or
+    wider ConvLSTM never has fewer weights)."""
+    rows = int(np.prod([len(v) for v in grid.values()]))
+    table(df, name=name, columns=(*grid, "top1"), rows=rows)
+    cells = set(map(tuple, df[list(grid)].astype(str).to_numpy()))
+    if len(cells) != rows:
+        _fail(name, f"{rows} rows but only {len(cells)} distinct cells of {list(grid)}")
+    accuracies(df, name=name)
+    for col in parameters_grow:
+        others = [c for c in grid if c != col]
+        for _, g in df.groupby(others) if others else [(None, df)]:
+            p = g.sort_values(col)["params"].to_numpy()
+            if (np.diff(p) < 0).any():
+                _fail(name, f"params shrink as {col} grows: {list(p)}")
+
+
+def final_comparison(per_split, *, splits: Sequence[int], name: str = "table3_per_split") -> None:
+    """Four methods per split; the late-fusion weight is in [0, 1]."""
+    table(per_split, name=name, columns=("method", "split", "top1"), rows=4 * len(splits))
+    accuracies(per_split, name=name)
+    w = per_split["late_fusion_weight"].dropna().to_numpy(dtype=float)
+    if len(w) != len(splits) or (w < 0).any() or (w > 1).any():
+        _fail(name, f"late-fusion weights {list(w)}: expected one in [0, 1] per split")
+
+
+def late_fusion_selection(fused_val_top1: float, spatial_val_top1: float,
+                          temporal_val_top1: float, *, name: str = "late fusion") -> None:  # fmt: skip
+    """The weight is chosen on validation from a grid that includes 0 and 1 (each stream
+    alone), so the fused validation accuracy cannot be below either stream's."""
+    best_single = max(spatial_val_top1, temporal_val_top1)
+    if fused_val_top1 + 1e-12 < best_single:
+        _fail(name, f"validation top-1 {fused_val_top1:.4f} is below a single stream's {best_single:.4f}: "
+                    "the weight was not chosen on validation")  # fmt: skip
+
+
+def audit(per_split, *, name: str = "protocol_audit_per_split") -> None:
+    """Picking the epoch on the test set can only raise the test accuracy (it is the
+    maximum over the epochs, ours is one of them)."""
+    table(per_split, name=name, columns=("split", "question", "protocol", "top1"))
+    sel = per_split[per_split["question"] == "epoch selection"]
+    for split, g in sel.groupby("split"):
+        ours = g[g["protocol"].str.contains("(ours)", regex=False)]["top1"].to_numpy()
+        theirs = g[~g["protocol"].str.contains("(ours)", regex=False)]["top1"].to_numpy()
+        if len(ours) != 1 or len(theirs) != 1:
+            _fail(name, f"split {split}: expected one row per protocol")
+        if theirs[0] + 1e-9 < ours[0]:
+            _fail(name, f"split {split}: the best test epoch ({theirs[0]}) scores below the "
+                        f"validation-selected one ({ours[0]})")  # fmt: skip
+
+
+__all__ = [
+    "CheckFailed",
+    "ablation",
+    "accuracies",
+    "audit",
+    "final_comparison",
+    "late_fusion_selection",
+    "manifest",
+    "splits",
+    "stream_runs",
+    "table",
+]
