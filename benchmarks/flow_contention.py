@@ -57,9 +57,7 @@ def measure(policy: str, busy: int, repeats: int) -> dict:
         env.pop(var, None)
     if policy == "project":
         env["OMP_WAIT_POLICY"] = "PASSIVE"  # what the CLI, the runner and `make test` set
-    spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)
-    ]
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     try:
         time.sleep(0.5 if busy else 0)
         code = CHILD.format(bench=str(REPO / "benchmarks"))
