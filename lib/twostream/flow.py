@@ -34,6 +34,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError
+from .flowio import FLO_MAGIC, read_flo, write_flo
+
+__all__ = [
+    "BACKENDS",
+    "FLO_MAGIC",
+    "PRESETS",
+    "QUANTIZATIONS",
+    "TVL1Params",
+    "dequantize",
+    "flow_to_color",
+    "get_params",
+    "quantization_step",
+    "quantize",
+    "read_flo",
+    "to_grey",
+    "tvl1",
+    "tvl1_batch",
+    "tvl1_torch",
+    "write_flo",
+]
 
 # ----------------------------------------------------------------------------- parameters
 
@@ -187,15 +207,18 @@ def tvl1_batch(
     workers: int | None = None,
     batch_size: int = 64,
     compile: bool | None = None,  # noqa: A002 - torch.compile the inner iteration (default: on CUDA)
+    cuda_graphs: bool = False,
     **overrides,
 ) -> np.ndarray:
     """Flow for many pairs of equal size -> float32 (N, H, W, 2).
 
-    opencv: pairs run on ``workers`` threads (default: all cores). torch: pairs are solved
-    together as one batch (chunks of ``batch_size``) on ``device``; ``compile`` fuses the
-    primal-dual iteration with torch.compile (default: on CUDA only; it falls back to eager
-    mode with a warning when compilation fails). On CPU the torch backend is for checking
-    and small jobs: give each worker process one torch thread (torch.set_num_threads(1)).
+    On the CPU (either backend) pairs are solved one at a time on ``workers`` threads
+    (default: every core), each on one thread. torch on CUDA: pairs are solved together in
+    batches of ``batch_size``. ``compile`` fuses chunks of the primal-dual iteration with
+    torch.compile (default: on CUDA only; on the CPU it needs a C++ compiler, costs ~40 s
+    of compilation on a cold cache and saves ~10-20 % per iteration, see
+    benchmarks/FLOW_NOTES.md); it falls back to eager mode with a warning when it cannot
+    compile. ``cuda_graphs`` replays a captured chunk of iterations instead (CUDA only).
     """
     _check_backend(backend)
     params = get_params(preset, **overrides)
@@ -228,243 +251,58 @@ def tvl1_batch(
     from .utils import resolve_device
 
     dev = resolve_device(device)
+    kw = dict(compile=compile, cuda_graphs=cuda_graphs)
+    if dev.type == "cpu":
+        return _torch_cpu_pairs(g0, g1, params, workers, kw)
     i0 = torch.from_numpy(np.stack(g0))  # (N, H, W) uint8
     i1 = torch.from_numpy(np.stack(g1))  # (N, H, W) uint8
     out = []
     for k in range(0, len(g0), batch_size):
         a = i0[k : k + batch_size].to(dev, non_blocking=True).float()  # (B, H, W)
         b = i1[k : k + batch_size].to(dev, non_blocking=True).float()  # (B, H, W)
-        uv = tvl1_torch(a, b, params, compile=compile)  # (B, 2, H, W)
+        uv = tvl1_torch(a, b, params, **kw)  # (B, 2, H, W)
         out.append(uv.permute(0, 2, 3, 1).contiguous().cpu().numpy())  # (B, H, W, 2)
     return np.concatenate(out)
 
 
+def _torch_cpu_pairs(g0, g1, params: TVL1Params, workers: int | None, kw: dict) -> np.ndarray:
+    """torch TV-L1 on the CPU: one pair per call (a batch would iterate every pair until the
+    slowest converges), on ``workers`` Python threads (torch's kernels release the GIL)."""
+    import torch
+
+    from .threads import cores, small_ops_threads, threads
+
+    def one(ab) -> np.ndarray:
+        a = torch.from_numpy(ab[0]).float()[None]  # (1, H, W)
+        b = torch.from_numpy(ab[1]).float()[None]  # (1, H, W)
+        return tvl1_torch(a, b, params, **kw)[0].permute(1, 2, 0).contiguous().numpy()
+
+    pairs = list(zip(g0, g1, strict=True))
+    n_workers = min(workers or cores(), len(pairs))
+    if n_workers <= 1:
+        # Thousands of small element-wise ops per pair: parallel regions of this size cost
+        # more than they save as soon as another process is busy (twostream.threads).
+        with small_ops_threads(g0[0].size):
+            return np.stack([one(ab) for ab in pairs])  # (N, H, W, 2)
+    with threads(1):  # W Python threads x 1 torch thread each, like the opencv backend
+        first = [one(pairs[0])]  # alone: a torch.compile happens in one thread only
+        with ThreadPoolExecutor(n_workers) as pool:
+            return np.stack(first + list(pool.map(one, pairs[1:])))  # (N, H, W, 2)
+
+
 # ----------------------------------------------------------------------------- torch backend
-#
-# A line-by-line port of OpenCV's CPU implementation (opencv_contrib optflow/tvl1flow.cpp),
-# itself after Sánchez Pérez's IPOL code, with every per-pixel loop turned into batched
-# tensor operations over (N, ...) pairs:
-#   * pyramid: cv::resize(INTER_LINEAR, fx = scale_step) down, stop below 16 px; flow is
-#     upsampled with cv::resize(INTER_LINEAR) to the finer size and divided by scale_step;
-#   * per warp: I1, dI1/dx, dI1/dy warped with cv::remap(INTER_CUBIC, constant 0 border),
-#     rho_c = I1w - grad(I1w).u0 - I0;
-#   * per outer iteration: a median filter of u (medianFiltering > 1);
-#   * per inner iteration: thresholding step for v, u = v + theta div(p), dual ascent on
-#     p with the projection p / (1 + tau/theta |grad u|); stop when sum |u - u_old|^2 <=
-#     epsilon^2 * area. The stopping test is per pair: finished pairs are masked (their u
-#     and p stop changing, exactly as if they had left the loop) and the loop ends once
-#     every pair has finished, checked on the host only every ``_SYNC_EVERY`` iterations.
-# Differences that remain: OpenCV's remap quantises sampling positions to 1/32 pixel and
-# sums the stopping error in float32 sequentially; both change results by ~1e-3 px.
-
-_SYNC_EVERY = 10
 
 
-def _resize_bilinear_scale(img, out_h: int, out_w: int, step: float):
-    """cv::resize(INTER_LINEAR, fx = fy = step) of (N, C, H, W): src = (dst + 0.5) / step - 0.5,
-    clamped to the image (OpenCV's rule), which differs from F.interpolate(size=...) because
-    the output size is rounded."""
-    import torch
-    import torch.nn.functional as F
+def tvl1_torch(i0, i1, params: TVL1Params, *, compile: bool | None = None, **kw):  # noqa: A002
+    """Batched Dual TV-L1 on tensors: i0, i1 (N, H, W) float32 grey in [0, 255] -> (N, 2, H, W).
 
-    n, _, h, w = img.shape
-    xs = ((torch.arange(out_w, device=img.device, dtype=torch.float32) + 0.5) / step - 0.5).clamp(
-        0, w - 1
-    )
-    ys = ((torch.arange(out_h, device=img.device, dtype=torch.float32) + 0.5) / step - 0.5).clamp(
-        0, h - 1
-    )
-    gx = xs * (2.0 / max(w - 1, 1)) - 1.0  # (w',)
-    gy = ys * (2.0 / max(h - 1, 1)) - 1.0  # (h',)
-    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)  # (h', w', 2)
-    grid = grid.unsqueeze(0).expand(n, -1, -1, -1)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
-
-
-def _centered_gradient(img):
-    """OpenCV centeredGradient of (N, H, W): 0.5 (I[x+1] - I[x-1]) with replicated borders."""
-    import torch.nn.functional as F
-
-    p = F.pad(img.unsqueeze(1), (1, 1, 1, 1), mode="replicate").squeeze(1)  # (N, H+2, W+2)
-    dx = 0.5 * (p[:, 1:-1, 2:] - p[:, 1:-1, :-2])
-    dy = 0.5 * (p[:, 2:, 1:-1] - p[:, :-2, 1:-1])
-    return dx, dy
-
-
-def _forward_gradient(u):
-    """OpenCV forwardGradient of (..., H, W): u[x+1] - u[x], zero on the last column/row."""
-    import torch.nn.functional as F
-
-    dx = F.pad(u[..., :, 1:] - u[..., :, :-1], (0, 1, 0, 0))
-    dy = F.pad(u[..., 1:, :] - u[..., :-1, :], (0, 0, 0, 1))
-    return dx, dy
-
-
-def _divergence(px, py):
-    """OpenCV divergence (backward differences, p[-1] = 0), the adjoint of -forwardGradient."""
-    import torch.nn.functional as F
-
-    return px - F.pad(px[..., :, :-1], (1, 0, 0, 0)) + py - F.pad(py[..., :-1, :], (0, 0, 1, 0))
-
-
-def _median(u, k: int):
-    """cv::medianBlur(u, k) on float (N, C, H, W) with replicated borders."""
-    import torch.nn.functional as F
-
-    n, c, h, w = u.shape
-    r = k // 2
-    x = F.pad(u.reshape(n * c, 1, h, w), (r, r, r, r), mode="replicate")
-    patches = F.unfold(x, k)  # (N*C, k*k, H*W)
-    return patches.median(dim=1).values.reshape(n, c, h, w)
-
-
-def _primal_dual_step(u, p, active, i1wx, i1wy, grad, rho_c, l_t: float, theta: float, taut: float):
-    """One inner iteration for every pair; pairs with ``active`` False keep u and p.
-
-    u (N, 2, H, W) flow; p (N, 4, H, W) duals (p11, p12, p21, p22); the rest (N, H, W).
-    Returns (u, p, err) with err (N,) the squared update of u, OpenCV's stopping quantity.
+    The port of OpenCV's tvl1flow.cpp lives in :mod:`twostream.tvl1_torch` (imported here
+    lazily so that ``from twostream import flow`` does not start torch's thread pool).
+    Keywords: ``compile``, ``cuda_graphs``, ``sync_every`` (see that module).
     """
-    import torch
+    from . import tvl1_torch as _t
 
-    u1, u2 = u[:, 0], u[:, 1]  # (N, H, W)
-    rho = rho_c + i1wx * u1 + i1wy * u2
-    thr = l_t * grad
-    # Thresholding operator TH: the three cases of OpenCV's estimateV as one factor.
-    fi = torch.where(
-        rho < -thr,
-        l_t,
-        torch.where(
-            rho > thr, -l_t, torch.where(grad > 1.1920929e-07, -rho / grad.clamp_min(1e-30), 0.0)
-        ),
-    )
-    v = torch.stack((u1 + fi * i1wx, u2 + fi * i1wy), dim=1)  # (N, 2, H, W)
-    div = _divergence(p[:, 0::2], p[:, 1::2])  # (N, 2, H, W): div(p11, p12), div(p21, p22)
-    new_u = v + theta * div
-    err = (new_u - u).square().sum(dim=(1, 2, 3))  # (N,)
-    ux, uy = _forward_gradient(new_u)  # (N, 2, H, W) each
-    ng = 1.0 + taut * torch.sqrt(ux * ux + uy * uy)
-    new_p = torch.stack(
-        (
-            (p[:, 0] + taut * ux[:, 0]) / ng[:, 0],
-            (p[:, 1] + taut * uy[:, 0]) / ng[:, 0],
-            (p[:, 2] + taut * ux[:, 1]) / ng[:, 1],
-            (p[:, 3] + taut * uy[:, 1]) / ng[:, 1],
-        ),
-        dim=1,
-    )
-    m = active.view(-1, 1, 1, 1)
-    return torch.where(m, new_u, u), torch.where(m, new_p, p), err
-
-
-def _one_scale(i0, i1, u, prm: TVL1Params, step=None):
-    """procOneScale: warps x outer x inner iterations at one pyramid level. i0, i1 (N, H, W)."""
-    import torch
-    import torch.nn.functional as F
-
-    n, h, w = i0.shape
-    dev = i0.device
-    i1x, i1y = _centered_gradient(i1)
-    src = torch.stack((i1, i1x, i1y), dim=1)  # (N, 3, H, W) warped together
-    p = torch.zeros(n, 4, h, w, device=dev)  # duals start at zero at every level
-    l_t = float(prm.lambda_ * prm.theta)
-    taut = float(prm.tau / prm.theta)
-    scaled_eps = float(prm.epsilon**2 * h * w)
-    xs = torch.arange(w, device=dev, dtype=torch.float32)
-    ys = torch.arange(h, device=dev, dtype=torch.float32)
-    sx, sy = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
-    for _ in range(prm.warps):
-        # remap(I1, x + u): pixel -> normalised coordinates with align_corners=True
-        grid = torch.stack(((xs + u[:, 0]) * sx - 1.0, (ys[:, None] + u[:, 1]) * sy - 1.0), dim=-1)
-        warped = F.grid_sample(src, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
-        i1w, i1wx, i1wy = warped[:, 0], warped[:, 1], warped[:, 2]  # (N, H, W)
-        grad = i1wx * i1wx + i1wy * i1wy
-        rho_c = i1w - i1wx * u[:, 0] - i1wy * u[:, 1] - i0
-        active = torch.ones(n, dtype=torch.bool, device=dev)
-        done = False
-        it = 0
-        for _ in range(prm.outer_iterations):
-            if prm.median_filtering > 1:
-                u = torch.where(active.view(-1, 1, 1, 1), _median(u, prm.median_filtering), u)
-            for _ in range(prm.inner_iterations):
-                u, p, err = step(u, p, active, i1wx, i1wy, grad, rho_c, l_t, prm.theta, taut)
-                active = active & (err > scaled_eps)
-                it += 1
-                if it % _SYNC_EVERY == 0 and not bool(active.any()):
-                    done = True
-                    break
-            if done or not bool(active.any()):
-                break
-    return u
-
-
-_COMPILED: dict = {}
-
-
-def _step_function(compile: bool):
-    """The primal-dual iteration, fused into a few kernels by torch.compile when asked."""
-    if not compile:
-        return _primal_dual_step
-    if "step" not in _COMPILED:
-        import torch
-
-        _COMPILED["step"] = torch.compile(_primal_dual_step, fullgraph=True, dynamic=None)
-    return _COMPILED["step"]
-
-
-def tvl1_torch(i0, i1, params: TVL1Params, *, compile: bool | None = None):  # noqa: A002
-    """Batched Dual TV-L1 on tensors: i0, i1 (N, H, W) float32 grey in [0, 255] -> (N, 2, H, W)."""
-    import torch
-
-    if compile is None:
-        compile = i0.device.type == "cuda"
-    if compile:
-        try:
-            return _tvl1_torch(i0, i1, params, _step_function(True))
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: eager is still correct
-            import warnings
-
-            warnings.warn(
-                f"torch.compile of the TV-L1 iteration failed ({exc!r}); running eagerly",
-                stacklevel=2,
-            )
-            torch._dynamo.reset()
-            _COMPILED.clear()
-    return _tvl1_torch(i0, i1, params, _primal_dual_step)
-
-
-def _tvl1_torch(i0, i1, params: TVL1Params, step):
-    import torch
-    import torch.nn.functional as F
-
-    if params.gamma != 0:
-        raise UserError(
-            "the torch TV-L1 backend does not implement gamma != 0; use backend='opencv'"
-        )
-    if params.median_filtering > 1 and params.median_filtering % 2 == 0:
-        raise UserError(f"median_filtering must be odd, got {params.median_filtering}")
-    with torch.no_grad():
-        i0s, i1s = [i0], [i1]
-        for _ in range(1, params.nscales):
-            h, w = i0s[-1].shape[-2:]
-            nh, nw = round(h * params.scale_step), round(w * params.scale_step)
-            if nh < 16 or nw < 16:
-                break
-            pair = torch.stack((i0s[-1], i1s[-1]), dim=1)  # (N, 2, H, W)
-            small = _resize_bilinear_scale(pair, nh, nw, params.scale_step)
-            i0s.append(small[:, 0].contiguous())
-            i1s.append(small[:, 1].contiguous())
-        n = i0.shape[0]
-        u = torch.zeros(n, 2, *i0s[-1].shape[-2:], device=i0.device)  # (N, 2, h, w)
-        for s in range(len(i0s) - 1, -1, -1):
-            u = _one_scale(i0s[s], i1s[s], u, params, step)
-            if s == 0:
-                break
-            size = tuple(i0s[s - 1].shape[-2:])
-            u = (
-                F.interpolate(u, size=size, mode="bilinear", align_corners=False)
-                / params.scale_step
-            )
-        return u
+    return _t.tvl1_torch(i0, i1, params, compile=compile, **kw)
 
 
 # ----------------------------------------------------------------------------- quantisation
