@@ -9,7 +9,11 @@ fresh process for each condition (OpenMP reads its wait policy at start-up):
 
 each with 0, 1 and 2 CPU-bound spin loops beside it. Prints a table and writes
 benchmarks/results/flow-contention-cpu.json. Target: the project's time with two busy
-processes within 2x of its idle time.
+processes within 2x of its idle time. Beside wall time it records the CPU time of the
+timed process (constant when no thread spins or thrashes: then a longer wall time is the
+scheduler sharing the cores, ~1.5x for one thread beside two spinners on 2 cores), the
+torch threads in force inside the solver, and the 1-minute load average before each
+condition (other work on the machine makes every figure slower, the idle one included).
 
     .venv/bin/python benchmarks/flow_contention.py [--repeats 3]
 """
@@ -36,6 +40,12 @@ from flow import gt_pair
 from twostream import flow
 policy, repeats = sys.argv[1], int(sys.argv[2])
 prev, nxt, _ = gt_pair("translation", 240, 320)
+seen = []  # torch threads in force when the solver runs (inside tvl1_batch's thread rules)
+solver = flow.tvl1_torch
+def spy(*a, **k):
+    seen.append(torch.get_num_threads())
+    return solver(*a, **k)
+flow.tvl1_torch = spy
 def once():
     if policy == "project":
         flow.tvl1_batch([prev], [nxt], backend="torch", preset="paper")
@@ -44,10 +54,13 @@ def once():
         b = torch.from_numpy(nxt).float()[None]
         flow.tvl1_torch(a, b, flow.get_params("paper"), compile=False)
 flow.tvl1_batch([prev[:64, :64]], [nxt[:64, :64]], backend="torch", preset="fast")  # warm-up
-times = []
+times, cpu = [], []
 for _ in range(repeats):
-    t = time.perf_counter(); once(); times.append(time.perf_counter() - t)
-print(json.dumps({{"seconds": sorted(times)[len(times) // 2], "threads": torch.get_num_threads()}}))
+    t, c = time.perf_counter(), time.process_time()
+    once()
+    times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
+k = sorted(range(repeats), key=times.__getitem__)[repeats // 2]
+print(json.dumps({{"seconds": times[k], "cpu_seconds": cpu[k], "threads": seen[-1]}}))
 """
 
 
@@ -60,6 +73,7 @@ def measure(policy: str, busy: int, repeats: int) -> dict:
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     try:
         time.sleep(0.5 if busy else 0)
+        load = os.getloadavg()[0]  # other work on the machine, spinners included
         code = CHILD.format(bench=str(REPO / "benchmarks"))
         out = subprocess.run(
             [sys.executable, "-c", code, policy, str(repeats)],
@@ -72,7 +86,7 @@ def measure(policy: str, busy: int, repeats: int) -> dict:
         for p in spinners:
             p.kill()
             p.wait()
-    return json.loads(out.strip().splitlines()[-1])
+    return {**json.loads(out.strip().splitlines()[-1]), "load_before": round(load, 2)}
 
 
 def main(argv=None) -> int:
@@ -88,15 +102,17 @@ def main(argv=None) -> int:
         for busy in (0, 1, 2):
             m = measure(policy, busy, args.repeats)
             rows.append({"policy": policy, "busy_processes": busy, **m})
-            print(f"{policy:14s} busy={busy}: {m['seconds']:.2f} s ({m['threads']} threads)",
-                  flush=True)  # fmt: skip
+            print(f"{policy:14s} busy={busy}: {m['seconds']:.2f} s, CPU {m['cpu_seconds']:.2f} s "
+                  f"({m['threads']} threads, load {m['load_before']})", flush=True)  # fmt: skip
     idle = {r["policy"]: r["seconds"] for r in rows if r["busy_processes"] == 0}
     for r in rows:
         r["over_idle"] = round(r["seconds"] / idle[r["policy"]], 3)
-    print(f"\n{'policy':14s} {'busy':>4s} {'seconds':>8s} {'x idle':>7s} {'threads':>7s}")
+    print(f"\n{'policy':14s} {'busy':>4s} {'seconds':>8s} {'x idle':>7s} {'CPU s':>7s} "
+          f"{'threads':>7s} {'load':>5s}")  # fmt: skip
     for r in rows:
         print(f"{r['policy']:14s} {r['busy_processes']:4d} {r['seconds']:8.2f} "
-              f"{r['over_idle']:7.2f} {r['threads']:7d}")  # fmt: skip
+              f"{r['over_idle']:7.2f} {r['cpu_seconds']:7.2f} {r['threads']:7d} "
+              f"{r['load_before']:5.2f}")  # fmt: skip
     worst = max(r["over_idle"] for r in rows if r["policy"] == "project")
     print(f"project: worst {worst:.2f}x its idle time (target <= 2)")
     record = {
