@@ -11,6 +11,7 @@ motion up to 78 px) and the two 50x50 mmflow test crops. For each pair:
   for torch at ``paper`` and ``fast``; beside the zero-flow baseline;
 * how well the ground truth explains the frames: mean |next(x + gt(x)) - prev(x)| against
   the same with zero flow (a pair whose ground truth barely lowers it is no accuracy test);
+* EPE by ground-truth speed (s0-10, s10-40, s40+ px, as Sintel reports it);
 * seconds per pair, every method on the same number of threads (``--threads``, default 1),
   run one after the other in this one process (the machine is shared: compare ratios).
 
@@ -143,6 +144,22 @@ def measure(pair: dict, backend: str, preset: str, repeats: int = 1) -> dict:
         best = min(best, time.perf_counter() - t)
     out = dict(epe=epe(f, pair["gt"], pair["valid"]), seconds=best)
     out["epe_noc"] = epe(f, pair["gt"], pair["noc"]) if pair["noc"] is not None else None
+    out["epe_by_speed"] = epe_by_speed(f, pair)
+    return out
+
+
+SPEED_BINS = ((0, 10), (10, 40), (40, float("inf")))  # px, Sintel's s0-10 / s10-40 / s40+
+
+
+def epe_by_speed(f: np.ndarray, pair: dict) -> dict:
+    """EPE over valid pixels whose ground-truth motion lies in each of SPEED_BINS, with the
+    share of pixels in the bin (where a coarse-to-fine pyramid's reach shows)."""
+    speed = np.linalg.norm(pair["gt"], axis=-1)
+    out = {}
+    for lo, hi in SPEED_BINS:
+        m = pair["valid"] & (speed >= lo) & (speed < hi)
+        name = f"s{lo}-{hi}" if np.isfinite(hi) else f"s{lo}+"
+        out[name] = dict(share=float(m.mean()), epe=epe(f, pair["gt"], m) if m.any() else None)
     return out
 
 
@@ -188,7 +205,8 @@ def main(argv=None) -> int:
         rows.append(
             dict(base, method="zero flow", backend=None, preset=None, seconds=None,
                  epe=epe(zero, pair["gt"], pair["valid"]),
-                 epe_noc=None if pair["noc"] is None else epe(zero, pair["gt"], pair["noc"]))
+                 epe_noc=None if pair["noc"] is None else epe(zero, pair["gt"], pair["noc"]),
+                 epe_by_speed=epe_by_speed(zero, pair))
         )  # fmt: skip
         for backend, preset in METHODS:
             m = measure(pair, backend, preset, args.repeats)
@@ -214,6 +232,8 @@ def main(argv=None) -> int:
         for backend in ("opencv", "torch"):
             p, f = by[("flyingchairs", f"{backend} paper")], by[("flyingchairs", f"{backend} fast")]
             chairs[backend] = dict(paper_epe=p["epe"], fast_epe=f["epe"],
+                                   paper_by_speed=p["epe_by_speed"],
+                                   fast_by_speed=f["epe_by_speed"],
                                    paper_seconds=p["seconds"], fast_seconds=f["seconds"],
                                    paper_over_fast_epe=p["epe"] / f["epe"],
                                    paper_over_fast_seconds=p["seconds"] / f["seconds"])  # fmt: skip
@@ -239,6 +259,11 @@ def main(argv=None) -> int:
             print(f"  {backend:6s} EPE paper {c['paper_epe']:.3f} fast {c['fast_epe']:.3f} "
                   f"(x{c['paper_over_fast_epe']:.2f}); seconds paper {c['paper_seconds']:.2f} "
                   f"fast {c['fast_seconds']:.2f} (x{c['paper_over_fast_seconds']:.2f})")  # fmt: skip
+            for b in c["paper_by_speed"]:
+                pb, fb = c["paper_by_speed"][b], c["fast_by_speed"][b]
+                if pb["epe"] is not None:
+                    print(f"    {b:7s} ({100 * pb['share']:4.1f} % of pixels): EPE paper "
+                          f"{pb['epe']:.2f} fast {fb['epe']:.2f}")  # fmt: skip
     print(f"\nwall time {wall:.1f} s")
     record = dict(
         benchmark="flow-accuracy",
