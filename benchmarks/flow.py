@@ -347,8 +347,8 @@ def versus_rows(args):
     w, h = video.parse_size("320x240")
     named = [(f"synthetic {k}", *gt_pair(k, h, w, seed=i)) for i, k in enumerate(KINDS)]
     named += [(rel, a, b, None) for rel, a, b in real_pairs("320x240", args.versus_real)]
-    prevs = [x[1] for x in named]
-    nexts = [x[2] for x in named]
+    prevs = [flow.to_grey(x[1]) for x in named]  # real clips decode to BGR
+    nexts = [flow.to_grey(x[2]) for x in named]
     preset = args.versus_preset
     params = flow.get_params(preset)
     before = load_before(args.before_ref) if args.before_ref else None
