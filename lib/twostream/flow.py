@@ -5,21 +5,27 @@ Backends
 * ``opencv``: ``cv2.optflow.DualTVL1OpticalFlow_create`` (CPU, one pair at a time; a batch
   runs pairs on a thread pool, OpenCV releases the GIL).
 * ``torch``: the same algorithm (Zach, Pock & Bischof 2007; Sánchez, Meinhardt-Llopis &
-  Facciolo, IPOL 2013) re-implemented after OpenCV's ``tvl1flow.cpp`` in PyTorch: image
-  pyramid with ``scale_step``, bicubic warping, primal-dual iterations, median filtering,
-  batched over (N, H, W) pairs, float32, CPU or CUDA.
+  Facciolo, IPOL 2013) re-implemented after OpenCV's ``tvl1flow.cpp`` in PyTorch
+  (:mod:`twostream.tvl1_torch`): image pyramid with ``scale_step``, bicubic warping,
+  primal-dual iterations, median filtering, float32, CPU or CUDA (batched there). On the
+  CPU it is ~3x faster than OpenCV on one thread at the same end-point error (to 1e-3 px):
+  benchmarks/results/flow-versus-cpu.json.
 
 Convention: ``flow[y, x] = (dx, dy)`` in pixels from ``prev`` to ``next``; with OpenCV's
-formulation ``next(x + flow(x)) ≈ prev(x)``.
+formulation ``next(x + flow(x)) ≈ prev(x)``. ``read_flo`` / ``write_flo`` (from
+:mod:`twostream.flowio`) read and write Middlebury ``.flo`` files.
 
 Presets (``TVL1Params``): ``paper`` is what the authors ran (OpenCV's CUDA defaults, see
-the mapping comment below); ``fast`` trades accuracy for speed. Its cost, measured by
-``benchmarks/flow.py --quick`` (opencv backend, 320x240, one thread, results in
-benchmarks/results/flow-cpu.json): about 3x the pairs/s of ``paper`` (1.7 vs 0.54 pairs/s
-on this 2-core machine under load); on real clips its flow differs from ``paper``'s by a
-mean end-point error of 0.09 px; on synthetic ground truth it is *more* accurate (mean EPE
-0.023 vs 0.081 px) because its coarser pyramid (1/8 vs 0.41) reaches the 6-7 px
-displacements of the rotation+zoom pair, where ``paper`` leaves errors of ~0.2 px.
+the mapping comment below); ``fast`` is a coarser, shorter variant. Measured
+(benchmarks/results/flow-cpu.json, flow-accuracy-cpu.json; opencv backend, one thread):
+``fast`` runs ~4x the pairs/s of ``paper`` at 320x240 (2.97 vs 0.77 pairs/s on this shared
+2-core machine) and is *more* accurate on the real pairs whose motion reaches several
+pixels: mean EPE on Sintel alley_1 (clean, up to 10.6 px) 0.29 vs 0.70 px, FlyingChairs (up
+to 78 px) 4.86 vs 5.06 px; consistent with its coarser pyramid (1/8 against 0.8^4 = 0.41)
+bringing such motion within the linearisation's reach at the coarsest level. ``paper`` is
+better where motion is small (FlyingChairs pixels under 10 px: 0.90 vs 1.17 px; the 50x50
+mmflow crop: 0.54 vs 0.65 px). On the project's real clips the two presets' flows differ
+by a mean EPE of 0.09 px.
 """
 
 from __future__ import annotations
