@@ -7,7 +7,9 @@ fresh process for each condition (OpenMP reads its wait policy at start-up):
   OpenMP waiting and one thread for a batch this small (``twostream.threads``);
 * ``torch default``: ``flow.tvl1_torch`` with torch's defaults (one spinning thread per core).
 
-each with 0, 1 and 2 CPU-bound spin loops beside it. Prints a table and writes
+each with 0, 1 and 2 CPU-bound spin loops beside it, all six conditions run in turn in
+``--rounds`` rounds (median per condition), so that the other load of a shared machine
+drifts over every condition alike. Prints a table and writes
 benchmarks/results/flow-contention-cpu.json. Target: the project's time with two busy
 processes within 2x of its idle time. Beside wall time it records the CPU time of the
 timed process (constant when no thread spins or thrashes: then a longer wall time is the
@@ -15,7 +17,7 @@ scheduler sharing the cores, ~1.5x for one thread beside two spinners on 2 cores
 torch threads in force inside the solver, and the 1-minute load average before each
 condition (other work on the machine makes every figure slower, the idle one included).
 
-    .venv/bin/python benchmarks/flow_contention.py [--repeats 3]
+    .venv/bin/python benchmarks/flow_contention.py [--rounds 3]
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
@@ -94,16 +98,27 @@ def main(argv=None) -> int:
     from twostream.utils import atomic_write_text, device_description
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per condition (median)")
+    ap.add_argument("--repeats", type=int, default=1, help="timed runs per process (median)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds over all conditions, interleaved so that a change in the "
+                    "machine's other load hits every condition alike (median per condition)")  # fmt: skip
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/flow-contention-cpu.json"))
     args = ap.parse_args(argv)
-    rows = []
-    for policy in ("project", "torch default"):
-        for busy in (0, 1, 2):
+    conditions = [(p, b) for p in ("project", "torch default") for b in (0, 1, 2)]
+    runs: dict = {c: [] for c in conditions}
+    for k in range(args.rounds):
+        for policy, busy in conditions:
             m = measure(policy, busy, args.repeats)
-            rows.append({"policy": policy, "busy_processes": busy, **m})
-            print(f"{policy:14s} busy={busy}: {m['seconds']:.2f} s, CPU {m['cpu_seconds']:.2f} s "
-                  f"({m['threads']} threads, load {m['load_before']})", flush=True)  # fmt: skip
+            runs[(policy, busy)].append(m)
+            print(f"round {k} {policy:14s} busy={busy}: {m['seconds']:.2f} s, CPU "
+                  f"{m['cpu_seconds']:.2f} s ({m['threads']} threads, load {m['load_before']})",
+                  flush=True)  # fmt: skip
+    rows = []
+    for (policy, busy), ms in runs.items():
+        med = lambda key, ms=ms: float(np.median([m[key] for m in ms]))  # noqa: E731
+        rows.append({"policy": policy, "busy_processes": busy, "seconds": med("seconds"),
+                     "cpu_seconds": med("cpu_seconds"), "threads": ms[-1]["threads"],
+                     "load_before": med("load_before"), "runs": ms})  # fmt: skip
     idle = {r["policy"]: r["seconds"] for r in rows if r["busy_processes"] == 0}
     for r in rows:
         r["over_idle"] = round(r["seconds"] / idle[r["policy"]], 3)
@@ -123,6 +138,7 @@ def main(argv=None) -> int:
         "versions": library_versions(),
         "pair": "320x240 synthetic translation, paper preset, torch backend",
         "repeats": args.repeats,
+        "rounds": args.rounds,
         "rows": rows,
         "project_worst_over_idle": worst,
         "target_over_idle_max": 2.0,
