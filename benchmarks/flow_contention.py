@@ -93,6 +93,13 @@ def measure(policy: str, busy: int, repeats: int) -> dict:
     return {**json.loads(out.strip().splitlines()[-1]), "load_before": round(load, 2)}
 
 
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
 def main(argv=None) -> int:
     from twostream.results import git_commit, library_versions
     from twostream.utils import atomic_write_text, device_description
@@ -142,6 +149,10 @@ def main(argv=None) -> int:
         "rows": rows,
         "project_worst_over_idle": worst,
         "target_over_idle_max": 2.0,
+        # With autogroup the kernel shares the CPU between sessions first: the timed process
+        # and its spinners (one session) then split what other sessions leave them.
+        "sched_autogroup_enabled": _read("/proc/sys/kernel/sched_autogroup_enabled"),
+        "loadavg_end": os.getloadavg(),
     }
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")
