@@ -19,7 +19,7 @@ from pathlib import Path
 
 from twostream.config import StudyConfig, save_json
 from twostream.models import tap_channels
-from twostream.preprocess import prepare
+from twostream.prepare import prepare
 from twostream.results import git_commit, library_versions
 from twostream.utils import device_description
 

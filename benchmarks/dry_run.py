@@ -27,11 +27,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from twostream import convlstm, features, flow, models, preprocess, rawframes, synthetic, transforms
+from twostream import (
+    convlstm,
+    features,
+    flow,
+    models,
+    prepare,
+    rawframes,
+    synthetic_set,
+    transforms,
+)
 from twostream.config import StudyConfig, save_json
 from twostream.datasets import load_split
 from twostream.results import git_commit, library_versions
-from twostream.train import make_optimizer, prepare_model
+from twostream.streams import make_optimizer, prepare_model
 from twostream.utils import autocast_context, device_description, resolve_device, seed_everything
 
 # UCF101 split 1 (official lists) and the whole set: 13,320 clips, ~27 h of video at 25 fps.
@@ -253,7 +262,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        synthetic.generate(
+        synthetic_set.generate(
             root / "synth",
             classes=8,
             clips_per_class=4,
@@ -264,7 +273,7 @@ def main(argv=None) -> int:
             seed=0,
         )
         raw = root / "rawframes"
-        summary = preprocess.prepare(
+        summary = prepare.prepare(
             root / "synth" / "videos",
             raw,
             flow_backend="opencv" if quick else "torch",

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from twostream.config import StudyConfig, load_params, stage_key
+from twostream.config import StudyConfig, load_params
 from twostream.errors import UserError
 from twostream.utils import atomic_write_text, project_root
 
@@ -57,12 +57,6 @@ def test_frozen_and_roundtrip():
         cfg.seed = 3  # type: ignore[misc]
     again = StudyConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
-
-
-def test_stage_key_tracks_only_named_fields():
-    a, b = StudyConfig(), StudyConfig(seed=1)
-    assert stage_key(a, ["backbone"]) == stage_key(b, ["backbone"])
-    assert stage_key(a, ["seed"]) != stage_key(b, ["seed"])
 
 
 def test_atomic_write_leaves_no_temp_on_error(tmp_path):

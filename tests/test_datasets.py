@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from twostream import datasets
+from twostream import dataset_report
 from twostream.cli import main
+from twostream.dataset_report import check_videos
 from twostream.datasets import (
     VideoRecord,
-    check_videos,
     hmdb51_group,
     list_videos,
     load_classes,
@@ -396,7 +396,7 @@ def test_summaries(tmp_path):
     for s in (2, 3):
         (d / f"trainlist0{s}.txt").write_bytes((d / "trainlist01.txt").read_bytes())
         (d / f"testlist0{s}.txt").write_bytes((d / "testlist01.txt").read_bytes())
-    summary = datasets.split_summary("ucf101", d)
+    summary = dataset_report.split_summary("ucf101", d)
     assert summary["train"].tolist() == [3, 3, 3] and summary["test_groups"].tolist() == ["g01"] * 3
-    counts = datasets.class_counts("ucf101", d)
+    counts = dataset_report.class_counts("ucf101", d)
     assert counts["train1"].tolist() == [1, 1, 1] and counts["test1"].tolist() == [1, 0, 1]

@@ -21,7 +21,7 @@ from twostream.features import (
     extract_features,
     feature_path,
     prefuse,
-    read_manifest,
+    read_cache_manifest,
     tap_grid,
     write_manifest,
 )
@@ -171,11 +171,11 @@ def test_manifest(tmp_path):
     dirs = _dirs(tmp_path)
     extract_features(TinyNet(), FakeVideos(10), VIDEOS[:10], dirs, batch_videos=4)
     write_manifest(dirs["conv5_x"], VIDEOS, stream="spatial", tap="conv5_x", checkpoint="x.pt")
-    m = read_manifest(dirs["conv5_x"])
+    m = read_cache_manifest(dirs["conv5_x"])
     assert m["shape"] == [3, 6, 2, 2] and m["dtype"] == "float16" and m["complete"]
     assert m["values_per_video"] == 72 and m["bytes_per_video"] == 144 and m["videos"] == 10
     write_manifest(dirs["fc"], [*VIDEOS, "C0/missing.avi"], tap="fc")
-    m = read_manifest(dirs["fc"])
+    m = read_cache_manifest(dirs["fc"])
     assert m["shape"] == [3, 6] and not m["complete"] and m["missing"] == 1
 
 
@@ -222,7 +222,7 @@ def test_prefuse_parameter_free_only(tmp_path):
     np.testing.assert_allclose(
         np.load(feature_path(s, VIDEOS[3])).astype(np.float32), a + b, rtol=1e-3
     )
-    assert read_manifest(s)["complete"] and read_manifest(s)["prefused"]
+    assert read_cache_manifest(s)["complete"] and read_cache_manifest(s)["prefused"]
     cache = FeatureCache({"fused": s}, [Rec(v, 0) for v in VIDEOS])
     x, empty, _ = cache[[0, 1]]
     assert cache.prefused and x.shape == (2, 3, 6, 2, 2) and empty.numel() == 0
@@ -252,8 +252,8 @@ def test_disk_table_paper_scale():
     assert t.loc[("fc", "pre-fused (sum, max)"), "values_per_video"] == 25 * 2048
 
 
-def test_ensure_features_with_real_stream(tmp_path, monkeypatch):
-    """End to end with a real (random) resnet18 checkpoint and JPEG rawframes."""
+def test_extract_stream_with_real_stream(tmp_path):
+    """A real (random) resnet18 checkpoint over JPEG rawframes: one pass for both taps."""
     import cv2
 
     from twostream import features
@@ -295,13 +295,16 @@ def test_ensure_features_with_real_stream(tmp_path, monkeypatch):
             config=cfg,
             extra={"arch": net.arch},
         )
-    monkeypatch.setattr(features, "stream_runs", lambda cfg, split: runs)
-    monkeypatch.setattr(features, "split_records", lambda cfg, split: (recs[:1], recs[1:]))
-    out = features.ensure_features(cfg, 1, ["conv5_x", "fc"])
+    out = {tap: {} for tap in ("conv5_x", "fc")}
+    for stream in runs:
+        dirs = {tap: tmp_path / "features" / f"{stream}-resnet18-{tap}" for tap in out}
+        features.extract_stream(cfg, stream=stream, records=recs,
+                                checkpoint=runs[stream] / "checkpoint_best.pt", dirs=dirs)  # fmt: skip
+        for tap, d in dirs.items():
+            out[tap][stream] = d
     assert set(out) == {"conv5_x", "fc"} and set(out["fc"]) == {"spatial", "temporal"}
-    m = read_manifest(out["conv5_x"]["temporal"])
+    m = read_cache_manifest(out["conv5_x"]["temporal"])
     assert m["complete"] and m["shape"] == [2, 512, 1, 1] and m["checkpoint_sha1"]
-    assert out["conv5_x"]["spatial"].name.startswith("spatial-resnet18-conv5_x-")
     assert json.loads((out["fc"]["spatial"] / "manifest.json").read_text())["shape"] == [2, 512]
     # the cached maps are the stream's own features of the eval-transformed steps
     from twostream.rawframes import VideoSteps
@@ -323,20 +326,6 @@ def test_ensure_features_with_real_stream(tmp_path, monkeypatch):
         ref = net.eval().features(x, ["fc"])["fc"].numpy()
     got = np.load(feature_path(out["fc"]["temporal"], recs[1].path)).astype(np.float32)
     np.testing.assert_allclose(got, ref, rtol=1e-2, atol=1e-2)
-    # complete caches are not recomputed; new weights give a new folder
-    mtime = feature_path(out["fc"]["temporal"], recs[1].path).stat().st_mtime_ns
-    assert features.ensure_features(cfg, 1, ["fc"])["fc"] == out["fc"]
-    assert feature_path(out["fc"]["temporal"], recs[1].path).stat().st_mtime_ns == mtime
-    torch.manual_seed(1)
-    net2 = build_stream(modality="flow", backbone="resnet18", num_classes=2, flow_length=2)
-    save_checkpoint(
-        runs["temporal"] / "checkpoint_best.pt",
-        model=net2,
-        epoch=0,
-        config=cfg,
-        extra={"arch": net2.arch},
-    )
-    assert features.ensure_features(cfg, 1, ["fc"])["fc"]["temporal"] != out["fc"]["temporal"]
 
 
 def test_values_beyond_float16_are_clipped_with_a_warning(tmp_path):

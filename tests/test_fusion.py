@@ -93,7 +93,7 @@ def test_conv_starts_as_sum_and_default_init_differs():
     a, b = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
     assert torch.allclose(build_fusion("conv", channels=3)(a, b), a + b, atol=1e-6)
     assert not torch.allclose(build_fusion("conv", channels=3, init="default")(a, b), a + b)
-    with pytest.raises(UserError, match="init"):
+    with pytest.raises(ValueError, match="init"):
         build_fusion("conv", channels=3, init="nope")
 
 
@@ -166,11 +166,11 @@ def test_unknown_name_lists_known():
 
 def test_bad_inputs_fail_clearly():
     fusion = build_fusion("sum", channels=2)
-    with pytest.raises(UserError, match="differ in shape"):
+    with pytest.raises(ValueError, match="differ in shape"):
         fusion(A, B[:, :, :1])
-    with pytest.raises(UserError, match="built for 2 channels"):
+    with pytest.raises(ValueError, match="built for 2 channels"):
         fusion(torch.randn(1, 3, 2, 2), torch.randn(1, 3, 2, 2))
-    with pytest.raises(UserError, match="expected"):
+    with pytest.raises(ValueError, match="expected"):
         fusion(torch.randn(2), torch.randn(2))
 
 

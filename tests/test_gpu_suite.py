@@ -44,7 +44,7 @@ def test_dry_run_runs_every_step_and_writes_json(dry_run):
     summary = json.loads((out / "gpu-suite-dry-run-cpu.json").read_text())
     assert summary["dry_run"] is True and summary["benchmark"] == "gpu-suite"
     assert summary["git_commit"] and summary["versions"]["torch"]
-    assert summary["wall_s"] < 60, summary  # "well under a minute" on 2 cores
+    assert summary["wall_s"] > 0, summary  # its time is recorded (tests never assert timings)
     steps = {s["name"]: s for s in summary["steps"]}
     assert list(steps) == STEPS
     failed = {n: s for n, s in steps.items() if s["status"] != "ok"}

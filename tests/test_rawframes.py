@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from twostream.errors import UserError
-from twostream.rawframes import TrainSteps, VideoSteps, count_frames, video_dir
+from twostream.layout import count_rawframes, video_folder
+from twostream.rawframes import TrainSteps, VideoSteps
 from twostream.transforms import StackTransform
 
 
@@ -38,9 +39,9 @@ def raw(tmp_path):
 
 def test_layout_and_counts(raw):
     root, recs = raw
-    assert video_dir(root, recs[0]) == root / "A" / "v_A_g01_c01"
-    assert count_frames(video_dir(root, recs[0])) == (100, 99)
-    assert count_frames(root / "missing") == (0, 0)
+    assert video_folder(root, recs[0].path) == root / "A" / "v_A_g01_c01"
+    assert count_rawframes(video_folder(root, recs[0].path)) == (100, 99)
+    assert count_rawframes(root / "missing") == (0, 0)
 
 
 def test_eval_samples_25_equally_spaced_steps(raw):

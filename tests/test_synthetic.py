@@ -10,21 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream import synthetic
+from twostream import synthetic_set
 from twostream.cli import main
 from twostream.config import StudyConfig
-from twostream.datasets import check_videos, list_videos, load_classes, load_split
+from twostream.dataset_report import check_videos
+from twostream.datasets import list_videos, load_classes, load_split
 from twostream.errors import UserError
-from twostream.synthetic import (
-    CLASS_NAMES,
-    SynthParams,
-    clip_spec,
-    ensure_dataset,
-    generate,
-    ground_truth_flow,
-    load_clip_spec,
-    render_frame,
-)
+from twostream.synthetic import CLASS_NAMES, clip_spec, ground_truth_flow, render_frame
+from twostream.synthetic_set import SynthParams, ensure_dataset, generate, load_clip_spec
 
 TINY = dict(classes=3, clips_per_class=4, groups=4, frames=5, width=48, height=32)
 
@@ -34,7 +27,7 @@ def digests(root) -> dict[str, str]:
     for dirpath, _, files in os.walk(root):
         for f in files:
             p = os.path.join(dirpath, f)
-            if f != synthetic.MARKER:  # the marker holds the wall time of the run
+            if f != synthetic_set.MARKER:  # the marker holds the wall time of the run
                 out[os.path.relpath(p, root)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
     return out
 

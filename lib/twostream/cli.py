@@ -20,19 +20,19 @@ from .errors import UserError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": (
-        "twostream.synthetic",
+        "twostream.synthetic_set",
         "write the embedded synthetic action data set (videos + split files)",
     ),
     "splits": (
-        "twostream.datasets",
+        "twostream.dataset_report",
         "summarise official split files and check a videos folder against them",
     ),
     "prepare": (
-        "twostream.preprocess",
+        "twostream.prepare",
         "decode videos into rawframes + TV-L1 flow JPEGs (resumable, parallel, sharded)",
     ),
     "train-stream": (
-        "twostream.train",
+        "twostream.streams",
         "fine-tune the spatial (rgb) or temporal (flow) ResNet stream",
     ),
     "extract-features": (
@@ -40,8 +40,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cache per-video feature maps of both streams at a named layer",
     ),
     "train-convlstm": (
-        "twostream.convlstm_train",
+        "twostream.heads",
         "train the fusion + ConvLSTM (or FC-LSTM) head on cached features",
+    ),
+    "plan": (
+        "twostream.stages",
+        "list every stage a parameter file needs: cached, or to run",
     ),
     "reproduce": (
         "twostream.runner",

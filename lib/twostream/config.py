@@ -132,66 +132,101 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the study
 
 
+# Stages of the pipeline a field can change (see twostream.stages). Each field declares the
+# stages whose *output* it changes, once, here; a stage's cache key hashes those fields and
+# the keys of the stages it reads from. Fields without stages change no cached output
+# (where things live, which device, which cells a table has, ...).
+STAGES = ("dataset", "rawframes", "stream", "features", "head")
+
+
+def knob(default: Any, *stages: str):
+    """A StudyConfig field whose value changes the output of ``stages``."""
+    bad = [s for s in stages if s not in STAGES]
+    if bad:  # pragma: no cover - a typo in this file
+        raise ValueError(f"unknown stage(s) {bad}; known: {STAGES}")
+    return field(default=default, metadata={"stages": tuple(stages)})
+
+
+def stage_fields(stage: str) -> tuple[str, ...]:
+    """The StudyConfig fields that change ``stage``'s output, in declaration order."""
+    if stage not in STAGES:
+        raise UserError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+    return tuple(
+        f.name for f in dataclasses.fields(StudyConfig) if stage in f.metadata.get("stages", ())
+    )
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """Every knob of the study. Defaults = the test preset (see the module docstring);
     ``params/smoke.yaml`` = the embedded study, ``params/ucf101.yaml`` = the paper's scale."""
 
     # --- data -------------------------------------------------------------------------
-    dataset: str = "synthetic"  # synthetic | ucf101 | hmdb51
+    dataset: str = knob("synthetic", "dataset")  # synthetic | ucf101 | hmdb51
     # <data_root>/<dataset>/{videos,splits,rawframes,features,runs}; the test preset keeps
     # its caches apart from the study's (params/smoke.yaml: data)
     data_root: str = "data/test"
     split: int = 1  # official split (1..3) used by the single-split notebooks
     splits: tuple[int, ...] = (1, 2, 3)  # splits of the final comparison (Table 3)
-    val_fraction: float = 0.3  # share of *training groups* held out for selection (smoke: 0.2)
-    seed: int = 0
+    # share of *training groups* held out for selection (smoke: 0.2)
+    val_fraction: float = knob(0.3, "stream", "head")
+    seed: int = knob(0, "stream", "head")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_workers: int = 0  # DataLoader workers (0 = in-process; deterministic on CPU)
 
     # --- the embedded synthetic set (ignored for real data) ----------------------------
-    synth_classes: int = 4
-    synth_clips_per_class: int = 8
-    synth_groups: int = 4  # groups per class; splits rotate which groups are test
-    synth_frames: int = 16
-    synth_width: int = 64
-    synth_height: int = 48
-    synth_seed: int = 0  # data-set seed, apart from `seed` so training-seed sweeps reuse one set
+    synth_classes: int = knob(4, "dataset")
+    synth_clips_per_class: int = knob(8, "dataset")
+    synth_groups: int = knob(4, "dataset")  # groups per class; splits rotate which groups are test
+    synth_frames: int = knob(16, "dataset")
+    synth_width: int = knob(64, "dataset")
+    synth_height: int = knob(48, "dataset")
+    # data-set seed, apart from `seed` so training-seed sweeps reuse one set
+    synth_seed: int = knob(0, "dataset")
 
     # --- preprocessing: decoding and TV-L1 flow ----------------------------------------
-    short_side: int | None = None  # resize so the shorter side is N (paper's code: 256)
-    resize: str | None = None  # or an exact "WxH" such as "340x256"
-    flow_backend: str = "opencv"  # opencv | torch
-    flow_preset: str = "fast"  # paper | fast
-    flow_device: str = "cpu"  # cpu | cuda (torch backend)
-    flow_quantization: str = "bound"  # bound (TSN, +-flow_bound) | minmax (authors' code)
-    flow_bound: float = 20.0
+    # resize so the shorter side is N (paper's code: 256)
+    short_side: int | None = knob(None, "rawframes")
+    resize: str | None = knob(None, "rawframes")  # or an exact "WxH" such as "340x256"
+    flow_backend: str = knob("opencv", "rawframes")  # opencv | torch
+    flow_preset: str = knob("fast", "rawframes")  # paper | fast
+    flow_device: str = knob("cpu", "rawframes")  # cpu | cuda (torch backend)
+    # bound (TSN, +-flow_bound) | minmax (authors' code)
+    flow_quantization: str = knob("bound", "rawframes")
+    flow_bound: float = knob(20.0, "rawframes")
     prep_workers: int = 2
 
     # --- the two streams ----------------------------------------------------------------
-    backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50 | resnet101
-    pretrained: str = "none"  # none | imagenet | /path/to/resnet_weights.pth
-    flow_length: int = 4  # L flow fields per stack -> 2L input channels (paper: 10)
-    num_segments: int = 4  # T equally spaced time steps per video (paper: 25)
-    crop_size: int = 48  # random square crop (paper: 256)
-    input_size: int = 32  # network input after resize (paper: 224)
-    scale_min: float = 0.75  # random rescale factor range (paper: 3/4 .. 4/3)
-    scale_max: float = 4.0 / 3.0
+    backbone: str = knob("resnet18", "stream")  # resnet18 | resnet34 | resnet50 | resnet101
+    pretrained: str = knob("none", "stream")  # none | imagenet | /path/to/resnet_weights.pth
+    # L flow fields per stack -> 2L input channels (paper: 10)
+    flow_length: int = knob(4, "stream", "features")
+    # T equally spaced time steps per video (paper: 25)
+    num_segments: int = knob(4, "stream", "features")
+    crop_size: int = knob(48, "stream", "features")  # random square crop (paper: 256)
+    input_size: int = knob(32, "stream", "features")  # network input after resize (paper: 224)
+    scale_min: float = knob(0.75, "stream")  # random rescale factor range (paper: 3/4 .. 4/3)
+    scale_max: float = knob(4.0 / 3.0, "stream")
     # Horizontal flip (flow-x negated). Off in the smoke run: the synthetic classes are
     # defined by motion *direction* (left vs right, clockwise vs counter-clockwise), which a
     # mirror swaps, so flipping would train on contradictory labels. Real actions are
     # mirror-symmetric: the full presets flip.
-    hflip: bool = False
-    color_jitter: float = 0.0  # strength of brightness/contrast jitter; 0 = off
-    jitter_stream: str = "temporal"  # temporal (paper text) | spatial (released code) | both
-    stream_epochs: int = 2
-    stream_batch_size: int = 8  # smoke: 16 gives twice the SGD steps of 32 for the same compute
-    samples_per_video: int = 2  # random time steps drawn per video per training epoch
-    lr_spatial: float = 0.01  # paper: 5e-6 with ImageNet weights; smoke trains from scratch
-    lr_temporal: float = 0.01  # paper's value is garbled ("5x10^3"); full presets use 5e-3
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    plateau_patience: int = 2  # epochs without val-accuracy gain before lr /= 10
+    hflip: bool = knob(False, "stream")
+    color_jitter: float = knob(0.0, "stream")  # strength of brightness/contrast jitter; 0 = off
+    # temporal (paper text) | spatial (released code) | both
+    jitter_stream: str = knob("temporal", "stream")
+    stream_epochs: int = knob(2, "stream")
+    # smoke: 16 gives twice the SGD steps of 32 for the same compute
+    stream_batch_size: int = knob(8, "stream")
+    # random time steps drawn per video per training epoch
+    samples_per_video: int = knob(2, "stream")
+    # paper: 5e-6 with ImageNet weights; smoke trains from scratch
+    lr_spatial: float = knob(0.01, "stream")
+    # paper's value is garbled ("5x10^3"); full presets use 5e-3
+    lr_temporal: float = knob(0.01, "stream")
+    momentum: float = knob(0.9, "stream")
+    weight_decay: float = knob(1e-4, "stream")
+    plateau_patience: int = knob(2, "stream")  # epochs without val-accuracy gain before lr /= 10
     amp: bool = True  # bf16 autocast + channels_last on CUDA (no-op on CPU)
     compile: bool = False  # torch.compile the backbone
 
@@ -202,16 +237,18 @@ class StudyConfig:
     table1_methods: tuple[str, ...] = ("sum", "max", "concat", "conv")
     convlstm_layers: int = 1
     convlstm_kernel: int = 3
-    convlstm_hidden: int = 8  # paper: 300
-    convlstm_dropout: float = 0.5
-    convlstm_peephole: bool = False
-    convlstm_lr: float = 1e-3  # paper: 5e-5; authors' code: 1e-4
-    convlstm_epochs: int = 2  # paper: 60; authors' code: 100
-    convlstm_batch_size: int = 8  # authors' code: 1 video
-    grad_clip: float | None = 5.0  # clip gradient *values* to +-grad_clip; None = off
+    convlstm_hidden: int = knob(8, "head")  # paper: 300
+    convlstm_dropout: float = knob(0.5, "head")
+    convlstm_peephole: bool = knob(False, "head")
+    convlstm_lr: float = knob(1e-3, "head")  # paper: 5e-5; authors' code: 1e-4
+    convlstm_epochs: int = knob(2, "head")  # paper: 60; authors' code: 100
+    convlstm_batch_size: int = knob(8, "head")  # authors' code: 1 video
+    # clip gradient *values* to +-grad_clip; None = off
+    grad_clip: float | None = knob(5.0, "head")
     table2_layers: tuple[int, ...] = (1, 2, 3)
     table2_kernels: tuple[int, ...] = (3, 5)
-    protocol: str = "validation"  # validation (ours) | authors (best epoch picked on test)
+    # validation (ours) | authors (best epoch picked on test)
+    protocol: str = knob("validation", "head")
 
     def __post_init__(self) -> None:
         checks = [
@@ -234,8 +271,12 @@ class StudyConfig:
             ),
             (self.protocol in ("validation", "authors"), "protocol must be validation or authors"),
             (
-                self.convlstm_kernel % 2 == 1,
-                "convlstm_kernel must be odd (zero padding keeps the grid)",
+                self.convlstm_kernel in (3, 5) and set(self.table2_kernels) <= {3, 5},
+                "ConvLSTM kernels (convlstm_kernel, table2_kernels) must be 3 or 5 (the paper's)",
+            ),
+            (
+                1 <= self.convlstm_layers <= 3 and all(1 <= n <= 3 for n in self.table2_layers),
+                "ConvLSTM depths (convlstm_layers, table2_layers) must be 1, 2 or 3 (the paper's)",
             ),
             (
                 self.flow_length >= 1 and self.num_segments >= 1,
@@ -304,28 +345,16 @@ class StudyConfig:
 
 
 __all__ = [
+    "STAGES",
     "StudyConfig",
+    "knob",
+    "stage_fields",
     "dataclass_from_dict",
     "load_params",
     "save_json",
     "to_jsonable",
     "field",
 ]
-
-
-def stage_key(cfg: Any, fields: tuple[str, ...] | list[str], *extra: Any) -> str:
-    """A short stable hash of the config fields a cached stage depends on.
-
-    Cache folders are named with it (e.g. ``runs/spatial-split1-3f2a9c1e``), so changing
-    a relevant knob makes a fresh stage instead of silently reusing a stale one.
-    """
-    import hashlib
-
-    d = to_jsonable(cfg)
-    payload = json.dumps(
-        {"fields": {k: d[k] for k in fields}, "extra": to_jsonable(list(extra))}, sort_keys=True
-    )
-    return hashlib.sha1(payload.encode()).hexdigest()[:8]
 
 
 # ----------------------------------------------------------------------------- CLI glue

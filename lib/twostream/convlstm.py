@@ -41,7 +41,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UserError
 from .fusion import build_fusion, is_parameter_free
 
 __all__ = [
@@ -84,7 +83,7 @@ class ConvLSTMCell(nn.Module):
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1 or kernel_size < 1:
-            raise UserError(f"ConvLSTM kernel size must be odd (3 or 5), got {kernel_size}")
+            raise ValueError(f"ConvLSTM kernel size must be odd (3 or 5), got {kernel_size}")
         self.in_channels = int(in_channels)
         self.hidden_channels = int(hidden_channels)
         self.kernel_size = int(kernel_size)
@@ -177,16 +176,16 @@ class ConvLSTM(nn.Module):
     ) -> None:
         super().__init__()
         if not 1 <= int(num_layers) <= 3:
-            raise UserError(f"ConvLSTM layers must be 1, 2 or 3 (paper), got {num_layers}")
+            raise ValueError(f"ConvLSTM layers must be 1, 2 or 3 (paper), got {num_layers}")
         if kernel_size not in KERNELS:
-            raise UserError(f"ConvLSTM kernel must be one of {KERNELS} (paper), got {kernel_size}")
+            raise ValueError(f"ConvLSTM kernel must be one of {KERNELS} (paper), got {kernel_size}")
         hidden = (
             [int(hidden_channels)] * num_layers
             if isinstance(hidden_channels, int)
             else [int(h) for h in hidden_channels]
         )
         if len(hidden) != num_layers:
-            raise UserError(f"ConvLSTM: {len(hidden)} hidden sizes for {num_layers} layers")
+            raise ValueError(f"ConvLSTM: {len(hidden)} hidden sizes for {num_layers} layers")
         ins = [int(in_channels), *hidden[:-1]]
         self.cells = nn.ModuleList(
             ConvLSTMCell(i, h, kernel_size, peephole=peephole, grid=grid)
@@ -202,13 +201,13 @@ class ConvLSTM(nn.Module):
         self, x: torch.Tensor, state: list[State] | None = None, *, input_mode: str = "precompute"
     ) -> tuple[torch.Tensor, list[State]]:
         if x.dim() != 5 or x.shape[2] != self.in_channels:
-            raise UserError(
+            raise ValueError(
                 f"ConvLSTM expects (B, T, {self.in_channels}, H, W) input, got {tuple(x.shape)}"
             )
         if input_mode not in INPUT_MODES:
-            raise UserError(f"unknown input_mode {input_mode!r}; known: {', '.join(INPUT_MODES)}")
+            raise ValueError(f"unknown input_mode {input_mode!r}; known: {', '.join(INPUT_MODES)}")
         if state is not None and len(state) != self.num_layers:
-            raise UserError(f"ConvLSTM state has {len(state)} layers, model has {self.num_layers}")
+            raise ValueError(f"ConvLSTM state has {len(state)} layers, model has {self.num_layers}")
         B, T = x.shape[:2]
         seq = x  # (B, T, C, H, W)
         final: list[State] = []
@@ -239,12 +238,58 @@ class ConvLSTM(nn.Module):
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, ndim: int, what: str) -> None:
     if a.dim() != ndim or b.dim() != ndim:
-        raise UserError(
+        raise ValueError(
             f"{what} expects two {ndim}-D stream features, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
 
 
-class FusionConvLSTM(nn.Module):
+class _FusionHead(nn.Module):
+    """What both heads share: per-time-step fusion of the two streams, a recurrent core
+    (``_head``, defined by the subclass), dropout and a linear classifier on its last output.
+
+    ``forward(a, b)`` takes both streams' features; ``forward_fused(x)`` features already
+    fused by this head's (parameter-free) fusion, e.g. a pre-fused cache.
+    """
+
+    sequence_dims = 5  # (B, T, C, H, W); the FC-LSTM's vectors are (B, T, C)
+
+    def __init__(self, *, in_channels: int, num_classes: int, fusion: str) -> None:
+        super().__init__()
+        self.fusion_name = fusion
+        self.fusion = build_fusion(fusion, channels=in_channels)
+        self.in_channels = int(in_channels)
+        self.num_classes = int(num_classes)
+
+    def _add_classifier(self, features: int, dropout: float) -> None:
+        """Dropout + linear classifier after the core (built after it: same init order)."""
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(features, self.num_classes)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, state=None, return_state: bool = False,
+                **kw):  # fmt: skip
+        """``a``/``b``: spatial / temporal features -> logits (B, K) (and the final state)."""
+        _check_pair(a, b, self.sequence_dims, type(self).__name__)
+        x = self.fusion(a, b)  # (B, T, C', H, W) or (B, T, C')
+        return self._head(x, state, return_state, **kw)
+
+    def forward_fused(self, x: torch.Tensor, state=None, return_state: bool = False, **kw):
+        if not is_parameter_free(self.fusion_name):
+            raise TypeError(
+                f"forward_fused needs a parameter-free fusion; {self.fusion_name!r} learns "
+                "parameters, so pass both streams to forward(a, b)"
+            )
+        if x.dim() != self.sequence_dims:
+            raise ValueError(
+                f"{type(self).__name__}.forward_fused expects {self.sequence_dims}-D fused "
+                f"features, got {tuple(x.shape)}"
+            )
+        return self._head(x, state, return_state, **kw)
+
+    def _head(self, x, state, return_state, **kw):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class FusionConvLSTM(_FusionHead):
     """Fusion per time step -> ConvLSTM -> GAP of the last layer's H_T -> dropout -> linear."""
 
     def __init__(
@@ -260,60 +305,26 @@ class FusionConvLSTM(nn.Module):
         peephole: bool = False,
         grid: tuple[int, int] | None = None,
     ) -> None:
-        super().__init__()
-        self.fusion_name = fusion
-        self.fusion = build_fusion(fusion, channels=in_channels)
+        super().__init__(in_channels=in_channels, num_classes=num_classes, fusion=fusion)
         self.convlstm = ConvLSTM(
             self.fusion.out_channels, hidden, layers, kernel, peephole=peephole, grid=grid
         )
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.convlstm.out_channels, num_classes)
-        self.in_channels = int(in_channels)
-        self.num_classes = int(num_classes)
+        self._add_classifier(self.convlstm.out_channels, dropout)
 
-    def forward(
-        self,
-        a: torch.Tensor,
-        b: torch.Tensor,
-        state: list[State] | None = None,
-        return_state: bool = False,
-        *,
-        input_mode: str = "precompute",
-    ):
-        """``a``/``b``: spatial / temporal features (B, T, C, H, W) -> logits (B, K)."""
-        _check_pair(a, b, 5, "FusionConvLSTM")
-        x = self.fusion(a, b)  # (B, T, C', H, W)
-        return self._head(x, state, return_state, input_mode)
-
-    def forward_fused(
-        self,
-        x: torch.Tensor,
-        state: list[State] | None = None,
-        return_state: bool = False,
-        *,
-        input_mode: str = "precompute",
-    ):
-        """``x``: features already fused by this model's (parameter-free) fusion."""
-        if not is_parameter_free(self.fusion_name):
-            raise UserError(
-                f"forward_fused needs a parameter-free fusion; {self.fusion_name!r} learns "
-                "parameters, so pass both streams to forward(a, b)"
-            )
-        if x.dim() != 5:
-            raise UserError(
-                f"FusionConvLSTM.forward_fused expects (B, T, C, H, W), got {tuple(x.shape)}"
-            )
-        return self._head(x, state, return_state, input_mode)
-
-    def _head(self, x, state, return_state, input_mode):
+    def _head(self, x, state, return_state, *, input_mode: str = "precompute"):
         out, state = self.convlstm(x, state, input_mode=input_mode)  # (B, T, hidden, H, W)
         pooled = out[:, -1].mean(dim=(-2, -1))  # (B, hidden): GAP of H_T
         logits = self.classifier(self.dropout(pooled))  # (B, K)
         return (logits, state) if return_state else logits
 
 
-class FCLSTM(nn.Module):
-    """Baseline: fusion of pooled FC-layer vectors (B, T, C) -> LSTM -> last h -> dropout -> linear."""
+class FCLSTM(_FusionHead):
+    """Baseline: fusion of pooled FC-layer vectors (B, T, C) -> LSTM -> last h -> dropout -> linear.
+
+    ``state`` is ``nn.LSTM``'s ``(h, c)``, each (layers, B, hidden).
+    """
+
+    sequence_dims = 3
 
     def __init__(
         self,
@@ -325,14 +336,9 @@ class FCLSTM(nn.Module):
         hidden: int = 300,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
-        self.fusion_name = fusion
-        self.fusion = build_fusion(fusion, channels=in_channels)
+        super().__init__(in_channels=in_channels, num_classes=num_classes, fusion=fusion)
         self.lstm = nn.LSTM(self.fusion.out_channels, hidden, num_layers=layers, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden, num_classes)
-        self.in_channels = int(in_channels)
-        self.num_classes = int(num_classes)
+        self._add_classifier(hidden, dropout)
         with torch.no_grad():  # forget-gate bias 1 (PyTorch gate order i, f, g, o)
             for name, p in self.lstm.named_parameters():
                 if name.startswith("bias_"):
@@ -340,34 +346,7 @@ class FCLSTM(nn.Module):
                     if name.startswith("bias_ih"):
                         p[hidden : 2 * hidden].fill_(1.0)
 
-    def forward(
-        self,
-        a: torch.Tensor,
-        b: torch.Tensor,
-        state: State | None = None,
-        return_state: bool = False,
-        **_,
-    ):
-        """``a``/``b``: spatial / temporal FC features (B, T, C) -> logits (B, K).
-
-        ``state`` is ``nn.LSTM``'s ``(h, c)``, each (layers, B, hidden).
-        """
-        _check_pair(a, b, 3, "FCLSTM")
-        return self._head(self.fusion(a, b), state, return_state)
-
-    def forward_fused(
-        self, x: torch.Tensor, state: State | None = None, return_state: bool = False, **_
-    ):
-        if not is_parameter_free(self.fusion_name):
-            raise UserError(
-                f"forward_fused needs a parameter-free fusion; {self.fusion_name!r} learns "
-                "parameters, so pass both streams to forward(a, b)"
-            )
-        if x.dim() != 3:
-            raise UserError(f"FCLSTM.forward_fused expects (B, T, C), got {tuple(x.shape)}")
-        return self._head(x, state, return_state)
-
-    def _head(self, x, state, return_state):
+    def _head(self, x, state, return_state, **_):
         out, state = self.lstm(x, state)  # (B, T, hidden)
         logits = self.classifier(self.dropout(out[:, -1]))  # (B, K)
         return (logits, state) if return_state else logits
@@ -401,7 +380,7 @@ def build_head(
         )
     if kind == "fclstm":
         if peephole:
-            raise UserError("peephole=True is a ConvLSTM option; the FC-LSTM baseline has none")
+            raise ValueError("peephole=True is a ConvLSTM option; the FC-LSTM baseline has none")
         return FCLSTM(
             in_channels=in_channels,
             num_classes=num_classes,
@@ -410,7 +389,7 @@ def build_head(
             hidden=hidden,
             dropout=dropout,
         )
-    raise UserError(f"unknown head kind {kind!r}; known: {', '.join(HEADS)}")
+    raise ValueError(f"unknown head kind {kind!r}; known: {', '.join(HEADS)}")
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = True) -> int:

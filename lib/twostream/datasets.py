@@ -34,9 +34,7 @@ Names that fit neither pattern fall back to the name without its trailing ``_<n>
 
 from __future__ import annotations
 
-import argparse
 import collections
-import dataclasses
 import difflib
 import os
 import random
@@ -49,7 +47,6 @@ from .errors import UserError
 
 DATASETS = ("ucf101", "hmdb51")
 SPLITS = (1, 2, 3)
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".flv", ".wmv")
 
 UCF101_SPLITS_HELP = (
     "download the official UCF101 split lists (UCF101TrainTestSplits-RecognitionTask.zip from "
@@ -131,6 +128,17 @@ def _read_lines(path: Path, dataset: str) -> list[tuple[int, str]]:
 
 def _where(path: Path, lineno: int) -> str:
     return f"{path}, line {lineno}"
+
+
+def _check_duplicate(seen: dict, video: str, path: Path, lineno: int) -> None:
+    """Record where ``video`` is listed; a second listing is an error naming both lines."""
+    if video in seen:
+        first, first_line = seen[video]
+        raise UserError(
+            f"{_where(path, lineno)}: duplicate video {video!r} (already on line "
+            f"{first_line} of {first}); remove one of the two lines"
+        )
+    seen[video] = (path, lineno)
 
 
 def _unknown_class(path: Path, lineno: int, name: str, classes: Iterable[str], ref: str):
@@ -278,13 +286,7 @@ def _ucf_list(
                     f"{_where(path, lineno)}: label {parts[1]} disagrees with {ref}, where "
                     f"{cls!r} is {label + 1}; use the classInd.txt that came with these lists"
                 )
-        if video in seen:
-            first, first_line = seen[video]
-            raise UserError(
-                f"{_where(path, lineno)}: duplicate video {video!r} (already on line "
-                f"{first_line} of {first}); remove one of the two lines"
-            )
-        seen[video] = (path, lineno)
+        _check_duplicate(seen, video, path, lineno)
         out.append(VideoRecord(video, label, ucf101_group(name)))
     return out
 
@@ -322,13 +324,7 @@ def _hmdb_split(
                     f"{_where(path, lineno)}: video name {name!r} contains '/'; HMDB51 lists "
                     "name bare files (the class comes from the file name)"
                 )
-            if name in seen:
-                first, first_line = seen[name]
-                raise UserError(
-                    f"{_where(path, lineno)}: duplicate video {name!r} (already on line "
-                    f"{first_line} of {first}); remove one of the two lines"
-                )
-            seen[name] = (path, lineno)
+            _check_duplicate(seen, name, path, lineno)
             rec = VideoRecord(f"{cls}/{name}", label, hmdb51_group(name, cls))
             (unused, train, test)[int(ident)].append(rec)
     return train, test, unused
@@ -407,203 +403,3 @@ def train_val_split(
     train = [r for r in records if key(r) not in val_groups]
     val = [r for r in records if key(r) in val_groups]
     return train, val
-
-
-@dataclass
-class VideoCheck:
-    """Videos listed but absent (``missing``) and video files on disk not listed (``unlisted``)."""
-
-    videos_dir: str
-    listed: int
-    found: int
-    missing: list[str] = dataclasses.field(default_factory=list)
-    unlisted: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.missing
-
-    def summary(self, limit: int = 5) -> str:
-        lines = [
-            f"{self.videos_dir}: {self.listed} videos listed, {self.found} video files found, "
-            f"{len(self.missing)} missing, {len(self.unlisted)} unlisted"
-        ]
-        for title, items in (("missing", self.missing), ("unlisted", self.unlisted)):
-            for p in items[:limit]:
-                lines.append(f"  {title}: {p}")
-            if len(items) > limit:
-                lines.append(f"  ... and {len(items) - limit} more {title}")
-        return "\n".join(lines)
-
-
-def _flatten_paths(items) -> list[str]:
-    out: list[str] = []
-    stack = [items]
-    while stack:
-        it = stack.pop()
-        if isinstance(it, VideoRecord):
-            out.append(it.path)
-        elif isinstance(it, (str, os.PathLike)):
-            out.append(Path(it).as_posix())
-        elif isinstance(it, dict):
-            stack.extend(reversed(list(it.values())))
-        else:
-            stack.extend(reversed(list(it)))
-    return out
-
-
-def scan_videos(videos_dir: str | os.PathLike) -> list[str]:
-    """Relative ``"Class/video.ext"`` paths of the video files under a folder (no globbing)."""
-    root = Path(videos_dir)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = Path(dirpath).relative_to(root).as_posix()
-        for f in sorted(filenames):
-            if f.startswith(".") or not f.lower().endswith(VIDEO_EXTENSIONS):
-                continue
-            found.append(f if rel == "." else f"{rel}/{f}")
-    return found
-
-
-def check_videos(records_or_lists, videos_dir: str | os.PathLike) -> VideoCheck:
-    """Compare the videos named by records (a list, lists, or a dict of lists) with a folder."""
-    root = Path(videos_dir)
-    if not root.is_dir():
-        raise UserError(
-            f"videos folder {root} does not exist; put the videos there as <Class>/<video>.avi "
-            "(the layout the data sets are distributed in)"
-        )
-    listed = list(dict.fromkeys(_flatten_paths(records_or_lists)))
-    found = scan_videos(root)
-    found_set, listed_set = set(found), set(listed)
-    return VideoCheck(
-        videos_dir=str(root),
-        listed=len(listed),
-        found=len(found),
-        missing=[p for p in listed if p not in found_set],
-        unlisted=[p for p in found if p not in listed_set],
-    )
-
-
-# ----------------------------------------------------------------------------- summaries
-
-
-def _group_label(groups: set[str], limit: int = 8) -> str:
-    """``{"g01", ..., "g07"}`` -> ``"g01-g07"``; many free-form groups -> a count."""
-    if not groups:
-        return ""
-    if all(re.fullmatch(r"g\d+", g) for g in groups):
-        nums = sorted(int(g[1:]) for g in groups)
-        width = max(len(g) - 1 for g in groups)
-        runs, start = [], nums[0]
-        for a, b in zip(nums, nums[1:] + [None]):
-            if b != a + 1:
-                runs.append((start, a))
-                start = b
-        return ", ".join(
-            f"g{s:0{width}d}" if s == e else f"g{s:0{width}d}-g{e:0{width}d}" for s, e in runs
-        )
-    if len(groups) <= limit:
-        return ", ".join(sorted(groups))
-    return f"{len(groups)} sources"
-
-
-def split_summary(dataset: str, splits_dir: str | os.PathLike):
-    """One row per split: train/test counts, classes, test groups, groups on both sides."""
-    import pandas as pd
-
-    classes = load_classes(dataset, splits_dir)
-    rows = []
-    for split in SPLITS:
-        train, test = load_split(dataset, splits_dir, split)
-        g_train = {r.group for r in train if r.group is not None}
-        g_test = {r.group for r in test if r.group is not None}
-        rows.append(
-            {
-                "split": split,
-                "train": len(train),
-                "test": len(test),
-                "classes": len(classes),
-                "train_classes": len({r.label for r in train}),
-                "test_classes": len({r.label for r in test}),
-                "test_groups": _group_label(g_test),
-                "groups_on_both_sides": len(g_train & g_test),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def class_counts(dataset: str, splits_dir: str | os.PathLike):
-    """One row per class: label, name and the train/test counts of each split."""
-    import pandas as pd
-
-    classes = load_classes(dataset, splits_dir)
-    df = pd.DataFrame({"label": range(len(classes)), "class": classes})
-    for split in SPLITS:
-        train, test = load_split(dataset, splits_dir, split)
-        for name, recs in (("train", train), ("test", test)):
-            counts = collections.Counter(r.label for r in recs)
-            df[f"{name}{split}"] = [counts.get(i, 0) for i in range(len(classes))]
-    return df
-
-
-def plot_samples(
-    videos_dir: str | os.PathLike,
-    records: Iterable[VideoRecord],
-    class_names: list[str],
-    *,
-    frames: int = 4,
-    max_classes: int = 12,
-):
-    """A grid of ``frames`` equally spaced frames (columns) of one video per class (rows)."""
-    import matplotlib.pyplot as plt
-
-    from .video import read_frames, segment_indices
-
-    first: dict[int, VideoRecord] = {}
-    for r in sorted(records, key=lambda r: r.path):
-        first.setdefault(r.label, r)
-    labels = sorted(first)[:max_classes]
-    fig, axes = plt.subplots(
-        len(labels), frames, figsize=(1.8 * frames, 1.5 * len(labels)), squeeze=False
-    )
-    for row, label in zip(axes, labels):
-        rec = first[label]
-        clip = read_frames(Path(videos_dir) / rec.path)  # (N, H, W, 3) BGR
-        for ax, t in zip(row, segment_indices(len(clip), frames)):
-            ax.imshow(clip[t][..., ::-1])  # BGR -> RGB
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"t={t}", fontsize=7)
-        row[0].set_ylabel(class_names[label], fontsize=7, rotation=0, ha="right", va="center")
-    fig.tight_layout()
-    return fig
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=DATASETS, help="split-file format")
-    parser.add_argument("--splits", required=True, metavar="DIR", help="folder of the split files")
-    parser.add_argument(
-        "--videos", metavar="DIR", help="videos folder (<Class>/<video>) to check against the lists"
-    )
-    parser.add_argument("--limit", type=int, default=10, help="problems printed per kind")
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    summary = split_summary(args.dataset, args.splits)
-    print(f"{args.dataset} splits in {args.splits}")
-    print(summary.to_string(index=False))
-    if args.videos is None:
-        print("problems: none in the split files (pass --videos DIR to check a videos folder)")
-        return 0
-    report = check_videos(list_videos(args.dataset, args.splits), args.videos)
-    print(report.summary(limit=args.limit))
-    if report.missing:
-        print(f"problems: {len(report.missing)} listed videos are missing")
-        return 1
-    print("problems: none" + (" (unlisted files are ignored)" if report.unlisted else ""))
-    return 0

@@ -5,12 +5,13 @@ features, so the ResNets run *once* per video here and every ConvLSTM epoch afte
 reads arrays (the authors' code did the same offline). Layout (one file per video, stream
 and tap, so extraction is resumable and trivially shardable)::
 
-    <features_dir>/<stream>-<backbone>-<tap>-<key>/<Class>/<video stem>.npy   (T, C, H, W) float16
-    <features_dir>/<stream>-<backbone>-<tap>-<key>/manifest.json                shapes, dtype, checkpoint, config
+    <features>/<stream>-<backbone>-<tap>-split<k>-<key>/<Class>/<video stem>.npy   (T, C, H, W) float16
+    <features>/<stream>-<backbone>-<tap>-split<k>-<key>/manifest.json    shapes, dtype, checkpoint
 
 ``stream`` is ``spatial`` or ``temporal``; ``tap`` one of ``models.TAPS`` (``fc`` stores
-(T, C) vectors); ``key`` = ``stage_key`` of the sampling/transform knobs plus the SHA-1 of the
-stream checkpoint, so new weights or another T make a fresh folder instead of stale reuse.
+(T, C) vectors); the folder is the ``features`` stage of :mod:`twostream.stages`: its key
+hashes the sampling knobs and the stream run's key, and the manifest records the SHA-1 of
+the stream checkpoint the maps came from, so new weights or another T never reuse stale maps.
 
 Extraction: all requested taps come out of ONE forward pass; many videos' T steps go
 through the network together (``batch_videos`` x T images per forward), on the GPU with bf16
@@ -43,28 +44,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import StudyConfig, add_config_arguments, config_from_args, save_json, stage_key
+from .config import StudyConfig, add_config_arguments, config_from_args, save_json
 from .errors import UserError
 from .threads import loader_kwargs
-from .utils import atomic_path, autocast_context, progress, resolve_device, stage_lock
+from .utils import atomic_path, autocast_context, progress
 
-STREAMS = ("spatial", "temporal")
-MODALITY = {"spatial": "rgb", "temporal": "flow"}
-# Knobs that change what a stream sees at evaluation time (frames, flow stacks, crop).
-FEATURE_FIELDS = (
-    "dataset",
-    "backbone",
-    "num_segments",
-    "flow_length",
-    "crop_size",
-    "input_size",
-    "short_side",
-    "resize",
-    "flow_backend",
-    "flow_preset",
-    "flow_quantization",
-    "flow_bound",
-)
 MANIFEST = "manifest.json"
 DTYPE = np.float16
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -93,27 +77,19 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def feature_key(cfg: StudyConfig, checkpoint_sha1: str) -> str:
-    return stage_key(cfg, FEATURE_FIELDS, checkpoint_sha1)
-
-
-def feature_dir(cfg: StudyConfig, stream: str, tap: str, key: str) -> Path:
-    return cfg.features_dir / f"{stream}-{cfg.backbone}-{tap}-{key}"
-
-
 def feature_path(folder: str | os.PathLike, video: str) -> Path:
     """``Class/v_x.avi`` -> ``<folder>/Class/v_x.npy``."""
     rel = Path(video)
     return Path(folder) / rel.parent / f"{rel.stem}.npy"
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def save_npy(path: Path, array: np.ndarray) -> None:
     # np.save(path) would append ".npy" to the temporary name: write through a handle.
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array, allow_pickle=False)
 
 
-def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
+def read_cache_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
     p = Path(folder) / MANIFEST
     return json.loads(p.read_text()) if p.is_file() else None
 
@@ -209,7 +185,7 @@ def extract_features(
             for j, i in enumerate(todo[k]):
                 path = feature_path(out_dirs[tap], videos[i])
                 if not path.is_file():
-                    _save_npy(path, np.ascontiguousarray(arr[j]))
+                    save_npy(path, np.ascontiguousarray(arr[j]))
         stats["computed"] += n
     return stats
 
@@ -240,120 +216,35 @@ def write_manifest(folder: str | os.PathLike, videos: Sequence[str], **info: Any
     )
 
 
-def _eval_transform(cfg: StudyConfig, modality: str):
-    from . import transforms
-
-    return transforms.eval_transform(cfg, modality)
-
-
-def stream_runs(cfg: StudyConfig, split: int) -> dict[str, Path]:
-    """``{"spatial": run_dir, "temporal": run_dir}``, training whichever is missing."""
-    from .train import ensure_streams
-
-    return {k: Path(v) for k, v in ensure_streams(cfg, split).items()}
-
-
-def split_records(cfg: StudyConfig, split: int) -> tuple[list, list]:
-    from .datasets import load_split
-
-    return load_split(cfg.split_format, cfg.splits_dir, split)
-
-
-def ensure_features(
-    cfg: StudyConfig,
-    split: int | None = None,
-    taps: Sequence[str] | str | None = None,
-    *,
-    streams: Sequence[str] = STREAMS,
-    batch_videos: int | None = None,
-) -> dict[str, dict[str, Path]]:
-    """Train/reuse both streams, then extract whatever features are missing.
-
-    Returns ``{tap: {"spatial": folder, "temporal": folder}}``. Every video of the split
-    (train and test lists) is cached; under torchrun each rank extracts its shard and rank 0
-    writes the manifests.
-    """
+def extract_stream(cfg: StudyConfig, *, stream: str, records, checkpoint: Path,
+                   dirs: Mapping[str, Path], batch_videos: int | None = None) -> None:  # fmt: skip
+    """Extract one stream's taps ``dirs`` (``{tap: folder}``) for ``records`` with the
+    stream ``checkpoint``, then write each folder's manifest (the ``features`` stage)."""
     from . import distributed as dist
-
-    split = int(split or cfg.split)
-    taps = check_taps(taps or (cfg.fusion_layer,))
-    runs = stream_runs(cfg, split)
-    train, test = split_records(cfg, split)
-    records = list(dict.fromkeys([*train, *test]))
-    videos = [r.path for r in records]
-    device = resolve_device(cfg.device)
-    rank, world, _ = dist.init_distributed(device.type)
-    if batch_videos is None:
-        batch_videos = 16 if device.type == "cuda" else 4
-    out: dict[str, dict[str, Path]] = {tap: {} for tap in taps}
-    for stream in streams:
-        if stream not in STREAMS:
-            raise UserError(f"unknown stream {stream!r}; known: {', '.join(STREAMS)}")
-        ckpt = Path(runs[stream]) / "checkpoint_best.pt"
-        sha = file_digest(ckpt)
-        key = feature_key(cfg, sha)
-        dirs = {tap: feature_dir(cfg, stream, tap, key) for tap in taps}
-        for tap in taps:
-            out[tap][stream] = dirs[tap]
-        # One process extracts a stream's cache at a time; a second one waits, then reuses.
-        with stage_lock(cfg.features_dir / f"{stream}-{cfg.backbone}-{key}"):
-            complete = all(
-                (read_manifest(d) or {}).get("complete") and not missing_videos(d, videos)
-                for d in dirs.values()
-            )
-            if not complete:
-                _extract_stream(
-                    cfg, stream, records, videos, dirs, ckpt=ckpt, sha=sha, key=key, split=split,
-                    device=device, rank=rank, world=world, batch_videos=batch_videos,
-                )  # fmt: skip
-    return out
-
-
-def _extract_stream(cfg, stream, records, videos, dirs, *, ckpt, sha, key, split, device, rank,
-                    world, batch_videos) -> None:  # fmt: skip
-    """Extract one stream's taps ``dirs`` for ``videos`` and write their manifests."""
-    from . import distributed as dist
+    from . import engine
     from .models import load_stream
     from .rawframes import VideoSteps
+    from .streams import MODALITY
+    from .transforms import eval_transform
 
-    model = load_stream(ckpt)
-    dataset = VideoSteps(
-        records,
-        cfg.rawframes_dir,
-        modality=MODALITY[stream],
-        num_segments=cfg.num_segments,
-        flow_length=cfg.flow_length,
-        transform=_eval_transform(cfg, MODALITY[stream]),
-    )
-    extract_features(
-        model,
-        dataset,
-        videos,
-        dirs,
-        batch_videos=batch_videos,
-        device=device,
-        amp=cfg.amp,
-        rank=rank,
-        world=world,
-        num_workers=cfg.num_workers,
-        desc=f"{stream} features",
-    )
+    device, rank, world = engine.setup_device(cfg)
+    if batch_videos is None:
+        batch_videos = 16 if device.type == "cuda" else 4
+    videos = [r.path for r in records]
+    modality = MODALITY[stream]
+    dataset = VideoSteps(records, cfg.rawframes_dir, modality=modality,
+                         num_segments=cfg.num_segments, flow_length=cfg.flow_length,
+                         transform=eval_transform(cfg, modality))  # fmt: skip
+    extract_features(load_stream(checkpoint), dataset, videos, dirs, batch_videos=batch_videos,
+                     device=device, amp=cfg.amp, rank=rank, world=world,
+                     num_workers=cfg.num_workers, desc=f"{stream} features")  # fmt: skip
     dist.barrier()
     if dist.is_main():
+        sha = file_digest(checkpoint)
         for tap, d in dirs.items():
-            write_manifest(
-                d,
-                videos,
-                stream=stream,
-                modality=MODALITY[stream],
-                backbone=cfg.backbone,
-                tap=tap,
-                key=key,
-                split=split,
-                checkpoint=str(ckpt),
-                checkpoint_sha1=sha,
-                config=cfg.to_dict(),
-            )
+            write_manifest(d, videos, stream=stream, modality=modality, backbone=cfg.backbone,
+                           tap=tap, checkpoint=str(checkpoint), checkpoint_sha1=sha,
+                           config=cfg.to_dict())  # fmt: skip
     dist.barrier()
 
 
@@ -386,8 +277,8 @@ def prefuse(dirs: Mapping[str, str | os.PathLike], method: str, videos: Sequence
             if fusion is None:
                 fusion = build_fusion(method, channels=a.shape[1])
             y = fusion(a, b)  # (T, C', ...): T is the batch axis of a per-step fusion
-            _save_npy(feature_path(out, v), y.numpy().astype(DTYPE))
-    if not (read_manifest(out) or {}).get("complete"):
+            save_npy(feature_path(out, v), y.numpy().astype(DTYPE))
+    if not (read_cache_manifest(out) or {}).get("complete"):
         write_manifest(
             out, videos, fusion=method, spatial=str(a_dir), temporal=str(b_dir), prefused=True
         )
@@ -431,7 +322,7 @@ class FeatureCache(torch.utils.data.Dataset):
             if gone:
                 raise UserError(
                     f"feature cache {d} lacks {len(gone)} of {len(self.videos)} videos "
-                    f"(e.g. {gone[0]}); run `twostream extract-features` (or ensure_features)"
+                    f"(e.g. {gone[0]}); run `twostream extract-features` (or stages.features(cfg, split, taps))"
                 )
         self._ram: dict[str, torch.Tensor] = {}
         self.shape: tuple[int, ...] = ()
@@ -532,18 +423,20 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--taps", default=None, help="comma-separated taps (default: cfg.fusion_layer)"
     )
-    parser.add_argument("--batch-videos", type=int, default=None, help="videos per forward pass")
 
 
 def cli_main(args: argparse.Namespace) -> int:
     from . import distributed as dist
+    from . import engine, stages
 
     cfg = config_from_args(args)
-    out = ensure_features(cfg, args.split, args.taps, batch_videos=args.batch_videos)
+    engine.setup_device(cfg)
+    split = cfg.split if args.split is None else int(args.split)
+    out = stages.features(cfg, split, check_taps(args.taps or cfg.fusion_layer))
     if dist.is_main():
         for tap, dirs in out.items():
             for stream, d in dirs.items():
-                m = read_manifest(d) or {}
+                m = read_cache_manifest(d) or {}
                 print(f"{stream:8s} {tap:14s} {d}  shape={m.get('shape')} videos={m.get('videos')}")
     dist.cleanup()
     return 0

@@ -38,6 +38,7 @@ __all__ = [
     "FUSIONS",
     "Fusion",
     "build_fusion",
+    "check_fusion",
     "fusion_out_channels",
     "is_parameter_free",
     "register_fusion",
@@ -58,7 +59,7 @@ class Fusion(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         if int(channels) < 1:
-            raise UserError(f"fusion {self.name!r}: channels must be >= 1, got {channels}")
+            raise ValueError(f"fusion {self.name!r}: channels must be >= 1, got {channels}")
         self.in_channels = int(channels)
         self.out_channels = self.channel_multiplier * self.in_channels
 
@@ -67,7 +68,7 @@ class Fusion(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if a.shape != b.shape:
-            raise UserError(
+            raise ValueError(
                 f"fusion {self.name!r}: the two streams' features differ in shape "
                 f"({tuple(a.shape)} vs {tuple(b.shape)}); extract both at the same tap and size"
             )
@@ -78,12 +79,12 @@ class Fusion(nn.Module):
         elif a.dim() in (3, 5):
             time_axis = True
         else:
-            raise UserError(
+            raise ValueError(
                 f"fusion {self.name!r}: expected (N, C), (B, T, C), (N, C, H, W) or "
                 f"(B, T, C, H, W) features, got shape {tuple(a.shape)}"
             )
         if a.shape[2 if time_axis else 1] != self.in_channels:
-            raise UserError(
+            raise ValueError(
                 f"fusion {self.name!r} was built for {self.in_channels} channels, got features "
                 f"of shape {tuple(a.shape)}"
             )
@@ -126,6 +127,12 @@ def _lookup(name: str):
         raise UserError(
             f"unknown fusion method {name!r}; known methods: {', '.join(sorted(FUSIONS))}"
         ) from None
+
+
+def check_fusion(name: str) -> str:
+    """``name`` if it is a registered fusion method, else a UserError listing the known ones."""
+    _lookup(name)
+    return name
 
 
 def build_fusion(name: str, *, channels: int, **kwargs) -> nn.Module:
@@ -220,7 +227,7 @@ class ConvFusion(Fusion):
                 self.weight.copy_(conv.weight.flatten(1))
                 self.bias.copy_(conv.bias)
         else:
-            raise UserError(f"conv fusion: unknown init {init!r}; known: sum, default")
+            raise ValueError(f"conv fusion: unknown init {init!r}; known: sum, default")
 
     def fuse(self, a, b):
         y = torch.cat([a, b], dim=1)  # (N, 2C, ...), eq. 4 order

@@ -1,10 +1,29 @@
-"""Figures of the final comparison and the protocol audit (notebooks 05 and 06).
+"""Every figure of the study, one function each; each returns a matplotlib Figure (saving it
+with provenance is ``twostream.results.save_figure``'s job).
 
-Each function takes a result table and returns a matplotlib Figure; saving (with
-provenance) is ``twostream.results.save_figure``'s job.
+=========================  ==========================================  ========
+figure                     function                                    notebook
+=========================  ==========================================  ========
+dataset_samples            :func:`plot_dataset_samples`                 00
+prep_samples               :func:`plot_prep_samples`                    01
+prep_flow_histograms       :func:`plot_flow_histograms`                 01
+stream_curves              :func:`plot_stream_curves`                   02
+stream_confusion           :func:`plot_stream_confusions`               02
+table1_heatmap             :func:`plot_fusion_heatmap`                  03
+fig4_saliency              :func:`plot_saliency`                        03
+fig5_learning_curves       :func:`plot_learning_curves`                 04
+table3_comparison          :func:`plot_comparison`                      05
+final_confusion            :func:`plot_confusion`                       05
+protocol_audit             :func:`plot_audit`                           06
+=========================  ==========================================  ========
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,14 +37,252 @@ def _plt():
     return plt
 
 
+# ----------------------------------------------------------------------------- data
+
+
+def plot_dataset_samples(videos_dir: str | os.PathLike, records, class_names: list[str], *,
+                         frames: int = 4, max_classes: int = 12):  # fmt: skip
+    """A grid of ``frames`` equally spaced frames (columns) of one video per class (rows)."""
+    from .video import read_frames, segment_indices
+
+    plt = _plt()
+    first: dict[int, Any] = {}
+    for r in sorted(records, key=lambda r: r.path):
+        first.setdefault(r.label, r)
+    labels = sorted(first)[:max_classes]
+    fig, axes = plt.subplots(len(labels), frames, figsize=(1.8 * frames, 1.5 * len(labels)),
+                             squeeze=False)  # fmt: skip
+    for row, label in zip(axes, labels, strict=True):
+        clip = read_frames(Path(videos_dir) / first[label].path)  # (N, H, W, 3) BGR
+        for ax, t in zip(row, segment_indices(len(clip), frames), strict=True):
+            ax.imshow(clip[t][..., ::-1])  # BGR -> RGB
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"t={t}", fontsize=7)
+        row[0].set_ylabel(class_names[label], fontsize=7, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def plot_prep_samples(rawframes_dir: Path, records: Sequence[dict], *, quantization: str,
+                      bound: float):  # fmt: skip
+    """One video per row: the middle RGB frame, its flow read back from the JPEGs as a colour
+    wheel, and the two uint8 flow JPEGs (grey 128 = no motion with the bound mapping)."""
+    from . import layout
+    from .flow import flow_to_color
+
+    plt = _plt()
+    fig, axes = plt.subplots(len(records), 4, figsize=(11, 2.3 * len(records)), squeeze=False)
+    for row, rec in zip(axes, records, strict=True):
+        folder = Path(rawframes_dir) / rec["rawframes"]
+        i = max(0, rec["flows"] // 2 - 1)  # 0-based, the middle of the clip
+        q = layout.read_flow(folder, i)  # (H, W, 2) uint8
+        f = layout.read_flow_pixels(folder, i, method=quantization, bound=bound)
+        fx, fy = layout.flow_files(i)
+        panels = [(layout.read_rgb(folder, i), f"{rec['video'].split('/')[0]}  {layout.frame_file(i)}"),
+                  (flow_to_color(f), "flow (colour wheel)"), (q[..., 0], fx), (q[..., 1], fy)]  # fmt: skip
+        for ax, (img, title) in zip(row, panels, strict=True):
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_flow_histograms(flows: np.ndarray, *, bound: float):
+    """Float flow components and magnitudes (P, H, W, 2), and their uint8 codes under the
+    bound and the per-frame min-max quantisation."""
+    from .flow import quantize
+
+    plt = _plt()
+    components = np.asarray(flows).reshape(-1, 2)
+    magnitude = np.linalg.norm(components, axis=1)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+    lim = max(bound * 1.25, float(np.abs(components).max()))
+    for c, name in enumerate("xy"):
+        axes[0].hist(components[:, c], bins=120, range=(-lim, lim), histtype="step", log=True,
+                     label=name)  # fmt: skip
+    for x in (-bound, bound):
+        axes[0].axvline(x, color="k", ls="--", lw=0.8)
+    axes[0].set(title="float flow components (dashed: ±bound)", xlabel="pixels", ylabel="count")
+    axes[0].legend()
+    axes[1].hist(magnitude, bins=100, log=True, color="C2")
+    axes[1].set(title="float flow magnitude", xlabel="pixels")
+    codes_bound = np.stack([quantize(f, method="bound", bound=bound) for f in flows])
+    codes_minmax = np.stack([quantize(f, method="minmax")[0] for f in flows])
+    for codes, label in ((codes_bound, f"bound ±{bound:g}"), (codes_minmax, "min-max")):
+        axes[2].hist(codes.ravel(), bins=256, range=(0, 256), histtype="step", log=True,
+                     label=label)  # fmt: skip
+    axes[2].set(title="after quantisation (uint8 codes)", xlabel="grey level")
+    axes[2].legend()
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+def plot_stream_curves(loaded: dict[str, dict]):
+    """Loss and accuracy per epoch (train: sampled clips; val: videos), one row per stream."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(loaded), 2, figsize=(10, 3.2 * len(loaded)), squeeze=False)
+    for row, (stream, run) in zip(axes, loaded.items(), strict=True):
+        h = run["history"]
+        row[0].plot(h["epoch"], h["train_loss"], "o-", label="train (clips)")
+        row[0].plot(h["epoch"], h["val_loss"], "s-", label="validation (time steps)")
+        row[0].set(title=f"{stream}: cross-entropy", xlabel="epoch", ylabel="loss")
+        row[1].plot(h["epoch"], h["train_top1"], "o-", label="train (clips)")
+        row[1].plot(h["epoch"], h["val_top1"], "s-", label="validation (videos)")
+        row[1].axhline(1.0 / run["num_classes"], color="grey", ls=":", label="chance")
+        row[1].set(title=f"{stream}: accuracy", xlabel="epoch", ylabel="top-1", ylim=(0, 1.02))
+        for ax in row:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _confusion_panel(ax, cm, names: Sequence[str] | None, title: str, *, labels: bool = True):
+    """A row-normalised confusion matrix (rows = true class) on ``ax``; returns the image."""
+    cm = np.asarray(cm, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    k = norm.shape[0]
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="viridis")
+    if labels and k <= 30:
+        names = list(names) if names is not None and len(names) == k else [str(i) for i in range(k)]
+        ax.set_xticks(range(k), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(k), names, fontsize=7)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set(title=title, xlabel="predicted", ylabel="true")
+    return im
+
+
+def plot_stream_confusions(loaded: dict[str, dict], classes: list[str] | None = None, part="test"):
+    """Row-normalised confusion matrices of the streams' video-level predictions."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(loaded), figsize=(5.4 * len(loaded), 5.2), squeeze=False,
+                             layout="constrained")  # fmt: skip
+    im = None
+    for ax, (stream, run) in zip(axes[0], loaded.items(), strict=True):
+        title = f"{stream}: {part} top-1 {run[part]['top1']:.3f}"
+        im = _confusion_panel(ax, run[part]["confusion"], classes, title)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="share of the true class")
+    return fig
+
+
+def plot_confusion(cm, classes, *, title: str = ""):
+    """Row-normalised confusion matrix beside per-class accuracy."""
+    plt = _plt()
+    cm = np.asarray(cm, dtype=float)
+    k = len(classes)
+    big = k > 20
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]},
+                                 layout="constrained")  # fmt: skip
+    im = _confusion_panel(ax, cm, classes, title, labels=not big)
+    fig.colorbar(im, ax=ax, shrink=0.7)
+    acc = np.diag(cm) / np.maximum(cm.sum(axis=1), 1) * 100
+    order = np.argsort(acc)
+    bx.barh(np.arange(k), acc[order], color="#55A868")
+    bx.set_yticks(np.arange(k), [classes[i] for i in order], fontsize=6 if big else 8)
+    bx.set_xlabel("per-class accuracy (%)")
+    bx.set_xlim(0, 100)
+    return fig
+
+
+# ----------------------------------------------------------------------------- Tables 1, 2
+
+
+def plot_fusion_heatmap(table, *, value: str = "top1"):
+    """Table 1 as a layer x method heatmap of ``value`` (in %), cells annotated."""
+    plt = _plt()
+    pivot = table.pivot(index="layer", columns="method", values=value)
+    pivot = pivot.reindex(index=list(dict.fromkeys(table["layer"])),
+                          columns=list(dict.fromkeys(table["method"])))  # fmt: skip
+    data = 100 * pivot.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.3 * data.shape[1] + 2, 0.6 * data.shape[0] + 1.5))
+    im = ax.imshow(data, cmap="viridis", vmin=np.nanmin(data), vmax=np.nanmax(data))
+    ax.set_xticks(range(data.shape[1]), pivot.columns)
+    ax.set_yticks(range(data.shape[0]), [("fc (FC-LSTM)" if i == "fc" else i) for i in pivot.index])
+    mid = np.nanmean(data)
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            ax.text(j, i, f"{data[i, j]:.1f}", ha="center", va="center", fontsize=9,
+                    color="black" if data[i, j] > mid else "white")  # fmt: skip
+    ax.set_xlabel("fusion method")
+    ax.set_ylabel("fusion layer")
+    fig.colorbar(im, ax=ax, label=f"test {value.replace('_', ' ')} (%)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(histories: dict, *, title: str = ""):
+    """Figure 5's layout: per configuration, training NLL (black, left axis) and test error
+    (red, right axis) per epoch."""
+    plt = _plt()
+    keys = list(histories)
+    cols = min(3, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        h = histories[key]
+        ax.plot(h["epoch"], h["train_loss"], color="black", marker=".", label="training NLL")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training NLL")
+        ax2 = ax.twinx()
+        ax2.plot(
+            h["epoch"], 100 * (1 - h["test_top1"]), color="red", marker=".", label="test error"
+        )
+        ax2.set_ylabel("test error (%)", color="red")
+        ax2.tick_params(axis="y", colors="red")
+        layers, kernel = key if isinstance(key, tuple) else (key, None)
+        ax.set_title(f"{layers} layer{'s' if layers != 1 else ''}, {kernel}x{kernel} kernel"
+                     if kernel else str(key), fontsize=10)  # fmt: skip
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_saliency(examples: list[dict[str, Any]], *, taps: Sequence[str] | None = None,
+                  method: str = "auto", classes: Sequence[str] | None = None):  # fmt: skip
+    """Figure 4: one row per (video, stream): the frame, then the overlay at each tap (deep to
+    shallow as in the paper: conv5_x, conv4_x, conv3_x)."""
+    from .saliency import SALIENCY_TAPS, method_label, overlay
+
+    plt = _plt()
+    taps = tuple(taps or SALIENCY_TAPS)
+    order = sorted(taps, key=lambda t: -SALIENCY_TAPS.index(t))
+    rows = [(ex, s) for ex in examples for s in ex["streams"]]
+    fig, axes = plt.subplots(len(rows), 1 + len(order), squeeze=False,
+                             figsize=(2.2 * (1 + len(order)), 2.3 * len(rows)))  # fmt: skip
+    for r, (ex, stream) in enumerate(rows):
+        info = ex["streams"][stream]
+        pred = classes[info["pred"]] if classes else info.get("pred_class", info["pred"])
+        axes[r, 0].imshow(ex["frame"])
+        axes[r, 0].set_title(f"{ex['class']}\n{stream}, pred {pred}", fontsize=8)
+        for j, tap in enumerate(order, start=1):
+            axes[r, j].imshow(overlay(ex["frame"], info["heatmaps"][tap]))
+            if r == 0:
+                axes[r, j].set_title(f"{tap} ({method_label(tap, method)})", fontsize=9)
+        for ax in axes[r]:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- Table 3, audit
+
+
 def plot_comparison(summary, *, paper_value: float | None = None, title: str = ""):
     """Bar chart of our methods' mean top-1 (± std over splits), the paper's number as a line."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     y = np.arange(len(summary))
-    ax.barh(
-        y, summary["top1_mean"], xerr=summary["top1_std"], color="#4C72B0", alpha=0.85, capsize=3
-    )
+    ax.barh(y, summary["top1_mean"], xerr=summary["top1_std"], color="#4C72B0", alpha=0.85,
+            capsize=3)  # fmt: skip
     ax.set_yticks(y, summary["method"])
     ax.invert_yaxis()
     ax.set_xlabel("top-1 accuracy (%), mean ± std over splits")
@@ -40,71 +297,30 @@ def plot_comparison(summary, *, paper_value: float | None = None, title: str = "
     return fig
 
 
-def plot_confusion(cm, classes, *, title: str = ""):
-    """Row-normalised confusion matrix beside per-class accuracy."""
-    plt = _plt()
-    import seaborn as sns
-
-    cm = np.asarray(cm, dtype=float)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    k = len(classes)
-    big = k > 20
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    sns.heatmap(
-        norm,
-        ax=ax,
-        vmin=0,
-        vmax=1,
-        cmap="viridis",
-        square=True,
-        cbar_kws={"shrink": 0.7},
-        xticklabels=False if big else classes,
-        yticklabels=False if big else classes,
-    )
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
-    acc = np.diag(norm) * 100
-    order = np.argsort(acc)
-    bx.barh(np.arange(k), acc[order], color="#55A868")
-    bx.set_yticks(np.arange(k), [classes[i] for i in order], fontsize=6 if big else 8)
-    bx.set_xlabel("per-class accuracy (%)")
-    bx.set_xlim(0, 100)
-    fig.tight_layout()
-    return fig
-
-
 def plot_audit(summary, histories):
-    """Left: accuracy under each protocol. Right: val and test accuracy per epoch (split 1 or first)."""
+    """Left: accuracy under each protocol. Right: val and test accuracy per epoch (first split)."""
     plt = _plt()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [3, 2]})
     y = np.arange(len(summary))
     colors = ["#4C72B0" if "(ours)" in p else "#C44E52" for p in summary["protocol"]]
     ax.barh(y, summary["top1_mean"], xerr=summary["top1_std"], color=colors, capsize=3)
-    ax.set_yticks(
-        y,
-        [f"{q}: {p}" for q, p in zip(summary["question"], summary["protocol"], strict=True)],
-        fontsize=8,
-    )
+    ax.set_yticks(y, [f"{q}: {p}" for q, p in zip(summary["question"], summary["protocol"],
+                                                   strict=True)], fontsize=8)  # fmt: skip
     ax.invert_yaxis()
     ax.set_xlabel("test top-1 (%), mean ± std over splits")
     ax.set_xlim(0, 100)
-    stds = summary["top1_std"]
-    for yi, v, sd, d in zip(
-        y, summary["top1_mean"], stds, summary["inflation_points"], strict=True
-    ):
-        label = f"{v:.1f}" + (f" ({d:+.1f})" if d else "")
-        ax.text(min(v + sd + 1.5, 85), yi, label, va="center", fontsize=8)
+    for yi, v, sd, d in zip(y, summary["top1_mean"], summary["top1_std"],
+                            summary["inflation_points"], strict=True):  # fmt: skip
+        ax.text(min(v + sd + 1.5, 85), yi, f"{v:.1f}" + (f" ({d:+.1f})" if d else ""),
+                va="center", fontsize=8)  # fmt: skip
     h = histories[histories["split"] == histories["split"].min()]
     bx.plot(h["epoch"], 100 * h["val_top1"], label="validation", color="#4C72B0")
     bx.plot(h["epoch"], 100 * h["test_top1"], label="test", color="#C44E52")
     bx.axvline(int(h.loc[h["val_top1"].idxmax(), "epoch"]), color="#4C72B0", ls=":", lw=1)
     bx.axvline(int(h.loc[h["test_top1"].idxmax(), "epoch"]), color="#C44E52", ls=":", lw=1)
-    bx.set_xlabel("epoch")
-    bx.set_ylabel("top-1 (%)")
-    bx.set_title(
-        f"split {int(h['split'].iloc[0])}: epoch chosen on validation vs on test", fontsize=9
-    )
+    bx.set(xlabel="epoch", ylabel="top-1 (%)")
+    bx.set_title(f"split {int(h['split'].iloc[0])}: epoch chosen on validation vs on test",
+                 fontsize=9)  # fmt: skip
     bx.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,9 +1,8 @@
-"""Torch datasets over extracted rawframes (mmaction2 layout), for the two streams.
+"""Torch datasets over extracted rawframes, for the two streams.
 
-A video ``Class/v_x.avi`` lives in ``<rawframes>/Class/v_x/`` as ``img_00001.jpg`` ...
-(RGB, 1-based) and ``flow_x_00001.jpg`` / ``flow_y_00001.jpg`` (uint8 flow; N frames ->
-N - 1 flow fields; flow i goes from frame i to frame i + 1). Frame counts come from one
-``os.scandir`` per video folder.
+The files are read through :mod:`twostream.layout` (mmaction2's layout; 0-based frame and
+flow indices: N frames -> N - 1 flow fields, flow i goes from frame i to frame i + 1).
+Frame counts come from one directory scan per video folder.
 
 * :class:`TrainSteps` — training: each epoch draws ``samples_per_video`` random time
   steps per video; an item is one RGB frame (3, S, S) or one L-field flow stack
@@ -22,69 +21,18 @@ time step describe the same moment (needed by feature-map fusion).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .errors import UserError
+from .layout import count_rawframes, load_flow_stack, load_rgb, video_folder
 from .video import flow_stack_indices, segment_indices
 
 MODALITIES = ("rgb", "flow")
-
-
-def video_dir(rawframes_dir: str | os.PathLike, record) -> Path:
-    """``<rawframes>/<Class>/<video stem>`` of a record whose ``.path`` is ``Class/video.avi``."""
-    p = Path(record.path)
-    return Path(rawframes_dir) / p.parent / p.stem
-
-
-def count_frames(folder: str | os.PathLike) -> tuple[int, int]:
-    """(number of img_*.jpg, number of flow_x_*.jpg) in one video folder."""
-    frames = flows = 0
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                name = entry.name
-                if name.startswith("img_") and name.endswith(".jpg"):
-                    frames += 1
-                elif name.startswith("flow_x_") and name.endswith(".jpg"):
-                    flows += 1
-    except FileNotFoundError:
-        pass
-    return frames, flows
-
-
-def _imread(path: Path, flags: int) -> np.ndarray:
-    img = cv2.imread(str(path), flags)
-    if img is None:
-        raise UserError(f"cannot read {path}; re-run `twostream prepare` to re-extract this video")
-    return img
-
-
-def load_rgb(folder: Path, index: int) -> torch.Tensor:
-    """Frame ``index`` (0-based) as uint8 (3, H, W), RGB order."""
-    img = _imread(folder / f"img_{index + 1:05d}.jpg", cv2.IMREAD_COLOR)  # (H, W, 3) BGR
-    return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
-
-
-def load_flow_stack(folder: Path, indices: Sequence[int]) -> torch.Tensor:
-    """Flow fields ``indices`` (0-based) as uint8 (2L, H, W): [x_0, y_0, x_1, y_1, ...]."""
-    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    planes = []
-    for i in indices:
-        i = int(i)
-        if i not in cache:  # a short video repeats fields; read each once
-            cache[i] = (
-                _imread(folder / f"flow_x_{i + 1:05d}.jpg", cv2.IMREAD_GRAYSCALE),
-                _imread(folder / f"flow_y_{i + 1:05d}.jpg", cv2.IMREAD_GRAYSCALE),
-            )
-        planes.extend(cache[i])
-    return torch.from_numpy(np.stack(planes))  # (2L, H, W)
 
 
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -102,14 +50,14 @@ class _Videos(Dataset):
         self.modality = modality
         self.flow_length = int(flow_length)
         self.transform = transform
-        self.folders = [video_dir(self.rawframes_dir, r) for r in self.records]
-        self.counts = [count_frames(f) for f in self.folders]  # (frames, flows) per video
+        self.folders = [video_folder(self.rawframes_dir, r.path) for r in self.records]
+        self.counts = [count_rawframes(f) for f in self.folders]  # (frames, flows) per video
         for folder, (frames, flows) in zip(self.folders, self.counts):
             if frames == 0 or (modality == "flow" and flows == 0):
                 what = "img_*.jpg" if frames == 0 else "flow_x_*.jpg"
                 raise UserError(
                     f"no {what} in {folder}; extract the rawframes first (`twostream prepare` "
-                    f"or preprocess.ensure_rawframes(cfg))"
+                    f"or prepare.ensure_rawframes(cfg))"
                 )
         self.labels = [int(r.label) for r in self.records]
 
@@ -209,12 +157,4 @@ class VideoSteps(_Videos):
         return torch.stack(stacks), self.labels[index]  # (T, C, H, W)
 
 
-__all__ = [
-    "TrainSteps",
-    "VideoSteps",
-    "count_frames",
-    "item_generator",
-    "load_flow_stack",
-    "load_rgb",
-    "video_dir",
-]
+__all__ = ["MODALITIES", "TrainSteps", "VideoSteps", "item_generator"]

@@ -133,19 +133,26 @@ def provenance(
     }
 
 
-def _df_to_markdown(df) -> str:
-    """Markdown without the optional 'tabulate' dependency."""
-    cols = [str(c) for c in df.columns]
+def _sidecar(path: Path, kind: str, params, device, wall_time_s, caption: str, extra) -> None:
+    """``<name>.json`` beside a table or figure: its provenance and caption."""
+    record = provenance(params, device=device, wall_time_s=wall_time_s, caption=caption,
+                        kind=kind, file=path.name, **extra)  # fmt: skip
+    save_json(record, path.with_suffix(".json"))
 
-    def fmt(v):
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.4g}"
-        return "" if v is None else str(v)
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |")
-    return "\n".join(lines) + "\n"
+def markdown_table(df) -> str:
+    """A DataFrame as a Markdown table through tabulate (what pandas' ``to_markdown`` calls):
+    4 significant digits, empty cells for missing values, ``|`` inside a value escaped."""
+    from tabulate import tabulate
+
+    def cell(v):
+        if v is None or (isinstance(v, float) and v != v):
+            return None
+        return v.replace("|", "\\|") if isinstance(v, str) else v
+
+    rows = [[cell(v) for v in row] for row in df.itertuples(index=False)]
+    return tabulate(rows, headers=[str(c) for c in df.columns], tablefmt="pipe",
+                    floatfmt=".4g", missingval="") + "\n"  # fmt: skip
 
 
 def save_table(
@@ -164,20 +171,9 @@ def save_table(
     csv_path = tables / f"{name}.csv"
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
-    md = (f"{caption}\n\n" if caption else "") + _df_to_markdown(df)
+    md = (f"{caption}\n\n" if caption else "") + markdown_table(df)
     atomic_write_text(tables / f"{name}.md", md)
-    save_json(
-        provenance(
-            params,
-            device=device,
-            wall_time_s=wall_time_s,
-            caption=caption,
-            kind="table",
-            file=csv_path.name,
-            **extra,
-        ),
-        tables / f"{name}.json",
-    )
+    _sidecar(csv_path, "table", params, device, wall_time_s, caption, extra)
     return csv_path
 
 
@@ -199,18 +195,7 @@ def save_figure(
     # PNG metadata carries a timestamp by default; drop it so reruns give identical bytes.
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    save_json(
-        provenance(
-            params,
-            device=device,
-            wall_time_s=wall_time_s,
-            caption=caption,
-            kind="figure",
-            file=png.name,
-            **extra,
-        ),
-        figures / f"{name}.json",
-    )
+    _sidecar(png, "figure", params, device, wall_time_s, caption, extra)
     return png
 
 

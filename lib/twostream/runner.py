@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,6 @@ DESCRIPTIONS: dict[str, str] = {
     "protocol_audit_per_split": "Per-split numbers behind the protocol audit.",
     "protocol_audit": "Audit of the authors' evaluation protocol: accuracy under each protocol and the inflation in points.",
 }
-
-# Tables whose values are timings: they legitimately differ between two runs.
-TIMING_TABLES = {"prep_backend_timing"}
 
 DATA_STATEMENT = {
     "synthetic": (
@@ -95,6 +93,10 @@ def run_notebook(
     from papermill.exceptions import PapermillExecutionError
 
     dst.parent.mkdir(parents=True, exist_ok=True)
+    # papermill warns for every injected key that the notebook's parameters cell does not
+    # list ("Passed unknown parameter"): the runner injects every StudyConfig field, already
+    # validated against StudyConfig, so those warnings would only bury the progress.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     try:
         pm.execute_notebook(
             str(src),

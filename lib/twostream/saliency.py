@@ -12,7 +12,7 @@ pooled ``fc`` vector from ONE forward pass) and ``classifier`` (the linear layer
 are non-negative, upsampled bilinearly to the input size and divided by their maximum
 (so each lies in [0, 1]; an all-zero map stays zero). The class is the model's prediction
 unless given. :func:`overlay` blends a heatmap onto an RGB frame; :func:`saliency_examples`
-and :func:`plot_saliency` make the paper's figure from a trained stream.
+computes the paper's figure from the trained streams (``plots.plot_saliency`` draws it).
 """
 
 from __future__ import annotations
@@ -177,14 +177,16 @@ def saliency_examples(
     classes (temporal-stream maps are drawn on the RGB frame of the same time step)."""
     from pathlib import Path
 
-    from .features import MODALITY, split_records, stream_runs
+    from . import stages
+    from .datasets import load_split
     from .models import load_stream
     from .rawframes import VideoSteps
+    from .streams import MODALITY
     from .transforms import eval_transform
 
     split = int(split or cfg.split)
-    runs = stream_runs(cfg, split)
-    _, test = split_records(cfg, split)
+    runs = stages.streams(cfg, split)
+    _, test = load_split(cfg.split_format, cfg.splits_dir, split)
     by_class: dict[int, Any] = {}
     for r in test:
         by_class.setdefault(int(r.label), r)
@@ -220,7 +222,7 @@ def saliency_examples(
         for i, r in enumerate(records)
     ]
     for stream in streams:
-        model = load_stream(Path(runs[stream]) / "checkpoint_best.pt").eval()
+        model = load_stream(runs[stream].best_checkpoint).eval()
         x = rgb if MODALITY[stream] == "rgb" else steps("flow")
         with torch.no_grad():
             pred = model(x).argmax(1)
@@ -231,34 +233,3 @@ def saliency_examples(
                 "heatmaps": {t: maps[t][i].numpy() for t in taps},
             }
     return examples
-
-
-def plot_saliency(
-    examples: list[dict[str, Any]],
-    *,
-    taps: Sequence[str] = SALIENCY_TAPS,
-    method: str = "auto",
-    classes: Sequence[str] | None = None,
-):
-    """One row per (video, stream): the frame, then the overlay at each tap (deep to shallow
-    order as in the paper: conv5_x, conv4_x, conv3_x)."""
-    import matplotlib.pyplot as plt
-
-    order = sorted(taps, key=lambda t: -SALIENCY_TAPS.index(t))
-    rows = [(ex, s) for ex in examples for s in ex["streams"]]
-    fig, axes = plt.subplots(
-        len(rows), 1 + len(order), figsize=(2.2 * (1 + len(order)), 2.3 * len(rows)), squeeze=False
-    )
-    for r, (ex, stream) in enumerate(rows):
-        info = ex["streams"][stream]
-        pred = classes[info["pred"]] if classes else info.get("pred_class", info["pred"])
-        axes[r, 0].imshow(ex["frame"])
-        axes[r, 0].set_title(f"{ex['class']}\n{stream}, pred {pred}", fontsize=8)
-        for j, tap in enumerate(order, start=1):
-            axes[r, j].imshow(overlay(ex["frame"], info["heatmaps"][tap]))
-            if r == 0:
-                axes[r, j].set_title(f"{tap} ({method_label(tap, method)})", fontsize=9)
-        for ax in axes[r]:
-            ax.axis("off")
-    fig.tight_layout()
-    return fig

@@ -1,40 +1,140 @@
-"""The study-level analyses behind notebooks 05 and 06: Table 3 and the protocol audit.
+"""The study's tables as functions over run results: the streams, Tables 1, 2 and 3, and
+the audit of the authors' evaluation protocol.
 
+Every function asks :mod:`twostream.stages` for the runs it needs (built when missing,
+reused when cached) and reads their results; none reads a notebook's output file.
+
+* :func:`streams_table` — each fine-tuned stream's video-level accuracy.
+* :func:`fusion_ablation` — Table 1: fusion layer x fusion method (``fc`` = FC-LSTM).
+* :func:`convlstm_study` — Table 2: ConvLSTM depth x kernel size.
 * :func:`late_fusion` — the classic two-stream baseline: a weighted average of the two
   streams' softmax scores, the weight chosen on the *validation* split.
-* :func:`final_comparison` — for each split: spatial-only, temporal-only, late fusion and
-  the two-stream ConvLSTM with the best fusion of Table 1; per split and mean ± std.
-* :func:`comparison_table` — our rows beside the paper's and the literature's.
-* :func:`protocol_audit` — what the authors' evaluation protocol (best epoch picked on
-  the test set; recurrent state carried from one test video to the next, in class order)
-  adds to the accuracy, in points.
+* :func:`final_comparison` — Table 3: for each split, spatial-only, temporal-only, late
+  fusion and the two-stream ConvLSTM with the best fusion of Table 1; :func:`summarise`
+  gives mean ± std over splits and :func:`comparison_table` sets them beside the paper's
+  and the literature's numbers.
+* :func:`protocol_audit` — what the authors' protocol (best epoch picked on the test set;
+  recurrent state carried from one test video to the next, in class order) adds.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import stages
 from .config import StudyConfig
 from .metrics import classification_metrics
 from .results import LITERATURE
-from .utils import results_dir
 
 DATA_NAMES = {"synthetic": "synthetic smoke", "ucf101": "UCF101", "hmdb51": "HMDB51"}
 LATE_FUSION_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)  # weight of the temporal stream
 
 
-def load_scores(run_dir: str | Path, part: str) -> dict[str, np.ndarray]:
-    """A stream run's per-video mean softmax scores on ``part`` ('val' or 'test')."""
-    with np.load(Path(run_dir) / f"scores_{part}.npz", allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+# ----------------------------------------------------------------------------- streams
 
 
-def late_fusion(
-    val_a: dict, val_b: dict, test_a: dict, test_b: dict, num_classes: int
-) -> dict[str, Any]:
+def load_streams(cfg: StudyConfig, split: int | None = None) -> dict[str, dict]:
+    """Both finished stream runs of ``split`` (trained when missing), as ``load_stream_run``."""
+    from .streams import load_stream_run
+
+    return {s: load_stream_run(run) for s, run in stages.streams(cfg, split).items()}
+
+
+def streams_table(loaded: dict[str, dict], split: int):
+    """One row per stream of finished runs: test metrics at the validation-selected epoch;
+    columns stream, split, top1, top5, mean_class_acc, num_classes, epochs, then
+    best_epoch, val_top1 and chance (1 / num_classes)."""
+    import pandas as pd
+
+    rows = []
+    for stream, run in loaded.items():
+        h = run["history"]
+        best = int(h.loc[h["val_top1"].idxmax(), "epoch"]) if len(h) else -1
+        rows.append({
+            "stream": stream,
+            "split": int(split),
+            "top1": run["test"]["top1"],
+            "top5": run["test"]["top5"],
+            "mean_class_acc": run["test"]["mean_class_acc"],
+            "num_classes": int(run["num_classes"]),
+            "epochs": int(len(h)),
+            "best_epoch": best,
+            "val_top1": run["val"]["top1"],
+            "chance": 1.0 / run["num_classes"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- Tables 1, 2
+
+
+def fusion_ablation(cfg: StudyConfig, *, split: int | None = None):
+    """Table 1: every tap x fusion method at ``cfg.convlstm_layers`` / ``cfg.convlstm_kernel``
+    (``fc`` = the FC-LSTM baseline). Returns (table, {(layer, method): result})."""
+    import pandas as pd
+
+    split = cfg.split if split is None else int(split)
+    stages.features(cfg, split, cfg.table1_layers)  # one extraction pass for every tap
+    rows, runs = [], {}
+    for layer in cfg.table1_layers:
+        for method in cfg.table1_methods:
+            res = stages.head(cfg, split=split, layer=layer, method=method)
+            runs[(layer, method)] = res
+            rows.append({
+                "layer": layer, "method": method, "top1": res["top1"],
+                "mean_class_acc": res["mean_class_acc"], "values_per_video": res["values_per_video"],
+                "params": res["params"], "best_epoch": res["best_epoch"], "head": res["head"],
+            })  # fmt: skip
+    return pd.DataFrame(rows), runs
+
+
+def convlstm_study(cfg: StudyConfig, *, split: int | None = None):
+    """Table 2: ConvLSTM depth x kernel at ``cfg.fusion_layer`` / ``cfg.fusion_method``.
+    Returns (table, {(layers, kernel): history DataFrame})."""
+    import pandas as pd
+
+    split = cfg.split if split is None else int(split)
+    rows, histories = [], {}
+    for layers in cfg.table2_layers:
+        for kernel in cfg.table2_kernels:
+            res = stages.head(cfg, split=split, layers=layers, kernel=kernel)
+            histories[(int(layers), int(kernel))] = res["history"]
+            rows.append({
+                "layers": int(layers), "kernel": int(kernel), "top1": res["top1"],
+                "mean_class_acc": res["mean_class_acc"], "params": res["params"],
+                "best_epoch": res["best_epoch"],
+            })  # fmt: skip
+    return pd.DataFrame(rows), histories
+
+
+def best_fusion(cfg: StudyConfig) -> tuple[str, str, str]:
+    """(layer, method, where it came from): the best cell of Table 1's finished runs on
+    ``cfg.split`` (convolutional layers first), else the config's fusion.
+
+    Table 1 is itself selected on the test split in the paper; we take its best cell as the
+    paper did, and say so in the table's provenance.
+    """
+    import pandas as pd
+
+    from .heads import load_head_run
+
+    nodes = [n for why, n in stages.study_nodes(cfg) if why == "Table 1"]
+    done = [n for n in nodes if stages.is_done(cfg, n)]
+    if not nodes or len(done) < len(nodes):
+        return (cfg.fusion_layer, cfg.fusion_method,
+                "config (Table 1 has not run: run notebook 03 first to use its best cell)")  # fmt: skip
+    t1 = pd.DataFrame([load_head_run(stages.output(cfg, n)) for n in done])
+    t1 = t1[t1["layer"] != "fc"] if (t1["layer"] != "fc").any() else t1
+    row = t1.sort_values(["top1", "mean_class_acc"], ascending=False, kind="stable").iloc[0]
+    return str(row["layer"]), str(row["method"]), f"best cell of Table 1's runs (split {cfg.split})"
+
+
+# ----------------------------------------------------------------------------- Table 3
+
+
+def late_fusion(val_a: dict, val_b: dict, test_a: dict, test_b: dict, num_classes: int) -> dict:
     """Weighted score fusion ``(1 - w) * spatial + w * temporal``, ``w`` chosen on validation.
 
     Ties go to the weight closest to 0.5 (the usual equal-weight fusion), so the choice is
@@ -56,51 +156,16 @@ def late_fusion(
     return out
 
 
-def best_fusion(cfg: StudyConfig) -> tuple[str, str, str]:
-    """(layer, method, where it came from): Table 1's best cell when it exists, else the config's.
-
-    Table 1 is itself selected on the test split in the paper; we take its best cell as the
-    paper did, and say so in the table's provenance.
-    """
-    path = results_dir() / "tables" / "table1_fusion.csv"
-    if path.is_file():
-        import pandas as pd
-
-        t1 = pd.read_csv(path)
-        t1 = t1[t1["layer"] != "fc"] if (t1["layer"] != "fc").any() else t1
-        if len(t1):
-            row = t1.sort_values(["top1", "mean_class_acc"], ascending=False, kind="stable").iloc[0]
-            return (
-                str(row["layer"]),
-                str(row["method"]),
-                "best cell of results/tables/table1_fusion.csv",
-            )
-    return (
-        cfg.fusion_layer,
-        cfg.fusion_method,
-        "config (no Table 1 found: run notebook 03 first to use its best cell)",
-    )
+def _head(cfg: StudyConfig, split: int, layer: str, method: str) -> dict[str, Any]:
+    """The configured ConvLSTM at (layer, method) on one split (Tables 3 and the audit
+    share it: one training per split)."""
+    return stages.head(cfg, split=split, layer=layer, method=method)
 
 
-def _convlstm_run(cfg: StudyConfig, split: int, layer: str, method: str) -> dict[str, Any]:
-    """The configured ConvLSTM at (layer, method) on one split. ``train_convlstm`` builds the
-    streams and the feature cache it needs and reuses a finished run, so notebooks 05 and 06
-    share one training per split."""
-    from . import convlstm_train
-
-    return convlstm_train.train_convlstm(
-        cfg, split=split, layer=layer, method=method,
-        layers=cfg.convlstm_layers, kernel=cfg.convlstm_kernel,
-    )  # fmt: skip
-
-
-def final_comparison(
-    cfg: StudyConfig, *, layer: str | None = None, method: str | None = None
-) -> dict[str, Any]:
+def final_comparison(cfg: StudyConfig, *, layer: str | None = None,
+                     method: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Run (or reuse) everything Table 3 needs for each split in ``cfg.splits``."""
     import pandas as pd
-
-    from . import train
 
     if layer is None or method is None:
         layer, method, origin = best_fusion(cfg)
@@ -108,16 +173,16 @@ def final_comparison(
         origin = "given"
     rows, best, val = [], None, {}
     for split in cfg.splits:
-        runs = train.ensure_streams(cfg, split=split)
-        num_classes = int(load_scores(runs["spatial"], "test")["scores"].shape[1])
-        sv, st = load_scores(runs["spatial"], "val"), load_scores(runs["spatial"], "test")
-        tv, tt = load_scores(runs["temporal"], "val"), load_scores(runs["temporal"], "test")
+        runs = stages.streams(cfg, split)
+        sv, st = runs["spatial"].load_scores("val"), runs["spatial"].load_scores("test")
+        tv, tt = runs["temporal"].load_scores("val"), runs["temporal"].load_scores("test")
+        num_classes = int(st["scores"].shape[1])
         results = {
             "spatial only": classification_metrics(st["scores"], st["labels"], num_classes),
             "temporal only": classification_metrics(tt["scores"], tt["labels"], num_classes),
             "late score fusion": late_fusion(sv, tv, st, tt, num_classes),
         }
-        res = _convlstm_run(cfg, split, layer, method)
+        res = _head(cfg, split, layer, method)
         results[f"two-stream ConvLSTM ({layer}, {method})"] = res["test"]
         val[split] = {  # validation top-1 of each method (what the choices were made on)
             "spatial only": classification_metrics(sv["scores"], sv["labels"], num_classes)["top1"],
@@ -127,28 +192,15 @@ def final_comparison(
             "late score fusion": results["late score fusion"]["val_top1"],
         }
         for name, m in results.items():
-            rows.append(
-                {
-                    "method": name,
-                    "split": split,
-                    "top1": m["top1"],
-                    "top5": m["top5"],
-                    "mean_class_acc": m["mean_class_acc"],
-                    "num_classes": num_classes,
-                    "late_fusion_weight": m.get("weight_temporal"),
-                }
-            )
+            rows.append({
+                "method": name, "split": split, "top1": m["top1"], "top5": m["top5"],
+                "mean_class_acc": m["mean_class_acc"], "num_classes": num_classes,
+                "late_fusion_weight": m.get("weight_temporal"),
+            })  # fmt: skip
         if best is None or res["test"]["top1"] >= best["top1"]:
             best = {**res["test"], "split": split, "classes": res.get("classes")}
-    per_split = pd.DataFrame(rows)
-    return {
-        "per_split": per_split,
-        "layer": layer,
-        "method": method,
-        "fusion_origin": origin,
-        "best": best,
-        "val": val,
-    }
+    return {"per_split": pd.DataFrame(rows), "layer": layer, "method": method,
+            "fusion_origin": origin, "best": best, "val": val}  # fmt: skip
 
 
 def summarise(per_split, dataset: str):
@@ -176,41 +228,23 @@ def comparison_table(summary, dataset: str):
     ours = summary.copy()
     ours["reported_ucf101"] = np.nan
     ours["reported_hmdb51"] = np.nan
-    lit = pd.DataFrame(
-        [
-            {
-                "method": r["method"],
-                "top1_mean": np.nan,
-                "top1_std": np.nan,
-                "mean_class_acc_mean": np.nan,
-                "mean_class_acc_std": np.nan,
-                "splits": 3,
-                "measured_on": "reported (not run here)",
-                "source": r["source"],
-                "reported_ucf101": r["ucf101"],
-                "reported_hmdb51": r["hmdb51"],
-            }
-            for r in LITERATURE
-        ]
-    )
-    cols = [
-        "method",
-        "measured_on",
-        "top1_mean",
-        "top1_std",
-        "mean_class_acc_mean",
-        "mean_class_acc_std",
-        "splits",
-        "reported_ucf101",
-        "reported_hmdb51",
-        "source",
-    ]
+    empty = {"top1_mean": np.nan, "top1_std": np.nan, "mean_class_acc_mean": np.nan,
+             "mean_class_acc_std": np.nan, "splits": 3}  # fmt: skip
+    lit = pd.DataFrame([
+        {"method": r["method"], **empty, "measured_on": "reported (not run here)",
+         "source": r["source"], "reported_ucf101": r["ucf101"], "reported_hmdb51": r["hmdb51"]}
+        for r in LITERATURE
+    ])  # fmt: skip
+    cols = ["method", "measured_on", "top1_mean", "top1_std", "mean_class_acc_mean",
+            "mean_class_acc_std", "splits", "reported_ucf101", "reported_hmdb51", "source"]  # fmt: skip
     return pd.concat([ours[cols], lit[cols]], ignore_index=True)
 
 
-def protocol_audit(
-    cfg: StudyConfig, *, layer: str | None = None, method: str | None = None
-) -> dict[str, Any]:
+# ----------------------------------------------------------------------------- the audit
+
+
+def protocol_audit(cfg: StudyConfig, *, layer: str | None = None,
+                   method: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Measure the two weaknesses of the authors' protocol on every split of ``cfg.splits``.
 
     (a) epoch selection: test accuracy at the epoch chosen on validation vs the best test
@@ -220,50 +254,32 @@ def protocol_audit(
     """
     import pandas as pd
 
-    from . import convlstm_train
+    from .heads import reevaluate
 
     if layer is None or method is None:
         layer, method, _ = best_fusion(cfg)
     rows, histories = [], []
     for split in cfg.splits:
-        res = _convlstm_run(cfg, split, layer, method)
+        res = _head(cfg, split, layer, method)
         h = res["history"]
         val_epoch = int(h.loc[h["val_top1"].idxmax(), "epoch"])
         test_epoch = int(h.loc[h["test_top1"].idxmax(), "epoch"])
         sel_val = float(h.loc[h["epoch"] == val_epoch, "test_top1"].iloc[0])
         sel_test = float(h["test_top1"].max())
-        reset = convlstm_train.evaluate_run(res, cfg, split=split, carry_state=False)
-        carried = convlstm_train.evaluate_run(res, cfg, split=split, carry_state=True)
+        reset = reevaluate(res["run_dir"], carry_state=False, device=cfg.device)
+        carried = reevaluate(res["run_dir"], carry_state=True, device=cfg.device)
+        base = {"split": split}
         rows += [
-            {
-                "split": split,
-                "question": "epoch selection",
-                "protocol": "best epoch on validation (ours)",
-                "epoch": val_epoch,
-                "top1": 100 * sel_val,
-            },
-            {
-                "split": split,
-                "question": "epoch selection",
-                "protocol": "best epoch on test (authors' code)",
-                "epoch": test_epoch,
-                "top1": 100 * sel_test,
-            },
-            {
-                "split": split,
-                "question": "recurrent state",
-                "protocol": "state reset per video (ours)",
-                "epoch": val_epoch,
-                "top1": 100 * reset["top1"],
-            },
-            {
-                "split": split,
-                "question": "recurrent state",
-                "protocol": "state carried over, class order (authors' code)",
-                "epoch": val_epoch,
-                "top1": 100 * carried["top1"],
-            },
-        ]
+            {**base, "question": "epoch selection", "protocol": "best epoch on validation (ours)",
+             "epoch": val_epoch, "top1": 100 * sel_val},
+            {**base, "question": "epoch selection", "protocol": "best epoch on test (authors' code)",
+             "epoch": test_epoch, "top1": 100 * sel_test},
+            {**base, "question": "recurrent state", "protocol": "state reset per video (ours)",
+             "epoch": val_epoch, "top1": 100 * reset["top1"]},
+            {**base, "question": "recurrent state",
+             "protocol": "state carried over, class order (authors' code)", "epoch": val_epoch,
+             "top1": 100 * carried["top1"]},
+        ]  # fmt: skip
         histories.append(h.assign(split=split))
     per_split = pd.DataFrame(rows)
     summary = (
@@ -279,10 +295,5 @@ def protocol_audit(
     summary[["top1_mean", "top1_std"]] = summary[["top1_mean", "top1_std"]].round(2)
     summary["measured_on"] = DATA_NAMES.get(cfg.dataset, cfg.dataset)
     summary["splits"] = len(cfg.splits)
-    return {
-        "summary": summary,
-        "per_split": per_split,
-        "histories": pd.concat(histories, ignore_index=True),
-        "layer": layer,
-        "method": method,
-    }
+    return {"summary": summary, "per_split": per_split,
+            "histories": pd.concat(histories, ignore_index=True), "layer": layer, "method": method}  # fmt: skip

@@ -11,7 +11,7 @@ import contextlib
 import os
 import random
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +112,6 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-    return Path(path)
-
-
-def atomic_save_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp_path)`` and rename the result onto ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        writer(tmp)
     return Path(path)
 
 

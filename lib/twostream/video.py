@@ -29,6 +29,13 @@ import numpy as np
 
 from .errors import UserError
 
+# Extensions walked as videos (lower case). Anything else (README, .txt, .json) is ignored
+# and counted; a file with a video extension that does not decode is recorded as failed.
+VIDEO_EXTENSIONS = (
+    ".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".gif", ".mpg", ".mpeg",
+    ".wmv", ".flv", ".ogv", ".3gp", ".ts", ".vob",
+)  # fmt: skip
+
 
 class VideoDecodeError(UserError):
     """A file exists but no frame could be decoded from it (empty, truncated, not a video)."""
@@ -184,3 +191,40 @@ def flow_stack_indices(num_flows: int, start: int, length: int) -> np.ndarray:
     first = int(np.clip(start, 0, max(num_flows - length, 0)))
     idx = first + np.arange(length)  # (L,)
     return np.minimum(idx, num_flows - 1)
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def find_videos(
+    videos_dir: str | os.PathLike, *, exclude: Path | None = None
+) -> tuple[list[str], int]:
+    """Relative POSIX paths of the video files under ``videos_dir`` (sorted) and the number
+    of other files ignored.
+
+    ``os.walk`` rather than glob: glob treats ``[ ]`` as patterns. Hidden files and folders
+    (leading dot) are skipped, and so is ``exclude`` (an output folder inside the input).
+    """
+    root = Path(videos_dir)
+    if not root.is_dir():
+        raise UserError(
+            f"videos folder {root} does not exist or is not a folder; pass --videos DIR"
+        )
+    exclude_real = os.path.realpath(exclude) if exclude is not None else None
+    found: list[str] = []
+    ignored = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) != exclude_real
+        )  # fmt: skip
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
+                ignored += 1
+                continue
+            rel = name if rel_dir == "." else os.path.join(rel_dir, name)
+            found.append(rel.replace(os.sep, "/"))
+    return sorted(found), ignored

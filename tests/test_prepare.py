@@ -1,4 +1,4 @@
-"""twostream.preprocess: rawframes layout, resume after kill -9, failures, shards, workers, CLI.
+"""twostream.prepare: rawframes layout, resume after kill -9, failures, shards, workers, CLI.
 
 Videos are written here with cv2.VideoWriter (MJPG: any size, no codec licence) as a
 smooth random texture translated by a known (dx, dy) per frame, so the flow JPEGs can be
@@ -21,7 +21,9 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream import preprocess as pp
+from twostream import layout
+from twostream import prepare as pp
+from twostream import prepare_state as ps
 from twostream.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,11 +75,11 @@ def tree_hashes(out: Path) -> dict[str, str]:
     hashes = {}
     for dirpath, _dirnames, filenames in os.walk(out):
         rel_dir = os.path.relpath(dirpath, out)
-        if rel_dir.split(os.sep)[0] == pp.STATE_DIR:
+        if rel_dir.split(os.sep)[0] == ps.STATE_DIR:
             continue
         for name in filenames:
             rel = os.path.normpath(os.path.join(rel_dir, name))
-            if rel == pp.MANIFEST:
+            if rel == ps.MANIFEST:
                 continue
             hashes[rel] = hashlib.sha256(Path(dirpath, name).read_bytes()).hexdigest()
     return hashes
@@ -121,17 +123,17 @@ def test_listing_walks_any_depth_and_keeps_special_names(tmp_path):
     (root / "Class1" / "README.txt").write_text("not a video")
     (root / ".hidden").mkdir()
     write_video(root / ".hidden" / "x.avi")
-    videos, ignored = pp.list_videos(root)
+    videos, ignored = pp.find_videos(root)
     assert videos == sorted(videos) and len(videos) == 5 and ignored == 1
     assert f"{SPECIAL}/v {SPECIAL} 0.avi" in videos
     assert "Class0/deeper/v_03.avi" in videos
-    assert pp.rawframes_subdir("A b/[c] d.e.avi") == "A b/[c] d.e"
+    assert layout.video_subdir("A b/[c] d.e.avi") == "A b/[c] d.e"
 
 
 def test_layout_counts_and_flow_matches_the_motion(reference, clips):
-    records = pp.read_manifest(reference)
+    records = ps.manifest_records(reference)
     expected = clip_names()
-    assert [r["video"] for r in records] == pp.list_videos(clips)[0] == sorted(expected)
+    assert [r["video"] for r in records] == pp.find_videos(clips)[0] == sorted(expected)
     for r in records:
         folder = reference / r["rawframes"]
         names = sorted(os.listdir(folder))
@@ -162,10 +164,10 @@ def test_rgb_jpeg_and_flow_direction(tmp_path):
     out = tmp_path / "out"
     s = pp.prepare(vids, out, flow_preset="fast", show_progress=False)
     assert s.ok == 2
-    rgb = pp.load_frame(out / "red", 1)
+    rgb = layout.read_rgb(out / "red", 0)
     assert rgb[..., 0].mean() > 200 and rgb[..., 1:].mean() < 30
     # content moves by (-3, -1) px per frame; bound quantisation step is 40/255 px
-    q = pp.load_flow(out / "move", 2)
+    q = layout.read_flow(out / "move", 1)
     f = flow.dequantize(q, method="bound", bound=20.0)[12:-12, 12:-12]
     assert np.allclose(np.median(f.reshape(-1, 2), axis=0), [-3.0, -1.0], atol=0.3)
 
@@ -180,7 +182,7 @@ def test_minmax_quantization_stores_the_range(tmp_path):
     assert [int(r[0]) for r in rows] == [1, 2, 3]
     lo_x, hi_x = float(rows[0][1]), float(rows[0][2])
     assert lo_x <= hi_x
-    q = pp.load_flow(tmp_path / "out" / "a", 1)
+    q = layout.read_flow(tmp_path / "out" / "a", 0)
     assert q[..., 0].min() <= 2 and q[..., 0].max() >= 253  # min-max spans the whole range
 
 
@@ -191,7 +193,7 @@ def test_kill_9_then_resume_is_byte_identical(clips, reference, tmp_path):
     out = tmp_path / "rawframes"
     args = ["--videos", str(clips), "--out", str(out), "--workers", "2", "--quiet"]
     args += [f"--flow-param={k}={v}" for k, v in TINY_FLOW.items()]
-    markers = out / pp.STATE_DIR / "videos"
+    markers = out / ps.STATE_DIR / "videos"
     for kill_after in (2, 6):  # two kills at different points
         proc = subprocess.Popen([sys.executable, "-m", "twostream", "prepare", *args],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -209,7 +211,7 @@ def test_kill_9_then_resume_is_byte_identical(clips, reference, tmp_path):
     s = run_prepare(clips, out, workers=1)
     assert s.failed == 0 and s.reused == done_before and s.ok == 12
     assert tree_hashes(out) == tree_hashes(reference)
-    assert pp.manifest_without_timings(out) == pp.manifest_without_timings(reference)
+    assert ps.manifest_without_timings(out) == ps.manifest_without_timings(reference)
     assert stray_temps(out) == []
 
 
@@ -217,10 +219,10 @@ def test_partial_folder_is_redone_and_rerun_skips(clips, reference, tmp_path):
     out = tmp_path / "rawframes"
     s1 = run_prepare(clips, out, workers=1)
     assert s1.reused == 0
-    victim = pp.read_manifest(out)[3]
+    victim = ps.manifest_records(out)[3]
     folder = out / victim["rawframes"]
     # simulate a crash mid-video: marker gone, half the files, a stray temp file
-    pp._state_path(out, victim["video"]).unlink()
+    ps.marker_path(out, victim["video"]).unlink()
     (folder / "img_00002.jpg").unlink()
     (folder / ".img_00002.jpg.abc.tmp").write_bytes(b"half")
     (out / ".manifest.jsonl.xyz.tmp").write_bytes(b"half")
@@ -238,7 +240,7 @@ def test_changed_parameters_or_source_redo(tmp_path, monkeypatch):
     assert run_prepare(vids, out).reused == 2
     s = run_prepare(vids, out, short_side=16)  # other parameters: everything redone
     assert s.reused == 0 and s.ok == 2
-    assert json.loads((out / pp.CONFIG_FILE).read_text())["params"]["short_side"] == 16
+    assert json.loads((out / ps.CONFIG_FILE).read_text())["params"]["short_side"] == 16
     assert cv2.imread(str(out / "a" / "img_00001.jpg")).shape[:2] == (16, 24)
     from twostream import flow
 
@@ -248,7 +250,7 @@ def test_changed_parameters_or_source_redo(tmp_path, monkeypatch):
     write_video(vids / "b.avi", frames=6, seed=2)  # the source changed
     os.utime(vids / "b.avi", ns=(1, 1))
     s = run_prepare(vids, out, short_side=16)
-    assert s.reused == 1 and pp.read_manifest(out)[1]["frames"] == 6
+    assert s.reused == 1 and ps.manifest_records(out)[1]["frames"] == 6
 
 
 def test_bad_inputs_are_recorded_and_do_not_stop_others(tmp_path):
@@ -266,7 +268,7 @@ def test_bad_inputs_are_recorded_and_do_not_stop_others(tmp_path):
     assert r.returncode == 1, r.stderr
     summary = r.stdout.strip().splitlines()[-1]
     assert "6 videos" in summary and "2 ok" in summary and "4 failed" in summary
-    records = {rec["video"]: rec for rec in pp.read_manifest(tmp_path / "out")}
+    records = {rec["video"]: rec for rec in ps.manifest_records(tmp_path / "out")}
     assert [records[f"good/ok{i}.avi"]["status"] for i in (1, 2)] == ["ok", "ok"]
     reasons = {k.split("/")[1]: v["error"] for k, v in records.items() if v["status"] == "failed"}
     assert set(reasons) == {"empty.avi", "truncated.avi", "text.mp4", "one_frame.avi"}
@@ -294,7 +296,7 @@ def test_shards_cover_every_video_exactly_once(clips, reference, tmp_path):
     parts = [pp.shard_videos(names, (i, 3)) for i in (1, 2, 3)]
     assert parts == [["v0", "v3", "v6", "v9"], ["v1", "v4", "v7"], ["v2", "v5", "v8"]]
     out = tmp_path / "rawframes"
-    everything = pp.list_videos(clips)[0]
+    everything = pp.find_videos(clips)[0]
     done: list[str] = []
     for i in (1, 2, 3):
         s = run_prepare(clips, out, shard=f"{i}/3", workers=1)
@@ -302,10 +304,10 @@ def test_shards_cover_every_video_exactly_once(clips, reference, tmp_path):
         assert s.failed == 0 and s.ok == s.selected == len(mine) and s.reused == 0
         assert not set(mine) & set(done)
         done += mine
-        assert [r["video"] for r in pp.read_manifest(out)] == sorted(done)
+        assert [r["video"] for r in ps.manifest_records(out)] == sorted(done)
     assert sorted(done) == everything
     assert tree_hashes(out) == tree_hashes(reference)
-    assert pp.manifest_without_timings(out) == pp.manifest_without_timings(reference)
+    assert ps.manifest_without_timings(out) == ps.manifest_without_timings(reference)
     with pytest.raises(UserError, match="i/n"):
         pp.parse_shard("2of3")
     with pytest.raises(UserError, match="1 <= i <= n"):
@@ -317,16 +319,16 @@ def test_two_workers_give_the_same_bytes_as_one(clips, reference, tmp_path):
     s = run_prepare(clips, out, workers=2)
     assert s.ok == 12
     assert tree_hashes(out) == tree_hashes(reference)
-    assert pp.manifest_without_timings(out) == pp.manifest_without_timings(reference)
+    assert ps.manifest_without_timings(out) == ps.manifest_without_timings(reference)
 
 
 def test_jpeg_encoding_is_deterministic_across_processes():
     img = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)
-    here = hashlib.sha256(pp._encode_jpeg(img, pp.JPEG_QUALITY)).hexdigest()
+    here = hashlib.sha256(layout.encode_jpeg(img, layout.JPEG_QUALITY)).hexdigest()
     code = (
-        "import numpy as np, hashlib; from twostream.preprocess import _encode_jpeg, JPEG_QUALITY;"
+        "import numpy as np, hashlib; from twostream.layout import encode_jpeg, JPEG_QUALITY;"
         "img = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8);"
-        "print(hashlib.sha256(_encode_jpeg(img, JPEG_QUALITY)).hexdigest())"
+        "print(hashlib.sha256(encode_jpeg(img, JPEG_QUALITY)).hexdigest())"
     )
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert there.stdout.strip() == here
@@ -359,7 +361,7 @@ def test_cli_end_to_end_with_annotation_lists(tmp_path):
     assert train == "Jump/v_Jump_g01_c01 4 0\nRun/v_Run_g01_c01 6 1\n"
     assert val == "Jump/v_Jump_g02_c01 5 0\nRun/v_Run_g02_c01 4 1\n"
     assert cv2.imread(str(out / "Jump/v_Jump_g01_c01/img_00001.jpg")).shape[:2] == (24, 36)
-    assert json.loads((out / pp.CONFIG_FILE).read_text())["params"]["short_side"] == 24
+    assert json.loads((out / ps.CONFIG_FILE).read_text())["params"]["short_side"] == 24
     bad = cli("--videos", str(vids), "--out", str(out), "--size", "abc")
     assert bad.returncode == 2 and "WIDTHxHEIGHT" in bad.stderr
 
@@ -390,7 +392,7 @@ def test_prepare_all_real_clips(real_clips, tmp_path):
     s = run_prepare(real_clips, out, short_side=64, flow_preset="fast", workers=2,
                     flow_params={"nscales": 1, "warps": 1, "inner_iterations": 5})  # fmt: skip
     assert (s.selected, s.ok, s.failed) == (20, 20, 0), s.failed_videos
-    for r in pp.read_manifest(out):
+    for r in ps.manifest_records(out):
         assert (
             r["frames"] == count_frames(real_clips / r["video"]) and r["flows"] == r["frames"] - 1
         )
@@ -400,6 +402,6 @@ def test_prepare_all_real_clips(real_clips, tmp_path):
 def test_one_unsharded_run_per_output_folder(tmp_path):
     (tmp_path / "v").mkdir()
     out = tmp_path / "out"
-    with pp._exclusive_lock(out), pytest.raises(UserError, match="another 'twostream prepare'"):
+    with ps.exclusive_lock(out), pytest.raises(UserError, match="another 'twostream prepare'"):
         pp.prepare(tmp_path / "v", out)
     assert pp.prepare(tmp_path / "v", out).selected == 0  # free again

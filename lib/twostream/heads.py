@@ -1,0 +1,357 @@
+"""The fusion + ConvLSTM head (or the FC-LSTM baseline) on the training engine, from the
+feature cache.
+
+What the paper describes (section 4, Figure 5) and the released code shows: Adam, the
+videos reshuffled every epoch, gradient *values* clipped to +-5, training NLL and test error
+recorded per epoch. Deliberate differences, each a knob:
+
+* **Model selection never looks at the test set** (``cfg.protocol = "validation"``): the
+  engine keeps the epoch that is best on a validation split carved from the *training
+  groups* (group-disjoint). The test top-1 is still recorded every epoch, for the Figure 5
+  curves and the protocol audit only. ``cfg.protocol = "authors"`` selects on test, as the
+  authors' code did, to measure what that inflates.
+* **The recurrent state starts at zero for every video.** :func:`evaluate_head` with
+  ``carry_state=True`` reproduces the authors' probable bug (state carried from one test
+  video to the next, videos in class order, batch of one) for the audit.
+
+Inputs come only from :mod:`twostream.features` (no ResNet runs here). A run folder is a
+:class:`~twostream.rundir.RunDir`; its stage (folder name, "done" rule) is the ``head``
+stage of :mod:`twostream.stages`. Under ``torchrun`` the head is wrapped in
+DistributedDataParallel and ``convlstm_batch_size`` is the global batch, split over the ranks
+as for the streams, so W processes train exactly like one (tested with two gloo ranks).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import distributed as dist
+from . import engine
+from .config import StudyConfig, add_config_arguments, config_from_args
+from .errors import UserError
+from .features import FeatureCache
+from .metrics import classification_metrics
+from .rundir import RunDir
+from .threads import loader_kwargs
+from .utils import autocast_context, seed_everything
+
+EVAL_BATCH = 32  # videos per evaluation batch (at least the training batch)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def make_loader(cache, batch_size: int, *, sampler=None, num_workers: int = 0, pin: bool = False):
+    """Batches fetched by one ``cache[list_of_indices]`` call (fast for RAM caches)."""
+    if sampler is None:
+        sampler = torch.utils.data.SequentialSampler(cache)
+    batches = torch.utils.data.BatchSampler(sampler, int(batch_size), drop_last=False)
+    workers = 0 if getattr(cache, "in_memory", False) else int(num_workers)
+    return torch.utils.data.DataLoader(
+        cache, sampler=batches, batch_size=None, pin_memory=pin, **loader_kwargs(workers)
+    )
+
+
+class FusedInput(torch.nn.Module):
+    """Adapter so a head trains on pre-fused caches through ``forward(x, b)`` (and DDP)."""
+
+    def __init__(self, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, x, b=None, **kw):
+        return self.head.forward_fused(x, **kw)
+
+
+def _forward(model, a, b, prefused: bool, **kw):
+    model = getattr(model, "module", model)
+    return model.forward_fused(a, **kw) if prefused else model(a, b, **kw)
+
+
+@torch.no_grad()
+def evaluate_head(model, loader, *, carry_state: bool = False, amp: bool = True) -> dict[str, Any]:
+    """Metrics and per-video softmax scores of every video of ``loader`` (in loader order):
+    loss (NLL), top1, top5, mean_class_acc, confusion, n, scores, labels.
+
+    ``carry_state=True`` passes the recurrent state of one video on to the next (the
+    authors' probable bug); it needs a loader with batch size 1 and no shuffling, videos in
+    the order to be replayed (class order in the audit).
+    """
+    model = getattr(model, "module", model)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    prefused = bool(getattr(loader.dataset, "prefused", False))
+    scores, labels, state = [], [], None
+    for a, b, y in loader:
+        a, b = a.to(device, non_blocking=True), b.to(device, non_blocking=True)
+        with autocast_context(device, amp):
+            if carry_state:
+                if len(y) != 1:
+                    raise UserError(
+                        f"carry_state=True replays the authors' batch of one video; got a "
+                        f"batch of {len(y)}: build the loader with batch size 1"
+                    )
+                logits, state = _forward(model, a, b, prefused, state=state, return_state=True)
+            else:
+                logits = _forward(model, a, b, prefused)  # state starts at zero per video
+        scores.append(torch.log_softmax(logits.float(), dim=1).cpu())
+        labels.append(y.cpu())
+    model.train(was_training)
+    logp = torch.cat(scores) if scores else torch.zeros(0, 0)
+    y = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
+    k = int(logp.shape[1]) if len(y) else 1
+    out = classification_metrics(logp.numpy(), y.numpy(), k)
+    out.update(
+        loss=float(F.nll_loss(logp, y)) if len(y) else float("nan"),
+        scores=logp.exp().numpy(),
+        labels=y.numpy(),
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def build_head_model(cfg: StudyConfig, *, layer: str, method: str, layers: int, kernel: int,
+                     shape: tuple[int, ...], num_classes: int, prefused: bool = False):  # fmt: skip
+    """The head for cached features of per-video ``shape`` (T, C, H, W), or (T, C) for fc."""
+    from .convlstm import build_head
+    from .fusion import check_fusion, fusion_out_channels
+
+    check_fusion(method)
+    if prefused and fusion_out_channels(method, channels=1) != 1:
+        raise UserError(f"pre-fused caches exist only for C -> C fusions, not {method!r}")
+    kind = head_kind(layer)
+    grid = tuple(shape[2:]) if (kind == "convlstm" and cfg.convlstm_peephole) else None
+    return build_head(kind=kind, in_channels=int(shape[1]), num_classes=num_classes, fusion=method,
+                      layers=layers, kernel=kernel, hidden=cfg.convlstm_hidden,
+                      dropout=cfg.convlstm_dropout, peephole=cfg.convlstm_peephole, grid=grid)  # fmt: skip
+
+
+def head_kind(layer: str) -> str:
+    """``fc`` is the FC-LSTM baseline; every convolutional tap feeds a ConvLSTM."""
+    return "fclstm" if layer == "fc" else "convlstm"
+
+
+def values_per_video(shape: tuple[int, ...], method: str, *, prefused: bool = False) -> int:
+    """T x H x W x C of the fused ConvLSTM input (C after fusion; ``fc``: T x C)."""
+    from .fusion import fusion_out_channels
+
+    c = int(shape[1]) if prefused else fusion_out_channels(method, channels=int(shape[1]))
+    return int(np.prod(shape)) // int(shape[1]) * c
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def train_head(
+    cfg: StudyConfig,
+    *,
+    split: int,
+    feature_dirs: dict[str, Path],
+    records: dict[str, list],
+    classes: list[str],
+    run: RunDir | str | Path,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train the head of ``cfg`` (``fusion_layer``, ``fusion_method``, ``convlstm_layers``,
+    ``convlstm_kernel`` say which) on ``split``'s cached features into ``run``.
+
+    ``feature_dirs``: ``{"spatial": dir, "temporal": dir}`` or ``{"fused": dir}`` (a
+    pre-fused cache); ``records``: ``{"train", "val", "test"}`` video records. Writes the run
+    folder and returns its results (:func:`load_head_run`) plus ``history``.
+    """
+    from .convlstm import count_parameters
+
+    run = RunDir(run)
+    layer, method = cfg.fusion_layer, cfg.fusion_method
+    prefused = "fused" in feature_dirs
+    device, rank, world = engine.setup_device(cfg)
+    caches = {part: FeatureCache(feature_dirs, recs) for part, recs in records.items()}
+    shape = caches["train"].shape
+    seed_everything(cfg.seed)
+    model = build_head_model(cfg, layer=layer, method=method, layers=cfg.convlstm_layers,
+                             kernel=cfg.convlstm_kernel, shape=shape, num_classes=len(classes),
+                             prefused=prefused).to(device)  # fmt: skip
+    net = FusedInput(model) if prefused else model  # net(a, b) either way
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.convlstm_lr, foreach=True)
+    # Reshuffled each epoch from (seed, epoch) only: identical whether resumed or not.
+    sampler = torch.utils.data.DistributedSampler(
+        caches["train"], num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+        drop_last=False,
+    )  # fmt: skip
+    # convlstm_batch_size is the global batch: each of the W ranks takes batch / W videos of
+    # it (rank r gets permutation[r::W]), so W processes step like one.
+    if cfg.convlstm_batch_size % world:
+        raise UserError(
+            f"convlstm_batch_size {cfg.convlstm_batch_size} must be divisible by the {world} ranks"
+        )
+    pin = device.type == "cuda"
+    train_dl = make_loader(caches["train"], cfg.convlstm_batch_size // world, sampler=sampler,
+                           num_workers=cfg.num_workers, pin=pin)  # fmt: skip
+    eval_bs = max(cfg.convlstm_batch_size, EVAL_BATCH)
+    eval_dl = {part: make_loader(caches[part], eval_bs, num_workers=cfg.num_workers, pin=pin)
+               for part in ("val", "test") if len(caches[part])}  # fmt: skip
+
+    def prepare(batch):
+        a, b, y = (t.to(device, non_blocking=True) for t in batch)
+        return (a, b), y
+
+    if dist.is_main():
+        run.mkdir().write_config(cfg)
+    fit = engine.fit(
+        model, epochs=cfg.convlstm_epochs, optimizer=optimizer, run=run, config=cfg,
+        train_epoch=lambda i: engine.train_one_epoch(
+            net, train_dl, optimizer, prepare=prepare, device=device, epoch=i, amp=cfg.amp,
+            grad_clip=cfg.grad_clip),
+        evaluate=lambda part: evaluate_head(model, eval_dl[part], amp=cfg.amp),
+        eval_parts=[p for p in ("val", "test") if p in eval_dl],
+        select_part="test" if cfg.protocol == "authors" else "val",
+        device=device, resume=resume, desc=f"{layer}/{method} split {split}",
+    )  # fmt: skip
+    if run.best_checkpoint.is_file():
+        engine.load_best(run, model, device=device)
+    evs = {part: evaluate_head(model, make_loader(caches[part], eval_bs), amp=cfg.amp)
+           for part in ("val", "test")}  # fmt: skip
+    if dist.is_main():
+        for part in ("val", "test"):
+            run.save_scores(part, scores=evs[part]["scores"], labels=evs[part]["labels"],
+                            videos=caches[part].videos)  # fmt: skip
+        test = classification_metrics(evs["test"]["scores"], evs["test"]["labels"], len(classes))
+        run.write_results({
+            "kind": "head", "split": split, "layer": layer, "method": method,
+            "layers": cfg.convlstm_layers, "kernel": cfg.convlstm_kernel, "head": head_kind(layer),
+            "prefused": prefused, "best_epoch": fit["best_epoch"],
+            "selection": "test (authors' protocol)" if cfg.protocol == "authors" else "validation",
+            "params": count_parameters(model),
+            "values_per_video": values_per_video(shape, method, prefused=prefused),
+            "feature_shape": list(shape), "feature_dirs": {k: str(v) for k, v in feature_dirs.items()},
+            "classes": list(classes), "top1": test["top1"], "top5": test["top5"],
+            "mean_class_acc": test["mean_class_acc"], "val_top1": evs["val"]["top1"],
+            "config": cfg.to_dict(),
+        })  # fmt: skip
+    dist.barrier()
+    out = load_head_run(run)
+    out["history"] = fit["history"]
+    return out
+
+
+def load_head_run(run: RunDir | str | Path) -> dict[str, Any]:
+    """A finished head run: results.json's fields, ``run_dir``, ``history``, ``test`` metrics
+    and the test ``scores`` / ``labels`` / ``videos`` per video."""
+    run = RunDir(run)
+    info = run.read_results()
+    if not run.is_finished():
+        raise UserError(f"{run.path} is not a finished run; train it with stages.head(cfg, ...)")
+    test = run.load_scores("test")
+    return {
+        **info,
+        "run_dir": run.path,
+        "history": run.read_metrics(),
+        "test": classification_metrics(test["scores"], test["labels"], len(info["classes"])),
+        "scores": test["scores"],
+        "labels": test["labels"],
+        "videos": [str(v) for v in test["videos"]],
+    }
+
+
+def load_head_model(run: RunDir | str | Path, map_location="cpu"):
+    """Rebuild a run's head with its selected weights, plus its results.json."""
+    run = RunDir(run)
+    info = run.read_results()
+    cfg = StudyConfig.from_dict(info["config"])
+    model = build_head_model(cfg, layer=info["layer"], method=info["method"],
+                             layers=info["layers"], kernel=info["kernel"],
+                             shape=tuple(info["feature_shape"]), num_classes=len(info["classes"]),
+                             prefused=info["prefused"])  # fmt: skip
+    engine.load_best(run, model, device=map_location)
+    return model, info
+
+
+def reevaluate(run: RunDir | str | Path, *, carry_state: bool = False,
+               device: str = "cpu") -> dict[str, Any]:  # fmt: skip
+    """Evaluate a finished run's selected head on its test videos again.
+
+    ``carry_state=True``: the authors' protocol (state carried over, videos in class order,
+    batch of one). Returns :func:`evaluate_head`'s dict plus ``videos``.
+    """
+    from .utils import resolve_device
+
+    model, info = load_head_model(run)
+    run_cfg = StudyConfig.from_dict(info["config"])
+    from .streams import split_records
+
+    test = split_records(run_cfg, int(info["split"]))["test"]
+    if carry_state:  # class order, then the split file's order within a class
+        test = sorted(test, key=lambda r: (int(r.label), r.path))
+    cache = FeatureCache({k: Path(v) for k, v in info["feature_dirs"].items()}, test)
+    loader = make_loader(cache, 1 if carry_state else max(run_cfg.convlstm_batch_size, EVAL_BATCH))
+    ev = evaluate_head(model.to(resolve_device(device)), loader, carry_state=carry_state,
+                       amp=run_cfg.amp)  # fmt: skip
+    return {**ev, "videos": cache.videos}
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def cli_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--split", type=int, default=None, help="official split (default: cfg.split)"
+    )
+    parser.add_argument(
+        "--layer", default=None, help="feature tap (default: cfg.fusion_layer; fc = FC-LSTM)"
+    )
+    parser.add_argument("--method", default=None, help="fusion method (default: cfg.fusion_method)")
+    parser.add_argument(
+        "--layers", type=int, default=None, help="ConvLSTM layers 1-3 (default: cfg)"
+    )
+    parser.add_argument(
+        "--kernel", type=int, default=None, help="ConvLSTM kernel 3 or 5 (default: cfg)"
+    )
+    parser.add_argument("--prefuse", action="store_true",
+                        help="store a parameter-free fusion's maps once (half the cache reads)")  # fmt: skip
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    from . import stages
+
+    cfg = config_from_args(args)
+    engine.setup_device(cfg)
+    res = stages.head(cfg, split=args.split, layer=args.layer, method=args.method,
+                      layers=args.layers, kernel=args.kernel, prefuse=args.prefuse)  # fmt: skip
+    if dist.is_main():
+        print(res["history"].to_string(index=False))
+        print(f"run folder: {res['run_dir']}")
+        print(
+            f"selected epoch {res['best_epoch']} ({res['selection']}): test top1 "
+            f"{100 * res['top1']:.2f}%  mean class acc {100 * res['mean_class_acc']:.2f}%  "
+            f"params {res['params']}  values/video {res['values_per_video']}"
+        )
+    dist.cleanup()
+    return 0
+
+
+__all__ = [
+    "FusedInput",
+    "build_head_model",
+    "evaluate_head",
+    "head_kind",
+    "load_head_model",
+    "load_head_run",
+    "make_loader",
+    "reevaluate",
+    "train_head",
+    "values_per_video",
+]

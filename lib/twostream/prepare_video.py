@@ -1,0 +1,239 @@
+"""The work of ``twostream prepare`` on one video, and the worker pool that runs it.
+
+:func:`process_video` decodes a video in a stream, writes each frame as a JPEG and feeds
+chunks of consecutive frame pairs to TV-L1, writing each flow field's quantised x / y
+JPEGs (``twostream.layout``), so memory stays bounded for long or large videos.
+:func:`run_one` is the worker entry point: process the video, record any failure, and
+write the video's completion marker last. :func:`map_tasks` runs ``run_one`` in-process
+(one worker) or on a spawn pool (fork can deadlock once OpenCV has started its threads),
+each worker with one OpenCV / torch thread (``twostream.threads``): the work scales with
+processes, and single-threaded TV-L1 keeps the bytes independent of the worker count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import layout
+from .prepare_state import source_stat, write_marker
+
+EMPTY_TIMINGS = {"decode_s": 0.0, "flow_s": 0.0, "write_s": 0.0}
+
+
+def sync_filesystem(folder: Path) -> None:
+    """Flush the file system holding ``folder`` (Linux syncfs; elsewhere os.sync)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            if ctypes.CDLL("libc.so.6", use_errno=True).syncfs(fd) == 0:
+                return
+        except (OSError, AttributeError):
+            pass
+        finally:
+            os.close(fd)
+    if hasattr(os, "sync"):
+        os.sync()
+
+
+def claimed_frames(src: Path) -> int:
+    """The container's frame count (unreliable: only used to warn about truncation)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(src))
+    try:
+        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    finally:
+        cap.release()
+
+
+def process_video(src: Path, dest: Path, opts, *, flow_batch: int = 16) -> dict:
+    """Decode ``src`` and write its frames and flows into ``dest`` (cleared first).
+
+    ``opts`` is a ``twostream.prepare.PrepareOptions``. Returns counts, size and timings;
+    raises on any failure (the caller records it).
+    """
+    import cv2
+
+    from . import flow as flowlib
+    from .video import iter_frames, parse_size
+
+    if dest.exists():
+        shutil.rmtree(dest)  # a partial folder from an interrupted run
+    dest.mkdir(parents=True)
+    t = dict(EMPTY_TIMINGS)
+    minmax_lines: list[str] = []
+    n_frames = 0
+    n_flows = 0
+    shape = None
+    pending: list[np.ndarray] = []  # grey frames awaiting flow; pending[0] overlaps the last chunk
+
+    def flush() -> None:
+        nonlocal n_flows
+        if len(pending) < 2:
+            return
+        t0 = time.perf_counter()
+        flows = flowlib.tvl1_batch(
+            pending[:-1], pending[1:], backend=opts.flow_backend, preset=opts.flow_preset,
+            device=opts.flow_device, workers=1, batch_size=flow_batch, **dict(opts.flow_params),
+        )  # (B, H, W, 2) float32  # fmt: skip
+        quantized = []
+        for f in flows:
+            if opts.flow_quantization == "bound":
+                quantized.append(flowlib.quantize(f, method="bound", bound=opts.flow_bound))
+            else:
+                q, lo, hi = flowlib.quantize(f, method="minmax")
+                minmax_lines.append(layout.minmax_line(n_flows + len(quantized), lo, hi))
+                quantized.append(q)
+        t1 = time.perf_counter()
+        for q in quantized:  # (H, W, 2) uint8
+            layout.write_flow(dest, n_flows, q, quality=opts.jpeg_quality)
+            n_flows += 1
+        t["flow_s"] += t1 - t0
+        t["write_s"] += time.perf_counter() - t1
+        del pending[:-1]
+
+    frames = iter_frames(src, short_side=opts.short_side, size=parse_size(opts.resize))
+    while True:
+        t0 = time.perf_counter()
+        try:
+            frame = next(frames)  # (H, W, 3) BGR uint8
+        except StopIteration:
+            break
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)  # (H, W)
+        t1 = time.perf_counter()
+        layout.write_frame(dest, n_frames, frame, quality=opts.jpeg_quality)
+        n_frames += 1
+        shape = frame.shape
+        t["decode_s"] += t1 - t0
+        t["write_s"] += time.perf_counter() - t1
+        pending.append(grey)
+        if len(pending) > flow_batch:
+            flush()
+    flush()
+    if n_frames < 2:
+        raise ValueError(f"decoded only {n_frames} frame; optical flow needs at least 2")
+    warning = None
+    claimed = claimed_frames(src)
+    if claimed > 1.1 * n_frames + 2:  # containers are off by one at times; this is more
+        warning = f"decoded {n_frames} of the {claimed} frames the container announces (truncated?)"
+    if minmax_lines:
+        layout.write_minmax(dest, minmax_lines)
+    sync_filesystem(dest)  # everything on disk before the caller writes the marker
+    return {
+        "frames": n_frames,
+        "flows": n_flows,
+        "width": int(shape[1]),
+        "height": int(shape[0]),
+        "warning": warning,
+        "timings": {k: round(v, 4) for k, v in t.items()},
+    }
+
+
+def run_one(task: tuple[str, str, str, dict, int, str | None]) -> dict:
+    """Worker entry point (top level, so spawn can pickle it): process + write the marker."""
+    from .prepare import PrepareOptions
+
+    videos_dir, out_dir, video, opts_dict, flow_batch, preset_error = task
+    opts = PrepareOptions(**opts_dict)
+    src = Path(videos_dir) / video
+    out = Path(out_dir)
+    dest = layout.video_folder(out, video)
+    record: dict[str, Any] = {"video": video, "rawframes": layout.video_subdir(video)}
+    try:
+        source = source_stat(src)
+    except OSError as exc:
+        source = None
+        preset_error = preset_error or f"cannot stat the file: {exc.strerror}"
+    t0 = time.perf_counter()
+    if preset_error:
+        result, error = None, preset_error
+    else:
+        try:
+            result, error = process_video(src, dest, opts, flow_batch=flow_batch), None
+        except Exception as exc:  # any failure of one video is recorded, never fatal
+            result = None
+            # Paths in messages relative to --videos, so manifests do not depend on where
+            # the data set lives.
+            error = f"{type(exc).__name__}: {exc}".replace(str(src), video).replace(
+                str(videos_dir), "."
+            )
+    if result is None:
+        with contextlib.suppress(OSError):
+            if dest.exists() and not preset_error:
+                shutil.rmtree(dest)  # no half-written frames of a failed video
+        result = {"frames": 0, "flows": 0, "width": None, "height": None, "warning": None,
+                  "timings": dict(EMPTY_TIMINGS)}  # fmt: skip
+    record.update(
+        status="ok" if error is None else "failed",
+        frames=result["frames"],
+        flows=result["flows"],
+        width=result["width"],
+        height=result["height"],
+        error=error,
+        warning=result["warning"],
+        source_bytes=None if source is None else source["size"],
+        timings={**result["timings"], "total_s": round(time.perf_counter() - t0, 4)},
+    )
+    write_marker(out, video, {**record, "params_key": opts.key(), "source": source})
+    return record
+
+
+def init_worker(parent_pid: int) -> None:
+    """Pool initializer: the thread discipline of ``twostream.threads``, and die with the parent.
+
+    After a ``kill -9`` of the parent, an orphaned worker would keep writing into a video
+    folder that the rerun is clearing; PR_SET_PDEATHSIG makes the kernel kill it instead.
+    """
+    from . import threads
+
+    threads.worker_init(threads.cores())  # one thread per worker, whatever the pool size
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(
+                1, int(signal.SIGKILL)
+            )  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def map_tasks(fn, tasks: list, *, workers: int) -> Iterable[dict]:
+    """In-process for one worker; otherwise a spawn pool (fork + OpenCV threads can deadlock)."""
+    if not tasks:
+        return
+    if workers == 1 or len(tasks) == 1:
+        from .threads import threads
+
+        with threads(1):  # the in-process path uses a worker's thread settings
+            for task in tasks:
+                yield fn(task)
+        return
+    import multiprocessing as mp
+
+    from .threads import passive_wait
+
+    passive_wait()  # inherited by the spawned workers before they import torch
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(
+        min(workers, len(tasks)), initializer=init_worker, initargs=(os.getpid(),)
+    ) as pool:
+        yield from pool.imap_unordered(fn, tasks, chunksize=1)
+
+
+__all__ = ["claimed_frames", "map_tasks", "process_video", "run_one", "sync_filesystem"]

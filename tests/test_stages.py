@@ -1,0 +1,104 @@
+"""The stage graph: keys follow the declared fields, the plan lists what a study needs, a
+tiny study is built through it once and then reused, and a new checkpoint makes the feature
+cache stale."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from twostream import stages
+from twostream.config import STAGES, StudyConfig, stage_fields
+from twostream.features import feature_path, read_cache_manifest
+
+
+def test_every_field_declares_known_stages_and_keys_follow_them():
+    for f in dataclasses.fields(StudyConfig):
+        assert set(f.metadata.get("stages", ())) <= set(STAGES), f.name
+    assert "flow_bound" in stage_fields("rawframes") and "lr_spatial" in stage_fields("stream")
+    cfg = StudyConfig()
+    node = stages.stream_node("spatial", 1)
+    head = stages.head_node(1, "conv5_x", "sum", 1, 3)
+    # a field of no stage changes no key; a head field changes only the head
+    assert stages.key(cfg.replace(device="cpu"), node) == stages.key(cfg, node)
+    assert stages.key(cfg.replace(convlstm_lr=0.5), node) == stages.key(cfg, node)
+    assert stages.key(cfg.replace(convlstm_lr=0.5), head) != stages.key(cfg, head)
+    # an upstream field changes every stage downstream of it
+    changed = cfg.replace(flow_bound=10.0)
+    assert stages.key(changed, stages.Node("dataset")) == stages.key(cfg, stages.Node("dataset"))
+    for n in (stages.Node("rawframes"), node, stages.features_node("spatial", 1, "fc"), head):
+        assert stages.key(changed, n) != stages.key(cfg, n), n
+    # the synthetic knobs mean nothing for a real data set
+    ucf = cfg.replace(dataset="ucf101")
+    assert stages.key(ucf.replace(synth_classes=7), node) == stages.key(ucf, node)
+    assert stages.needs(head) == (
+        stages.features_node("spatial", 1, "conv5_x"),
+        stages.features_node("temporal", 1, "conv5_x"),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    return StudyConfig(
+        data_root=str(root), device="cpu", prep_workers=1, splits=(1,),
+        table1_layers=("conv5_x", "fc"), table1_methods=("sum",), table2_layers=(1,),
+        table2_kernels=(3,),
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_tiny_study_through_the_graph_then_cached(tiny, capsys):
+    from twostream.cli import main
+
+    before = stages.plan(tiny)
+    assert before and all(r["status"] != "cached" for r in before)
+    stages.head(tiny)  # conv5_x / sum, 1 layer 3x3: needs every stage upstream
+    after = {r["what"]: r["status"] for r in stages.plan(tiny)}
+    assert after["dataset"] == after["rawframes"] == "cached"
+    assert after["stream spatial, split 1"] == after["stream temporal, split 1"] == "cached"
+    assert after["head conv5_x/sum 1 layer(s) 3x3, split 1"] == "cached"
+    assert after["features spatial fc, split 1"] == "to run"
+    assert after["head fc/sum 1 layer(s), split 1"] == "to run"
+    # Table 2's cell is Table 1's (conv5_x, sum, 1 layer 3x3): listed once
+    assert sum("conv5_x/sum" in w for w in after) == 1
+    assert main(["plan", "--set", f"data_root={tiny.data_root}", "--set", "splits=[1]",
+                 "--set", "table1_layers=[conv5_x, fc]", "--set", "table1_methods=[sum]",
+                 "--set", "table2_layers=[1]", "--set", "table2_kernels=[3]"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "cached" in out and "to run" in out and "stages:" in out
+
+
+@pytest.mark.slow
+def test_a_finished_head_is_reused_and_a_new_checkpoint_makes_features_stale(tiny):
+    import torch
+
+    from twostream.checkpoint import save_checkpoint
+    from twostream.models import load_stream
+
+    first = stages.head(tiny)
+    stamp = (first["run_dir"] / "results.json").stat().st_mtime_ns
+    again = stages.head(tiny)
+    assert again["run_dir"] == first["run_dir"] and again["top1"] == first["top1"]
+    assert (first["run_dir"] / "results.json").stat().st_mtime_ns == stamp
+
+    node = stages.features_node("temporal", 1, "conv5_x")
+    folder = stages.output(tiny, node)
+    assert stages.is_done(tiny, node)
+    video = stages.feature_records(tiny, 1)[0].path
+    old = np.load(feature_path(folder, video))
+    ckpt = stages.output(tiny, stages.stream_node("temporal", 1)) / "checkpoint_best.pt"
+    net = load_stream(ckpt)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(0.5)  # other weights, same stream run folder
+    payload = torch.load(ckpt, weights_only=False)
+    save_checkpoint(ckpt, model=net, epoch=payload["epoch"], config=payload["config"],
+                    extra=payload["extra"])  # fmt: skip
+    assert not stages.is_done(tiny, node)  # the manifest names the old checkpoint
+    stages.features(tiny, 1, ["conv5_x"])
+    assert stages.is_done(tiny, node)
+    assert read_cache_manifest(folder)["complete"]
+    assert not np.array_equal(np.load(feature_path(folder, video)), old)
