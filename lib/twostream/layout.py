@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +37,13 @@ FLOW_X = "flow_x_{:05d}.jpg"
 FLOW_Y = "flow_y_{:05d}.jpg"
 MINMAX = "flow_minmax.txt"
 JPEG_QUALITY = 95  # mmcv / denseflow default; fixed so outputs are comparable across runs
+
+# Other tools' names for the same files, read only by `twostream prepare --import-rawframes`
+# (twostream.prepare_import): denseflow counts from 0 by default (img_00000.jpg,
+# flow_x_00000.jpg, flow_y_00000.jpg); mmaction2's test data and some TSN trees name the
+# flow x_00001.jpg / y_00001.jpg. Any number of digits; the first index is 0 or 1.
+FOREIGN_FLOW_NAMES = ("flow_x_/flow_y_", "x_/y_")
+_FOREIGN = re.compile(r"(img|flow_x|flow_y|x|y)_(\d+)\.jpg")
 
 
 # ----------------------------------------------------------------------------- names
@@ -59,6 +68,58 @@ def flow_files(i: int) -> tuple[str, str]:
     """File names (x, y) of flow ``i`` (0-based: frame i -> i + 1)."""
     k = int(i) + FIRST_INDEX
     return FLOW_X.format(k), FLOW_Y.format(k)
+
+
+def parse_foreign_name(name: str) -> tuple[str, str | None, int] | None:
+    """``"flow_x_00000.jpg"`` -> ``("x", "flow_x_/flow_y_", 0)``, ``"y_00001.jpg"`` -> ``("y",
+    "x_/y_", 1)``, ``"img_00001.jpg"`` -> ``("img", None, 1)``; None for any other name. The
+    index is the one written in the name (0- or 1-based, whatever the tool did)."""
+    m = _FOREIGN.fullmatch(name)
+    if m is None:
+        return None
+    prefix, index = m.group(1), int(m.group(2))
+    if prefix == "img":
+        return "img", None, index
+    return prefix[-1], FOREIGN_FLOW_NAMES[len(prefix) == 1], index
+
+
+def foreign_file(kind: str, names: str | None, index: int, digits: int = 5) -> str:
+    """The name another tool gives file ``index`` (as numbered there) of ``kind`` img | x | y
+    under the flow ``names`` of :data:`FOREIGN_FLOW_NAMES`."""
+    prefix = "img" if kind == "img" else kind if names == "x_/y_" else f"flow_{kind}"
+    return f"{prefix}_{int(index):0{digits}d}.jpg"
+
+
+def scan_foreign_folder(folder: str | os.PathLike):
+    """One folder of another tool's tree, from one directory scan: ``found`` (kind img / x /
+    y -> {index as written: name}), a Counter of the flow names seen, and the duplicates
+    ``(name, name with the same index)``. Other files (flow_minmax.txt, ...) are left out."""
+    found: dict[str, dict[int, str]] = {"img": {}, "x": {}, "y": {}}
+    names: Counter = Counter()
+    duplicates = []
+    with os.scandir(folder) as it:
+        for entry in it:
+            parsed = parse_foreign_name(entry.name)
+            if parsed is None or not entry.is_file():
+                continue
+            kind, style, index = parsed
+            names.update([style] if style else [])
+            if index in found[kind]:
+                duplicates.append((entry.name, found[kind][index]))
+            found[kind][index] = entry.name
+    return found, names, duplicates
+
+
+def find_foreign_folders(root: str | os.PathLike, *, exclude: str | os.PathLike) -> list[str]:
+    """Relative POSIX paths of the folders under ``root`` holding frame or flow JPEGs under
+    any tool's names, sorted; hidden folders and ``exclude`` are skipped (``os.walk``, no glob)."""
+    out, exclude_real = [], os.path.realpath(exclude)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and os.path.realpath(os.path.join(dirpath, d)) != exclude_real)  # fmt: skip
+        if any(parse_foreign_name(f) for f in filenames):
+            out.append(Path(os.path.relpath(dirpath, root)).as_posix())
+    return sorted(out)
 
 
 def count_rawframes(folder: str | os.PathLike) -> tuple[int, int]:
@@ -238,16 +299,20 @@ __all__ = [
     "JPEG_QUALITY",
     "count_rawframes",
     "encode_jpeg",
+    "find_foreign_folders",
     "flow_files",
     "folder_conflicts",
+    "foreign_file",
     "frame_file",
     "load_flow_stack",
     "load_rgb",
     "minmax_line",
+    "parse_foreign_name",
     "read_flow",
     "read_flow_pixels",
     "read_minmax",
     "read_rgb",
+    "scan_foreign_folder",
     "video_folder",
     "video_subdir",
     "write_file",

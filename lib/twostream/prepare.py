@@ -389,6 +389,9 @@ def cli_arguments(parser) -> None:
     size.add_argument(
         "--size", "--resize", dest="resize", metavar="WxH", help="resize: exactly WxH, e.g. 340x256"
     )
+    from .prepare_import import cli_arguments as import_arguments
+
+    import_arguments(parser)  # --import-rawframes DIR: adopt another tool's frames and flow
 
 
 def _config_from_args(args):
@@ -408,6 +411,10 @@ def cli_main(args) -> int:
     from .config import parse_key_values
 
     cfg = _config_from_args(args)
+    if args.import_rawframes is not None:
+        from .prepare_import import cli_main as import_main
+
+        return import_main(args, cfg)
     if args.videos is None and args.params is None and not args.overrides:
         raise UserError(
             "give --videos DIR and --out DIR, or --params FILE to use a data set's folders"
