@@ -84,26 +84,57 @@ def test_final_comparison_and_late_fusion_selection():
             "method": ["s", "t", "late", "convlstm"],
             "split": 1,
             "top1": 0.5,
+            "n": 32,
             "late_fusion_weight": [np.nan, np.nan, 0.4, np.nan],
         }
     )
-    checks.final_comparison(per_split, splits=[1])
+    checks.final_comparison(per_split, splits=[1], methods=4)
     with pytest.raises(CheckFailed, match="late-fusion weights"):
-        checks.final_comparison(per_split.assign(late_fusion_weight=1.5), splits=[1])
+        checks.final_comparison(per_split.assign(late_fusion_weight=1.5), splits=[1], methods=4)
+    with pytest.raises(CheckFailed, match="rows"):
+        checks.final_comparison(per_split, splits=[1])  # six methods expected by default
     checks.late_fusion_selection(0.6, 0.5, 0.6)
     with pytest.raises(CheckFailed, match="not chosen on validation"):
         checks.late_fusion_selection(0.5, 0.4, 0.6)
 
 
-def test_audit():
+OURS = "ours"
+TEST_EPOCH = "epoch chosen on test (authors' code)"
+
+
+def test_audit_baseline_is_table3s_model_and_test_selection_cannot_lose():
     per_split = pd.DataFrame(
-        {
-            "split": [1, 1],
-            "question": ["epoch selection"] * 2,
-            "protocol": ["best epoch on validation (ours)", "best epoch on test (authors' code)"],
-            "top1": [40.0, 50.0],
-        }
+        {"split": [1, 1], "protocol": [OURS, TEST_EPOCH], "top1": [0.40, 0.50], "n": 32}
     )
-    checks.audit(per_split)
+    table3 = pd.DataFrame({"split": [1], "method": ["two-stream ConvLSTM"], "top1": [0.40]})
+    checks.audit(per_split, table3, ours=OURS)
     with pytest.raises(CheckFailed, match="scores below"):
-        checks.audit(per_split.assign(top1=[50.0, 40.0]))
+        checks.audit(per_split.assign(top1=[0.50, 0.40]), ours=OURS)
+    with pytest.raises(CheckFailed, match="is not Table 3's"):  # the audit used another model
+        checks.audit(per_split, table3.assign(top1=[0.4375]), ours=OURS)
+
+
+def test_every_accuracy_needs_n_and_an_interval_and_every_difference_a_verdict():
+    ok = pd.DataFrame({"top1": [0.5], "n": [32], "top1_ci_low": [0.3], "top1_ci_high": [0.7],
+                       "val_top1": [0.4], "val_n": [16], "val_top1_ci_low": [0.2],
+                       "val_top1_ci_high": [0.6], "diff_chosen": [0.1],
+                       "diff_chosen_ci_low": [-0.1], "diff_chosen_ci_high": [0.3],
+                       "verdict_chosen": ["inconclusive"]})  # fmt: skip
+    checks.intervals(ok, name="t")
+    for drop in ("n", "top1_ci_high", "val_n", "diff_chosen_ci_low", "verdict_chosen"):
+        with pytest.raises(CheckFailed, match="95%"):
+            checks.intervals(ok.drop(columns=[drop]), name="t")
+    # the table writer refuses such a table
+    from twostream.results import save_table
+
+    with pytest.raises(CheckFailed, match="no \\['n'"):
+        save_table(ok.drop(columns=["n"]), "bad")
+
+
+def test_the_chosen_cell_is_recomputed_from_validation():
+    t = pd.DataFrame({"layer": ["a", "b", "fc"], "val_top1": [0.5, 0.6, 0.9],
+                      "val_loss": [1.0, 1.0, 0.1], "top1": [0.9, 0.1, 0.9],
+                      "chosen": [False, True, False]})  # fmt: skip
+    checks.chosen_on_validation(t, name="t1")  # fc is not eligible; test top-1 is never read
+    with pytest.raises(CheckFailed, match="validation argmax"):
+        checks.chosen_on_validation(t.assign(chosen=[True, False, False]), name="t1")

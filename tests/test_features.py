@@ -232,7 +232,9 @@ def test_prefuse_parameter_free_only(tmp_path):
 
 def test_unknown_tap_lists_known():
     assert check_taps("conv5_x,fc,conv5_x") == ("conv5_x", "fc")
-    with pytest.raises(UserError, match="known taps: conv3_x, conv4_x, conv5_x_inner, conv5_x, fc"):
+    with pytest.raises(
+        UserError, match="known taps: conv3_x, conv4_x, conv5_x_inner, conv5_x_branch, conv5_x, fc"
+    ):
         check_taps(["conv6_x"])
 
 

@@ -35,6 +35,17 @@ def test_sum_by_hand():
     assert torch.equal(y, t([[[[9, 3], [3, 0]], [[0, 15], [9, 11]]]]))
 
 
+def test_single_stream_fusions_pass_one_stream_through():
+    assert torch.equal(build_fusion("spatial", channels=2)(A, B), A)
+    assert torch.equal(build_fusion("temporal", channels=2)(A, B), B)
+    a = torch.randn(2, 3, 4, 3, 3, requires_grad=True)
+    b = torch.randn(2, 3, 4, 3, 3, requires_grad=True)
+    build_fusion("temporal", channels=4)(a, b).sum().backward()
+    assert a.grad is None and torch.equal(b.grad, torch.ones_like(b))
+    assert is_parameter_free("spatial") and is_parameter_free("temporal")
+    assert fusion_out_channels("spatial", channels=7) == 7
+
+
 def test_max_by_hand():
     y = build_fusion("max", channels=2)(A, B)
     assert torch.equal(y, t([[[[8, 2], [3, 4]], [[5, 9], [7, 8]]]]))
@@ -156,9 +167,8 @@ def test_parameter_free_flags():
 
 
 def test_unknown_name_lists_known():
-    with pytest.raises(
-        UserError, match="unknown fusion method 'avg'.*concat, concat_interleaved, conv, max, sum"
-    ):
+    known = "concat, concat_interleaved, conv, max, spatial, sum, temporal"
+    with pytest.raises(UserError, match=f"unknown fusion method 'avg'.*{known}"):
         build_fusion("avg", channels=4)
     with pytest.raises(UserError, match="known methods"):
         is_parameter_free("avg")

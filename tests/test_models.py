@@ -62,7 +62,7 @@ def test_offline_imagenet_fails_at_once_naming_both_fixes(tmp_path, monkeypatch)
     assert time.perf_counter() - t0 < 10
     msg = str(info.value)
     assert "connect to the internet once" in msg
-    assert str(tmp_path / "hub" / "checkpoints" / "resnet101-cd907fc2.pth") in msg
+    assert str(tmp_path / "hub" / "checkpoints" / "resnet101-63fe2227.pth") in msg  # V1
     assert "pretrained: /path/to/" in msg
 
 
@@ -76,9 +76,11 @@ def test_imagenet_weights_come_from_the_hub_cache(tmp_path, monkeypatch):
     torch.save(ref.state_dict(), cached)
     net = build_stream(modality="rgb", backbone="resnet18", num_classes=3, pretrained="imagenet")
     assert torch.equal(net.body.conv1.weight, ref.conv1.weight)
-    assert (
-        models.imagenet_weights("resnet101") is torchvision.models.ResNet101_Weights.IMAGENET1K_V2
-    )
+    weights = torchvision.models.ResNet101_Weights
+    assert models.imagenet_weights("resnet101") is weights.IMAGENET1K_V1  # the paper's era
+    assert models.imagenet_weights("resnet101", "IMAGENET1K_V2") is weights.IMAGENET1K_V2
+    with pytest.raises(UserError, match="no ImageNet weights 'IMAGENET1K_V2'"):
+        models.imagenet_weights("resnet18", "IMAGENET1K_V2")
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
@@ -90,13 +92,16 @@ def test_taps_shapes_channels_and_consistency(backbone):
         feats = net.features(x, TAPS)
         logits = net(x)
         body = net.body(x)  # torchvision's own forward (fc = Identity)
-    spatial = {"conv3_x": 8, "conv4_x": 4, "conv5_x_inner": 2, "conv5_x": 2}
+    spatial = {"conv3_x": 8, "conv4_x": 4, "conv5_x_inner": 2, "conv5_x_branch": 2, "conv5_x": 2}
     for tap, side in spatial.items():
         assert feats[tap].shape == (2, tap_channels(backbone, tap), side, side), tap
     assert feats["fc"].shape == (2, tap_channels(backbone, "fc"))
     assert torch.allclose(feats["fc"], body, atol=1e-5)
     assert torch.allclose(logits, net.classifier(body), atol=1e-5)
     assert (feats["conv5_x_inner"] >= 0).all()  # after the ReLU
+    # the branch is what the shortcut is added to: output = relu(branch + shortcut)
+    assert (feats["conv5_x_branch"] < 0).any()  # before the ReLU
+    assert tap_channels(backbone, "conv5_x_branch") == tap_channels(backbone, "conv5_x")
 
 
 def test_features_stop_after_the_deepest_tap(monkeypatch):

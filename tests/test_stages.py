@@ -102,3 +102,29 @@ def test_a_finished_head_is_reused_and_a_new_checkpoint_makes_features_stale(tin
     assert stages.is_done(tiny, node)
     assert read_cache_manifest(folder)["complete"]
     assert not np.array_equal(np.load(feature_path(folder, video)), old)
+
+
+@pytest.mark.slow
+def test_table3_builds_table1_itself_and_never_reads_a_results_table(tiny, tmp_path, monkeypatch):
+    """Notebook 05 alone: Table 1's runs are built when missing, its cell is the validation
+    argmax of those runs, and a table1_fusion.csv lying in results/ (another data set's, say)
+    changes nothing."""
+    from twostream import study
+    from twostream.selection import select_cell
+
+    decoy = tmp_path / "results" / "tables"
+    decoy.mkdir(parents=True)
+    (decoy / "table1_fusion.csv").write_text("layer,method,top1\nfc,concat,1.0\n")
+    monkeypatch.setenv("TWOSTREAM_RESULTS", str(tmp_path / "results"))
+    cfg = tiny.replace(table1_methods=("sum", "max"))  # Table 1 cells no earlier test trained
+    cells = [n for why, n in stages.study_nodes(cfg) if why == "Table 1"]
+    assert not all(stages.is_done(cfg, n) for n in cells)
+    final = study.final_comparison(cfg)
+    assert all(stages.is_done(cfg, n) for n in cells)
+    table1, _, chosen = study.fusion_ablation(cfg)
+    conv = table1[table1["layer"] != "fc"].reset_index(drop=True)
+    best = conv.iloc[select_cell(conv.to_dict("records"))]
+    assert (final["chosen"]["layer"], final["chosen"]["method"]) == (best["layer"], best["method"])
+    assert final["chosen"]["layer"] != "fc"  # the decoy's cell was never read
+    methods = set(final["per_split"]["method"])
+    assert {"two-stream ConvLSTM", "spatial-only ConvLSTM", "temporal-only ConvLSTM"} <= methods

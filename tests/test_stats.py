@@ -70,3 +70,16 @@ def test_verdict_rules():
     with pytest.raises(ValueError, match="unknown claim"):
         stats.verdict(0, 1, claim="bigger")
     assert stats.fmt_interval(-0.031, 0.052, signed=True) == "[-3.1, +5.2]"
+
+
+def test_splits_are_strata_and_the_statistic_is_their_mean():
+    s1 = np.array([1, 1, 1, 1], bool)  # 100% on split 1
+    s2 = np.array([1, 0, 0, 0, 0, 0, 0, 0], bool)  # 12.5% on split 2
+    one = stats.interval([s1, s2])
+    assert one["top1"] == pytest.approx((1.0 + 0.125) / 2) and one["n"] == 12
+    assert one["ci"] == "bootstrap" and one["ci_low"] < one["top1"] < one["ci_high"]
+    assert stats.interval(s2)["ci"] == "Wilson"
+    res = stats.paired([s1, s2], [s1, ~s2])
+    assert res["diff"] == pytest.approx((0.875 - 0.125) / 2) and res["n"] == 12
+    with pytest.raises(ValueError, match="same videos"):
+        stats.paired([s1, s2], [s1, s2[:4]])

@@ -95,8 +95,46 @@ def test_crop_window_respects_the_scale_range():
         assert 0 <= top <= 200 - side and 0 <= left <= 300 - side
         sides.add(side)
     assert min(sides) <= 48 and max(sides) >= 76
-    # a frame smaller than the window: the window is clipped to it
-    assert t.window(40, 50, torch.Generator().manual_seed(0))[2] <= 40
+
+
+def test_every_scale_changes_the_content_at_the_papers_geometry():
+    """Short side 256, crop 256, input 224: a draw s < 1 must zoom out (window > frame),
+    not fall back to the same full-frame crop (which made 43% of the draws no-ops)."""
+    t = StackTransform(modality="rgb", train=True, crop_size=256, input_size=224,
+                       scale_min=0.75, scale_max=4 / 3)  # fmt: skip
+    sides, zoom_out = set(), 0
+    for seed in range(400):
+        g = torch.Generator().manual_seed(seed)
+        s_draw = 0.75 + (4 / 3 - 0.75) * float(
+            torch.rand((), generator=torch.Generator().manual_seed(seed))
+        )
+        top, left, side = t.window(256, 341, g)
+        assert side == max(1, round(256 / s_draw))  # the content scale is 224 / side
+        sides.add(side)
+        zoom_out += side > 256
+    assert len(sides) > 100 and 120 < zoom_out < 280  # about 43% of the draws have s < 1
+    # the zoomed-out window holds the whole frame height, the rest is the neutral fill
+    frame = torch.full((3, 256, 341), 200, dtype=torch.uint8)
+    g = torch.Generator().manual_seed(next(s for s in range(400)
+                                           if t.window(256, 341, torch.Generator().manual_seed(s))[2] > 300))  # fmt: skip
+    out = t(frame, g)  # (3, 224, 224) normalised
+    rows_with_frame = (out[0].abs().amax(dim=1) > 1e-3).sum().item()
+    assert out.shape == (3, 224, 224) and 0 < rows_with_frame < 224
+    assert torch.allclose(out[:, 0, 0], torch.zeros(3), atol=1e-5) or torch.allclose(
+        out[:, -1, -1], torch.zeros(3), atol=1e-5
+    )  # the ImageNet mean: 0 after normalising
+
+
+def test_ten_crops_are_corners_centre_and_their_mirrors():
+    x = torch.arange(6 * 8, dtype=torch.uint8).view(1, 6, 8).expand(2, 6, 8).contiguous()
+    t = StackTransform(modality="flow", train=False, crop_size=4, input_size=4, crops=10)
+    out = t(x)
+    assert out.shape == (10, 2, 4, 4)
+    norm = lambda v: (v.float() / 255.0 - 0.5) * 2.0  # noqa: E731
+    assert torch.equal(out[0], norm(x[:, 0:4, 0:4])) and torch.equal(out[3], norm(x[:, 2:6, 4:8]))
+    assert torch.equal(out[4], norm(x[:, 1:5, 2:6]))  # the centre, as the 1-crop preset
+    assert torch.equal(out[5][1], out[0][1].flip(-1))  # mirrored: flow-y only flipped
+    assert torch.allclose(out[5][0], -out[0][0].flip(-1), atol=1e-6)  # flow-x negated too
 
 
 def test_horizontal_flip_happens_about_half_the_time():

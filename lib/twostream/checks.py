@@ -13,9 +13,15 @@ the study, not asserted here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+# An accuracy column: "top1", "<prefix>_top1" or "top1_mean"; a difference: "diff" or
+# "diff_<what>". Each needs its companions (see intervals()).
+_ACCURACY = re.compile(r"^(?:(?P<prefix>[a-z0-9]+)_)?top1(?P<mean>_mean)?$")
+_DIFFERENCE = re.compile(r"^diff(?:_(?P<what>[a-z0-9_]+?))?$")
 
 
 class CheckFailed(AssertionError):
@@ -36,6 +42,33 @@ def table(df, *, name: str, columns: Iterable[str], rows: int | None = None) -> 
         _fail(name, f"{len(df)} rows, expected {rows}")
     if len(df) == 0:
         _fail(name, "no rows")
+
+
+def intervals(df, *, name: str) -> None:
+    """Every accuracy has its n and its 95% interval, every difference its interval and a
+    verdict: ``top1`` needs ``n``, ``top1_ci_low``, ``top1_ci_high``; ``val_top1`` needs
+    ``val_n`` and ``val_top1_ci_*``; ``top1_mean`` needs ``n`` and ``top1_mean_ci_*``;
+    ``diff`` (``diff_<x>``) needs ``diff_ci_*`` (``diff_<x>_ci_*``) and ``verdict``
+    (``verdict_<x>``). ``results.save_table`` applies it to every table it writes."""
+    cols = set(df.columns)
+    for c in df.columns:
+        m = _ACCURACY.match(str(c))
+        if m:
+            prefix = f"{m['prefix']}_" if m["prefix"] else ""
+            need = [f"{prefix}n", f"{c}_ci_low", f"{c}_ci_high"]
+        else:
+            m = _DIFFERENCE.match(str(c))
+            if not m or str(c).endswith(("_ci_low", "_ci_high")):
+                continue
+            need = [
+                f"{c}_ci_low",
+                f"{c}_ci_high",
+                f"verdict_{m['what']}" if m["what"] else "verdict",
+            ]
+        missing = [x for x in need if x not in cols]
+        if missing:
+            _fail(name, f"column {c!r} has no {missing}: every accuracy needs its n and 95% "
+                        "interval, every difference its interval and verdict")  # fmt: skip
 
 
 def accuracies(df, *, name: str, columns: Sequence[str] = ("top1",)) -> None:
@@ -113,9 +146,12 @@ def ablation(
                 _fail(name, f"params shrink as {col} grows: {list(p)}")
 
 
-def final_comparison(per_split, *, splits: Sequence[int], name: str = "table3_per_split") -> None:
-    """Four methods per split; the late-fusion weight is in [0, 1]."""
-    table(per_split, name=name, columns=("method", "split", "top1"), rows=4 * len(splits))
+def final_comparison(per_split, *, splits: Sequence[int], methods: int = 6,
+                     name: str = "table3_per_split") -> None:  # fmt: skip
+    """``methods`` methods per split; the late-fusion weight is in [0, 1]."""
+    table(
+        per_split, name=name, columns=("method", "split", "top1", "n"), rows=methods * len(splits)
+    )
     accuracies(per_split, name=name)
     w = per_split["late_fusion_weight"].dropna().to_numpy(dtype=float)
     if len(w) != len(splits) or (w < 0).any() or (w > 1).any():
@@ -132,26 +168,48 @@ def late_fusion_selection(fused_val_top1: float, spatial_val_top1: float,
                     "the weight was not chosen on validation")  # fmt: skip
 
 
-def audit(per_split, *, name: str = "protocol_audit_per_split") -> None:
-    """Picking the epoch on the test set can only raise the test accuracy (it is the
-    maximum over the epochs, ours is one of them)."""
-    table(per_split, name=name, columns=("split", "question", "protocol", "top1"))
-    sel = per_split[per_split["question"] == "epoch selection"]
-    for split, g in sel.groupby("split"):
-        ours = g[g["protocol"].str.contains("(ours)", regex=False)]["top1"].to_numpy()
-        theirs = g[~g["protocol"].str.contains("(ours)", regex=False)]["top1"].to_numpy()
-        if len(ours) != 1 or len(theirs) != 1:
+def chosen_on_validation(table, *, name: str) -> None:
+    """The chosen cell of an ablation is the one with the best validation top-1 (then the
+    lower validation loss, then the earlier cell): recomputed from the table itself."""
+    from .selection import select_cell
+
+    rows = table.to_dict("records")
+    eligible = [i for i, r in enumerate(rows) if r.get("layer") != "fc"] or list(range(len(rows)))
+    expect = eligible[select_cell([rows[i] for i in eligible])]
+    marked = [i for i, r in enumerate(rows) if r.get("chosen")]
+    if marked != [expect]:
+        _fail(name, f"chosen cell {marked} is not the validation argmax {expect}")
+
+
+def audit(per_split, table3_per_split=None, *, ours: str, two_stream: str = "two-stream ConvLSTM",
+          name: str = "protocol_audit_per_split") -> None:  # fmt: skip
+    """The audit's "ours" row is Table 3's two-stream ConvLSTM on every split (the very model
+    the report shows), and picking the epoch on the test set can only raise the test
+    accuracy (it is the maximum over the epochs; ours is one of them)."""
+    table(per_split, name=name, columns=("split", "protocol", "top1", "n"))
+    for split, g in per_split.groupby("split"):
+        mine = g[g["protocol"] == ours]["top1"].to_numpy()
+        theirs = g[g["protocol"].str.startswith("epoch chosen on test")]["top1"].to_numpy()
+        if len(mine) != 1 or len(theirs) != 1:
             _fail(name, f"split {split}: expected one row per protocol")
-        if theirs[0] + 1e-9 < ours[0]:
+        if theirs[0] + 1e-9 < mine[0]:
             _fail(name, f"split {split}: the best test epoch ({theirs[0]}) scores below the "
-                        f"validation-selected one ({ours[0]})")  # fmt: skip
+                        f"validation-selected one ({mine[0]})")  # fmt: skip
+        if table3_per_split is not None:
+            t3 = table3_per_split[(table3_per_split["split"] == split)
+                                  & (table3_per_split["method"] == two_stream)]["top1"].to_numpy()  # fmt: skip
+            if len(t3) != 1 or abs(t3[0] - mine[0]) > 1e-12:
+                _fail(name, f"split {split}: the audit's baseline {mine[0]} is not Table 3's "
+                            f"two-stream ConvLSTM {t3}")  # fmt: skip
 
 
 __all__ = [
     "CheckFailed",
+    "intervals",
     "ablation",
     "accuracies",
     "audit",
+    "chosen_on_validation",
     "final_comparison",
     "late_fusion_selection",
     "manifest",

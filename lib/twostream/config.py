@@ -199,6 +199,9 @@ class StudyConfig:
     # --- the two streams ----------------------------------------------------------------
     backbone: str = knob("resnet18", "stream")  # resnet18 | resnet34 | resnet50 | resnet101
     pretrained: str = knob("none", "stream")  # none | imagenet | /path/to/resnet_weights.pth
+    # which ImageNet weights "imagenet" means: V1 is the paper-era ResNet (77.4% for
+    # ResNet-101, closest to the authors' Torch7 model); IMAGENET1K_V2 is torchvision's newer
+    imagenet_weights: str = knob("IMAGENET1K_V1", "stream")
     # L flow fields per stack -> 2L input channels (paper: 10)
     flow_length: int = knob(4, "stream", "features")
     # T equally spaced time steps per video (paper: 25)
@@ -207,6 +210,10 @@ class StudyConfig:
     input_size: int = knob(32, "stream", "features")  # network input after resize (paper: 224)
     scale_min: float = knob(0.75, "stream")  # random rescale factor range (paper: 3/4 .. 4/3)
     scale_max: float = knob(4.0 / 3.0, "stream")
+    # Test-time crops of the streams' video-level evaluation: 1 (centre) or 10 (four corners
+    # and the centre, each also mirrored), averaged with the T time steps (the literature's
+    # "25 x 10"). The feature cache always uses the centre crop.
+    test_crops: int = knob(1, "stream")
     # Horizontal flip (flow-x negated). Off in the smoke run: the synthetic classes are
     # defined by motion *direction* (left vs right, clockwise vs counter-clockwise), which a
     # mirror swaps, so flipping would train on contradictory labels. Real actions are
@@ -233,7 +240,9 @@ class StudyConfig:
     # --- feature-map fusion and ConvLSTM ------------------------------------------------
     fusion_layer: str = "conv5_x"  # conv3_x | conv4_x | conv5_x | conv5_x_inner | fc
     fusion_method: str = "sum"  # sum | max | concat | concat_interleaved | conv
-    table1_layers: tuple[str, ...] = ("conv3_x", "conv4_x", "conv5_x_inner", "conv5_x", "fc")
+    table1_layers: tuple[str, ...] = (
+        "conv3_x", "conv4_x", "conv5_x_inner", "conv5_x_branch", "conv5_x", "fc",
+    )  # fmt: skip
     table1_methods: tuple[str, ...] = ("sum", "max", "concat", "conv")
     convlstm_layers: int = 1
     convlstm_kernel: int = 3
@@ -249,6 +258,9 @@ class StudyConfig:
     table2_kernels: tuple[int, ...] = (3, 5)
     # validation (ours) | authors (best epoch picked on test)
     protocol: str = knob("validation", "head")
+    # Seeds of the head trainings (Tables 1-3, the audit: cheap from the feature cache); the
+    # tables report the mean +- std over them. The train/val split keeps `seed`.
+    head_seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         checks = [
@@ -283,6 +295,15 @@ class StudyConfig:
                 "flow_length and num_segments must be >= 1",
             ),
             (self.scale_min <= self.scale_max, "scale_min must be <= scale_max"),
+            (
+                self.test_crops in (1, 10),
+                "test_crops must be 1 (centre) or 10 (corners, centre, mirrored)",
+            ),
+            (len(self.head_seeds) >= 1, "head_seeds needs at least one seed"),
+            (
+                self.imagenet_weights in ("IMAGENET1K_V1", "IMAGENET1K_V2"),
+                "imagenet_weights must be IMAGENET1K_V1 or IMAGENET1K_V2",
+            ),
         ]
         for ok, msg in checks:
             if not ok:

@@ -158,7 +158,6 @@ def fit(
     select_part: str = "val",
     config: Any = None,
     extra: dict | None = None,
-    first_epoch: int = 1,
     resume: bool = False,
     device: torch.device | str = "cpu",
     on_epoch_start: Callable[[int], None] | None = None,
@@ -167,7 +166,7 @@ def fit(
     """Train ``epochs`` epochs (``train_epoch(i)`` for i = 0..epochs-1), evaluating
     ``eval_parts`` after each; returns ``{"history": DataFrame, "best_epoch", "best_index"}``.
 
-    History rows: ``epoch`` (``first_epoch`` + i), ``lr``, the train metrics, then
+    History rows: ``epoch`` (1-based: i + 1), ``lr``, the train metrics, then
     ``<part>_loss``, ``<part>_top1``, ... for each evaluated part, and ``seconds``. A
     ``ReduceLROnPlateau``-style ``scheduler`` steps on the validation top-1. With ``run``,
     checkpoints and ``metrics.csv`` are written after every epoch (rank 0) and
@@ -193,7 +192,7 @@ def fit(
         if on_epoch_start is not None:
             on_epoch_start(index)
         t0 = time.perf_counter()
-        row: dict[str, Any] = {"epoch": index + first_epoch, "lr": optimizer.param_groups[0]["lr"]}
+        row: dict[str, Any] = {"epoch": index + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update(train_epoch(index))
         for part in eval_parts:
             ev = evaluate(part)

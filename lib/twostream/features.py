@@ -375,7 +375,13 @@ class FeatureCache(torch.utils.data.Dataset):
 def tap_grid(input_size: int, tap: str) -> tuple[int, int] | None:
     """Spatial size of a ResNet tap for a square input (conv1 and maxpool halve, then each
     stage from conv3_x halves; every halving rounds up). ``fc`` -> None."""
-    stride_steps = {"conv3_x": 3, "conv4_x": 4, "conv5_x_inner": 5, "conv5_x": 5}
+    stride_steps = {
+        "conv3_x": 3,
+        "conv4_x": 4,
+        "conv5_x_inner": 5,
+        "conv5_x_branch": 5,
+        "conv5_x": 5,
+    }
     if tap == "fc":
         return None
     n = int(input_size)

@@ -11,6 +11,9 @@ map ``X^b`` of one time step at the same location. Methods are a string registry
 ``concat_interleaved``  eq. 3, channel pairs, **b first**: ``[b_1, a_1, b_2, a_2, ...]``
                         (the paper's 1-based ``y_{2c} = X^a_c``, ``y_{2c-1} = X^b_c``, so the
                         odd 1-based positions, i.e. the first of each pair, hold ``b``) C -> 2C
+``spatial``, ``temporal`` one stream only (``y = a`` / ``y = b``): the single-stream ConvLSTM
+                        rows of Table 3, which separate the ConvLSTM's gain from the
+                        fusion's                                              C -> C
 ``conv``                eq. 5, ``concat`` (eq. 4 order) then a learned 1x1 convolution
                         2C -> C with bias; initialised as ``sum`` (weights [I, I], bias 0,
                         as Feichtenhofer et al. 2016 did) so training starts from the
@@ -174,6 +177,22 @@ class MaxFusion(Fusion):
 
     def fuse(self, a, b):
         return torch.maximum(a, b)
+
+
+@register_fusion("spatial")
+class SpatialOnly(Fusion):
+    """No fusion: the spatial stream's map alone (a single-stream ConvLSTM)."""
+
+    def fuse(self, a, b):
+        return a
+
+
+@register_fusion("temporal")
+class TemporalOnly(Fusion):
+    """No fusion: the temporal stream's map alone (a single-stream ConvLSTM)."""
+
+    def fuse(self, a, b):
+        return b
 
 
 @register_fusion("concat")

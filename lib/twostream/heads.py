@@ -159,10 +159,13 @@ def train_head(
     records: dict[str, list],
     classes: list[str],
     run: RunDir | str | Path,
+    seed: int = 0,
     resume: bool = False,
 ) -> dict[str, Any]:
     """Train the head of ``cfg`` (``fusion_layer``, ``fusion_method``, ``convlstm_layers``,
-    ``convlstm_kernel`` say which) on ``split``'s cached features into ``run``.
+    ``convlstm_kernel`` say which) on ``split``'s cached features into ``run``. ``seed``
+    drives the initial weights, dropout and the order of the batches (one of
+    ``cfg.head_seeds``); the train / val split is ``cfg.seed``'s, the same for every seed.
 
     ``feature_dirs``: ``{"spatial": dir, "temporal": dir}`` or ``{"fused": dir}`` (a
     pre-fused cache); ``records``: ``{"train", "val", "test"}`` video records. Writes the run
@@ -176,7 +179,7 @@ def train_head(
     device, rank, world = engine.setup_device(cfg)
     caches = {part: FeatureCache(feature_dirs, recs) for part, recs in records.items()}
     shape = caches["train"].shape
-    seed_everything(cfg.seed)
+    seed_everything(seed)
     model = build_head_model(cfg, layer=layer, method=method, layers=cfg.convlstm_layers,
                              kernel=cfg.convlstm_kernel, shape=shape, num_classes=len(classes),
                              prefused=prefused).to(device)  # fmt: skip
@@ -188,7 +191,7 @@ def train_head(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.convlstm_lr, foreach=True)
     # Reshuffled each epoch from (seed, epoch) only: identical whether resumed or not.
     sampler = torch.utils.data.DistributedSampler(
-        caches["train"], num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+        caches["train"], num_replicas=world, rank=rank, shuffle=True, seed=seed,
         drop_last=False,
     )  # fmt: skip
     # convlstm_batch_size is the global batch: each of the W ranks takes batch / W videos of
@@ -230,7 +233,7 @@ def train_head(
                             videos=caches[part].videos)  # fmt: skip
         test = classification_metrics(evs["test"]["scores"], evs["test"]["labels"], len(classes))
         run.write_results({
-            "kind": "head", "split": split, "layer": layer, "method": method,
+            "kind": "head", "split": split, "seed": int(seed), "layer": layer, "method": method,
             "layers": cfg.convlstm_layers, "kernel": cfg.convlstm_kernel, "head": head_kind(layer),
             "prefused": prefused, "best_epoch": fit["best_epoch"],
             "selection": "test (authors' protocol)" if cfg.protocol == "authors" else "validation",
@@ -238,8 +241,9 @@ def train_head(
             "values_per_video": values_per_video(shape, method, prefused=prefused),
             "feature_shape": list(shape), "feature_dirs": {k: str(v) for k, v in feature_dirs.items()},
             "classes": list(classes), "top1": test["top1"], "top5": test["top5"],
-            "mean_class_acc": test["mean_class_acc"], "val_top1": evs["val"]["top1"],
-            "config": cfg.to_dict(),
+            "mean_class_acc": test["mean_class_acc"], "n": int(test["n"]),
+            "val_top1": evs["val"]["top1"], "val_loss": evs["val"]["loss"],
+            "val_n": int(evs["val"]["n"]), "config": cfg.to_dict(),
         })  # fmt: skip
     dist.barrier()
     out = load_head_run(run)
@@ -279,27 +283,47 @@ def load_head_model(run: RunDir | str | Path, map_location="cpu"):
     return model, info
 
 
-def reevaluate(run: RunDir | str | Path, *, carry_state: bool = False,
-               device: str = "cpu") -> dict[str, Any]:  # fmt: skip
-    """Evaluate a finished run's selected head on its test videos again.
+ORDERS = ("list", "class", "random")
 
-    ``carry_state=True``: the authors' protocol (state carried over, videos in class order,
-    batch of one). Returns :func:`evaluate_head`'s dict plus ``videos``.
+
+def reevaluate(run: RunDir | str | Path, *, order: str = "list", carry_state: bool = False,
+               seed: int = 0, device: str = "cpu") -> dict[str, Any]:  # fmt: skip
+    """Evaluate a finished run's selected head on its test videos again, the videos fed in
+    ``order`` and, with ``carry_state``, the recurrent state passed from one video to the
+    next (batch of one), as the authors' code probably did.
+
+    ``order``: "list" (the split file's), "class" (by class, then the split file's order:
+    the authors'), "random" (a fixed permutation drawn with ``seed``: the control that keeps
+    the carried state but breaks its link to the class). Scores and videos come back in the
+    split file's order, so they pair with the run's own test scores video by video.
     """
+    from .metrics import classification_metrics
+    from .streams import split_records
     from .utils import resolve_device
 
+    if order not in ORDERS:
+        raise UserError(f"unknown order {order!r}; known: {', '.join(ORDERS)}")
     model, info = load_head_model(run)
     run_cfg = StudyConfig.from_dict(info["config"])
-    from .streams import split_records
-
     test = split_records(run_cfg, int(info["split"]))["test"]
-    if carry_state:  # class order, then the split file's order within a class
-        test = sorted(test, key=lambda r: (int(r.label), r.path))
-    cache = FeatureCache({k: Path(v) for k, v in info["feature_dirs"].items()}, test)
+    n = len(test)
+    if order == "class":
+        perm = sorted(range(n), key=lambda i: (int(test[i].label), test[i].path))
+    elif order == "random":
+        perm = [int(i) for i in np.random.default_rng(seed).permutation(n)]
+    else:
+        perm = list(range(n))
+    cache = FeatureCache({k: Path(v) for k, v in info["feature_dirs"].items()},
+                         [test[i] for i in perm])  # fmt: skip
     loader = make_loader(cache, 1 if carry_state else max(run_cfg.convlstm_batch_size, EVAL_BATCH))
     ev = evaluate_head(model.to(resolve_device(device)), loader, carry_state=carry_state,
                        amp=run_cfg.amp)  # fmt: skip
-    return {**ev, "videos": cache.videos}
+    back = np.argsort(perm)  # position in the fed order of each video of the list
+    scores, labels = ev["scores"][back], ev["labels"][back]
+    out = classification_metrics(scores, labels, len(info["classes"]))
+    out.update(scores=scores, labels=labels, videos=[r.path for r in test], order=order,
+               carry_state=carry_state)  # fmt: skip
+    return out
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -351,6 +375,7 @@ __all__ = [
     "load_head_model",
     "load_head_run",
     "make_loader",
+    "ORDERS",
     "reevaluate",
     "train_head",
     "values_per_video",

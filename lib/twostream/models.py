@@ -11,9 +11,11 @@ Both get a new classifier (``StreamNet.classifier``, optionally behind dropout) 
 pooled features. Pretrained weights (``pretrained=``):
 
 * ``"none"``: torchvision's random initialisation (tests, the smoke preset);
-* ``"imagenet"``: torchvision's weights API (``ResNet101_Weights.IMAGENET1K_V2`` ...), read
-  from torch's hub cache, downloaded into it when online; offline without the file it
-  fails at once with a :class:`UserError` saying both ways to fix it;
+* ``"imagenet"``: torchvision's weights API, read from torch's hub cache, downloaded into it
+  when online; offline without the file it fails at once with a :class:`UserError` saying
+  both ways to fix it. ``imagenet_weights`` picks the version: ``IMAGENET1K_V1`` by default
+  (ResNet-101 V1: 77.4% top-1, the closest to the Torch7 ResNet-101 the authors fine-tuned;
+  V2, 81.9%, came out in 2021 with a newer training recipe), or ``IMAGENET1K_V2``;
 * a path to a ``.pth`` file: a torchvision ResNet state dict (or a checkpoint holding one
   under ``state_dict`` / ``model``).
 
@@ -28,6 +30,11 @@ tap                what                                                        r
                    3x3 convolution (Bottleneck: conv2/bn2/relu; BasicBlock:
                    conv1/bn1/relu), i.e. before the block's last conv and the
                    residual add
+``conv5_x_branch`` inside the last block, at full width: its residual branch     2048 x 7²
+                   (Bottleneck: bn3(conv3); BasicBlock: bn2(conv2)) before the
+                   addition of the shortcut and the final ReLU; beside
+                   ``conv5_x_inner`` it separates "inside vs output" from
+                   "fewer channels" in Table 1
 ``conv5_x``        output of ``layer4`` (the conv5_x stage)                     2048 x 7²
 ``fc``             the pooled FC-layer input, (B, C)                            2048
 =================  ==========================================================  ============
@@ -50,25 +57,34 @@ from torch import nn
 
 from .errors import UserError
 
-TAPS = ("conv3_x", "conv4_x", "conv5_x_inner", "conv5_x", "fc")
+TAPS = ("conv3_x", "conv4_x", "conv5_x_inner", "conv5_x_branch", "conv5_x", "fc")
 MODALITIES = ("rgb", "flow")
 
-# name -> (torchvision builder name, ImageNet weights enum member name)
+# name -> (torchvision builder name, ImageNet weights enum)
 BACKBONES: dict[str, tuple[str, str]] = {
-    "resnet18": ("resnet18", "ResNet18_Weights.IMAGENET1K_V1"),
-    "resnet34": ("resnet34", "ResNet34_Weights.IMAGENET1K_V1"),
-    "resnet50": ("resnet50", "ResNet50_Weights.IMAGENET1K_V2"),
-    "resnet101": ("resnet101", "ResNet101_Weights.IMAGENET1K_V2"),
+    "resnet18": ("resnet18", "ResNet18_Weights"),
+    "resnet34": ("resnet34", "ResNet34_Weights"),
+    "resnet50": ("resnet50", "ResNet50_Weights"),
+    "resnet101": ("resnet101", "ResNet101_Weights"),
 }
+WEIGHT_VERSIONS = ("IMAGENET1K_V1", "IMAGENET1K_V2")
 
 # Channels of each tap: (BasicBlock nets, Bottleneck nets). conv5_x_inner is the width of
 # the last block's 3x3 convolution, which is 512 in both families.
 _TAP_CHANNELS = {
-    "basic": {"conv3_x": 128, "conv4_x": 256, "conv5_x_inner": 512, "conv5_x": 512, "fc": 512},
+    "basic": {
+        "conv3_x": 128,
+        "conv4_x": 256,
+        "conv5_x_inner": 512,
+        "conv5_x_branch": 512,
+        "conv5_x": 512,
+        "fc": 512,
+    },  # fmt: skip
     "bottleneck": {
         "conv3_x": 512,
         "conv4_x": 1024,
         "conv5_x_inner": 512,
+        "conv5_x_branch": 2048,
         "conv5_x": 2048,
         "fc": 2048,
     },
@@ -103,16 +119,19 @@ def tap_channels(backbone: str, tap: str) -> int:
 # ----------------------------------------------------------------------------- weights
 
 
-def imagenet_weights(backbone: str):
+def imagenet_weights(backbone: str, version: str = "IMAGENET1K_V1"):
     """The torchvision weights enum member used for ``pretrained="imagenet"``."""
     _check_backbone(backbone)
-    enum_name, member = BACKBONES[backbone][1].split(".")
-    return getattr(getattr(torchvision.models, enum_name), member)
+    enum = getattr(torchvision.models, BACKBONES[backbone][1])
+    if version not in WEIGHT_VERSIONS or not hasattr(enum, version):
+        have = [v for v in WEIGHT_VERSIONS if hasattr(enum, v)]
+        raise UserError(f"{backbone} has no ImageNet weights {version!r}; known: {', '.join(have)}")
+    return getattr(enum, version)
 
 
-def weights_cache_file(backbone: str) -> Path:
+def weights_cache_file(backbone: str, version: str = "IMAGENET1K_V1") -> Path:
     """Where torch's hub cache keeps (or would keep) the ImageNet file of ``backbone``."""
-    url = imagenet_weights(backbone).url
+    url = imagenet_weights(backbone, version).url
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
@@ -125,9 +144,9 @@ def _download(weights) -> dict:
     return weights.get_state_dict(progress=True, check_hash=True)
 
 
-def _imagenet_state_dict(backbone: str) -> dict:
-    weights = imagenet_weights(backbone)
-    cached = weights_cache_file(backbone)
+def _imagenet_state_dict(backbone: str, version: str) -> dict:
+    weights = imagenet_weights(backbone, version)
+    cached = weights_cache_file(backbone, version)
     if cached.is_file():
         return torch.load(cached, map_location="cpu", weights_only=True)
     try:
@@ -260,25 +279,27 @@ class StreamNet(nn.Module):
         if deepest > TAPS.index("conv4_x"):
             for block in b.layer4[:-1]:
                 x = block(x)
-            x, inner = _last_block(b.layer4[-1], x)  # (B, C5, H/32, W/32), (B, 512, ...)
-            out["conv5_x_inner"] = inner
+            x, inner, branch = _last_block(b.layer4[-1], x)  # (B, C5, H/32, W/32) ...
+            out["conv5_x_inner"] = inner  # (B, 512, H/32, W/32)
+            out["conv5_x_branch"] = branch  # (B, C5, H/32, W/32)
             out["conv5_x"] = x
         if deepest == TAPS.index("fc"):
             out["fc"] = torch.flatten(b.avgpool(x), 1)  # (B, C5)
         return {t: out[t] for t in taps}
 
 
-def _last_block(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run one torchvision residual block, also returning its inner 3x3-conv activation."""
+def _last_block(block: nn.Module, x: torch.Tensor):
+    """Run one torchvision residual block, also returning its inner 3x3-conv activation and
+    its residual branch before the addition: (output, inner, branch)."""
     identity = x if block.downsample is None else block.downsample(x)
     if isinstance(block, torchvision.models.resnet.Bottleneck):
         out = block.relu(block.bn1(block.conv1(x)))
         inner = block.relu(block.bn2(block.conv2(out)))  # (B, 512, h, w)
-        out = block.bn3(block.conv3(inner))
+        branch = block.bn3(block.conv3(inner))  # (B, 2048, h, w)
     else:  # BasicBlock
         inner = block.relu(block.bn1(block.conv1(x)))  # (B, 512, h, w)
-        out = block.bn2(block.conv2(inner))
-    return block.relu(out + identity), inner
+        branch = block.bn2(block.conv2(inner))  # (B, 512, h, w)
+    return block.relu(branch + identity), inner, branch
 
 
 def build_stream(
@@ -288,9 +309,11 @@ def build_stream(
     num_classes: int,
     flow_length: int = 10,
     pretrained: str = "none",
+    weights: str = "IMAGENET1K_V1",
     dropout: float = 0.0,
 ) -> StreamNet:
-    """Spatial (``rgb``, 3 channels) or temporal (``flow``, 2L channels) ResNet stream."""
+    """Spatial (``rgb``, 3 channels) or temporal (``flow``, 2L channels) ResNet stream;
+    ``weights`` is the ImageNet version used when ``pretrained="imagenet"``."""
     if modality not in MODALITIES:
         raise UserError(f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
     _check_backbone(backbone)
@@ -299,7 +322,8 @@ def build_stream(
     body = getattr(torchvision.models, BACKBONES[backbone][0])(weights=None)  # RGB, 1000 cls
     pretrained = str(pretrained)
     if pretrained.lower() == "imagenet":
-        _load_backbone_weights(body, _imagenet_state_dict(backbone), f"ImageNet {backbone}")
+        _load_backbone_weights(body, _imagenet_state_dict(backbone, weights),
+                               f"ImageNet {backbone} {weights}")  # fmt: skip
     elif pretrained.lower() not in ("none", ""):
         _load_backbone_weights(body, _file_state_dict(pretrained), pretrained)
     if modality == "flow":

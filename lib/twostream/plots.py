@@ -216,14 +216,18 @@ def plot_fusion_heatmap(table, *, value: str = "top1"):
     return fig
 
 
-def plot_learning_curves(histories: dict, *, title: str = ""):
-    """Figure 5's layout: per configuration, training NLL (black, left axis) and test error
-    (red, right axis) per epoch."""
+def plot_learning_curves(histories: dict, *, title: str = "", chance: float | None = None):
+    """Figure 5's layout: per configuration, training NLL (black, left axis) and the error
+    per epoch (right axis, %): test (red, as in the paper) and validation (blue dashed: the
+    curve that selects the epoch), the selected epoch marked, chance error as a grey line."""
+    from .selection import selected_epoch
+
     plt = _plt()
     keys = list(histories)
     cols = min(3, len(keys))
     rows = -(-len(keys) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 2.9 * rows), squeeze=False)
+    legend = None
     for ax, key in zip(axes.flat, keys, strict=False):
         h = histories[key]
         ax.plot(h["epoch"], h["train_loss"], color="black", marker=".", label="training NLL")
@@ -233,16 +237,27 @@ def plot_learning_curves(histories: dict, *, title: str = ""):
         ax2.plot(
             h["epoch"], 100 * (1 - h["test_top1"]), color="red", marker=".", label="test error"
         )
-        ax2.set_ylabel("test error (%)", color="red")
+        if "val_top1" in h:
+            ax2.plot(h["epoch"], 100 * (1 - h["val_top1"]), color="#4C72B0", ls="--",
+                     label="validation error")  # fmt: skip
+            ax2.axvline(selected_epoch(h), color="#4C72B0", ls=":", lw=1, label="selected epoch")
+        if chance is not None:
+            ax2.axhline(100 * (1 - chance), color="grey", ls=":", lw=1, label="chance error")
+        ax2.set_ylim(0, 100)
+        ax2.set_ylabel("error (%)", color="red")
         ax2.tick_params(axis="y", colors="red")
         layers, kernel = key if isinstance(key, tuple) else (key, None)
         ax.set_title(f"{layers} layer{'s' if layers != 1 else ''}, {kernel}x{kernel} kernel"
                      if kernel else str(key), fontsize=10)  # fmt: skip
+        legend = legend or ax.get_lines() + ax2.get_lines()
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
+    if legend:
+        fig.legend(legend, [ln.get_label() for ln in legend], loc="lower center", ncol=5,
+                   fontsize=8, frameon=False)  # fmt: skip
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
@@ -277,18 +292,21 @@ def plot_saliency(examples: list[dict[str, Any]], *, taps: Sequence[str] | None 
 
 
 def plot_comparison(summary, *, paper_value: float | None = None, title: str = ""):
-    """Bar chart of our methods' mean top-1 (± std over splits), the paper's number as a line."""
+    """Our methods' top-1 (mean over splits, %) with its 95% interval, n beside it; the
+    paper's number as a line."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(summary) + 1.4))
     y = np.arange(len(summary))
-    ax.barh(y, summary["top1_mean"], xerr=summary["top1_std"], color="#4C72B0", alpha=0.85,
-            capsize=3)  # fmt: skip
+    top = 100 * summary["top1_mean"].to_numpy(float)
+    lo = top - 100 * summary["top1_mean_ci_low"].to_numpy(float)
+    hi = 100 * summary["top1_mean_ci_high"].to_numpy(float) - top
+    ax.barh(y, top, xerr=[lo, hi], color="#4C72B0", alpha=0.85, capsize=3)
     ax.set_yticks(y, summary["method"])
     ax.invert_yaxis()
-    ax.set_xlabel("top-1 accuracy (%), mean ± std over splits")
+    ax.set_xlabel("top-1 accuracy (%): mean over splits, 95% interval")
     ax.set_xlim(0, 100)
-    for yi, v, sd in zip(y, summary["top1_mean"], summary["top1_std"], strict=True):
-        ax.text(min(v + sd + 1.5, 90), yi, f"{v:.1f}", va="center", fontsize=8)
+    for yi, v, h_, n in zip(y, top, hi, summary["n"], strict=True):
+        ax.text(min(v + h_ + 1.5, 88), yi, f"{v:.1f}  (n={int(n)})", va="center", fontsize=8)
     if paper_value is not None:
         ax.axvline(paper_value, color="#C44E52", ls="--", lw=1)
         ax.text(paper_value, -0.7, f"paper {paper_value}", color="#C44E52", fontsize=8, ha="right")
@@ -298,27 +316,31 @@ def plot_comparison(summary, *, paper_value: float | None = None, title: str = "
 
 
 def plot_audit(summary, histories):
-    """Left: accuracy under each protocol. Right: val and test accuracy per epoch (first split)."""
+    """Left: test top-1 (%) under each protocol with its 95% interval. Right: validation and
+    test top-1 per epoch of the first split, the epoch each would keep marked."""
+    from .selection import selected_epoch
+
     plt = _plt()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     y = np.arange(len(summary))
-    colors = ["#4C72B0" if "(ours)" in p else "#C44E52" for p in summary["protocol"]]
-    ax.barh(y, summary["top1_mean"], xerr=summary["top1_std"], color=colors, capsize=3)
-    ax.set_yticks(y, [f"{q}: {p}" for q, p in zip(summary["question"], summary["protocol"],
-                                                   strict=True)], fontsize=8)  # fmt: skip
+    top = 100 * summary["top1"].to_numpy(float)
+    err = [top - 100 * summary["top1_ci_low"].to_numpy(float),
+           100 * summary["top1_ci_high"].to_numpy(float) - top]  # fmt: skip
+    colors = ["#4C72B0" if p.startswith("ours") or "control" in p else "#C44E52"
+              for p in summary["protocol"]]  # fmt: skip
+    ax.barh(y, top, xerr=err, color=colors, capsize=3)
+    ax.set_yticks(y, summary["protocol"], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("test top-1 (%), mean ± std over splits")
+    ax.set_xlabel("test top-1 (%), 95% interval, all splits")
     ax.set_xlim(0, 100)
-    for yi, v, sd, d in zip(y, summary["top1_mean"], summary["top1_std"],
-                            summary["inflation_points"], strict=True):  # fmt: skip
-        ax.text(min(v + sd + 1.5, 85), yi, f"{v:.1f}" + (f" ({d:+.1f})" if d else ""),
-                va="center", fontsize=8)  # fmt: skip
+    for yi, v, n in zip(y, top, summary["n"], strict=True):
+        ax.text(min(v + 1.5, 85), yi, f"{v:.1f} (n={int(n)})", va="center", fontsize=8)
     h = histories[histories["split"] == histories["split"].min()]
     bx.plot(h["epoch"], 100 * h["val_top1"], label="validation", color="#4C72B0")
     bx.plot(h["epoch"], 100 * h["test_top1"], label="test", color="#C44E52")
-    bx.axvline(int(h.loc[h["val_top1"].idxmax(), "epoch"]), color="#4C72B0", ls=":", lw=1)
-    bx.axvline(int(h.loc[h["test_top1"].idxmax(), "epoch"]), color="#C44E52", ls=":", lw=1)
-    bx.set(xlabel="epoch", ylabel="top-1 (%)")
+    bx.axvline(selected_epoch(h), color="#4C72B0", ls=":", lw=1)
+    bx.axvline(selected_epoch(h, part="test"), color="#C44E52", ls=":", lw=1)
+    bx.set(xlabel="epoch", ylabel="top-1 (%)", ylim=(0, 100))
     bx.set_title(f"split {int(h['split'].iloc[0])}: epoch chosen on validation vs on test",
                  fontsize=9)  # fmt: skip
     bx.legend(fontsize=8)

@@ -154,7 +154,10 @@ class VideoSteps(_Videos):
             stacks = [load_rgb(self.folders[index], int(t)) for t in self.steps(index)]
         if self.transform is not None:
             stacks = [self.transform(s) for s in stacks]
-        return torch.stack(stacks), self.labels[index]  # (T, C, H, W)
+        x = torch.stack(stacks)  # (T, C, H, W), or (T, crops, C, H, W) for multi-crop testing
+        if x.dim() == 5:  # every crop of every step is one more view averaged by evaluation
+            x = x.flatten(0, 1)  # (T * crops, C, H, W)
+        return x, self.labels[index]
 
 
 __all__ = ["MODALITIES", "TrainSteps", "VideoSteps", "item_generator"]

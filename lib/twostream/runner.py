@@ -26,30 +26,6 @@ from .errors import UserError
 from .results import LITERATURE, git_commit, library_versions
 from .utils import atomic_write_text, device_description, project_root, results_dir
 
-# What each table / figure shows, for the report. Keys are result names.
-DESCRIPTIONS: dict[str, str] = {
-    "dataset_splits": "Videos per class and split of the configured data set, as parsed from its split files.",
-    "dataset_split_summary": "Train/test videos, classes and test groups per split.",
-    "dataset_samples": "Sample frames per class: single frames carry little label information on the synthetic set.",
-    "prep_samples": "RGB frames beside their TV-L1 flow (colour wheel, and the quantised x/y JPEGs).",
-    "prep_flow_histograms": "Flow magnitudes before and after uint8 quantisation (bound 20 vs per-frame min-max).",
-    "prep_flow_clipping": "Share of flow values clipped by the bound-20 quantisation.",
-    "prep_backend_timing": "TV-L1 throughput per backend and preset on this machine (timings vary run to run).",
-    "streams": "Video-level accuracy of each fine-tuned stream (mean softmax over the T time steps).",
-    "stream_curves": "Stream fine-tuning learning curves: loss and accuracy per epoch.",
-    "stream_confusion": "Confusion matrices of the two streams on the test split.",
-    "table1_fusion": "Table 1: fusion layer x fusion method, with the number of feature values per video.",
-    "table1_heatmap": "Table 1 as a heatmap of top-1 accuracy.",
-    "fig4_saliency": "Figure 4: CAM / Grad-CAM saliency of conv3_x, conv4_x and conv5_x overlaid on frames.",
-    "table2_convlstm": "Table 2: ConvLSTM depth x kernel size, with parameter counts.",
-    "fig5_learning_curves": "Figure 5: training NLL (black) and test error (red) per epoch, one panel per configuration.",
-    "table3_comparison": "Table 3: our rows per split and mean +- std beside the paper and the literature.",
-    "table3_per_split": "Per-split accuracies behind Table 3.",
-    "final_confusion": "Confusion matrix and per-class accuracy of the best model.",
-    "protocol_audit_per_split": "Per-split numbers behind the protocol audit.",
-    "protocol_audit": "Audit of the authors' evaluation protocol: accuracy under each protocol and the inflation in points.",
-}
-
 DATA_STATEMENT = {
     "synthetic": (
         "Every number in this report was measured on the **embedded synthetic action set** "
@@ -196,56 +172,36 @@ def _read_csv(path: Path):
 
 
 def claims_check(tables: Path) -> list[str]:
-    """The paper's surviving claims, each beside what our tables measured."""
-    lines = []
-    t2 = _read_csv(tables / "table2_convlstm.csv")
-    if t2 is not None and {"kernel", "top1"} <= set(t2.columns) and t2["kernel"].nunique() > 1:
-        by_k = t2.groupby("kernel")["top1"].mean() * 100
-        if 3 in by_k.index and 5 in by_k.index:
-            lines.append(
-                f"| 5x5 kernels beat 3x3 by 0.5-1 points (Fig. 5 caption) | "
-                f"5x5 - 3x3 = {by_k[5] - by_k[3]:+.1f} points (mean over depths) |"
-            )
-        by_l = t2.groupby("layers")["top1"].mean() * 100
-        lines.append(
-            "| slightly deeper ConvLSTM helps, much deeper does not | top-1 by depth: "
-            + ", ".join(f"{k} layer(s) {v:.1f}" for k, v in by_l.items())
-            + " |"
-        )
-    t1 = _read_csv(tables / "table1_fusion.csv")
-    if t1 is not None and {"layer", "method", "top1"} <= set(t1.columns):
-        best = t1.loc[t1["top1"].idxmax()]
-        lines.append(
-            f"| later layers fuse better; conv5_x best (Table 1) | best cell: {best['layer']} / "
-            f"{best['method']} at {100 * best['top1']:.1f}% |"
-        )
-        by_m = t1[t1["layer"] != "fc"].groupby("method")["top1"].mean() * 100
-        if {"sum", "conv"} <= set(by_m.index):
-            lines.append(
-                f"| sum and conv fusion perform alike; sum adopted | sum {by_m['sum']:.1f}% vs conv "
-                f"{by_m['conv']:.1f}% (mean over conv layers) |"
-            )
-        if "fc" in set(t1["layer"]):
-            fc = t1[t1["layer"] == "fc"]["top1"].max() * 100
-            conv5 = (
-                t1[t1["layer"] == "conv5_x"]["top1"].max() * 100
-                if "conv5_x" in set(t1["layer"])
-                else float("nan")
-            )
-            lines.append(
-                f"| ConvLSTM on conv maps beats the FC-LSTM baseline | conv5_x best {conv5:.1f}% vs "
-                f"FC-LSTM best {fc:.1f}% |"
-            )
-    audit = _read_csv(tables / "protocol_audit.csv")
-    if audit is not None and "inflation_points" in audit.columns:
-        authors = audit[~audit["protocol"].str.contains("(ours)", regex=False)]
-        for _, row in authors.iterrows():
-            lines.append(
-                f"| protocol: {row.get('protocol', '?')} | inflation {row['inflation_points']:+.1f} points |"
-            )
-    if not lines:
+    """The paper's surviving claims beside what this run measured (``claims.csv``, written
+    by notebook 06): each a paired difference with its 95% interval and a verdict."""
+    from .stats import fmt_interval, fmt_pct
+
+    claims = _read_csv(tables / "claims.csv")
+    if claims is None or claims.empty:
         return []
-    return ["| the paper says | we measured |", "|---|---|", *lines]
+    lines = ["| the paper says | where | compared (a -> b) | on | n | b - a (points) | 95% interval | "
+             "verdict |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for _, r in claims.iterrows():
+        diff = f"{100 * r['diff']:+.1f}" if r["diff"] == r["diff"] else "–"
+        lines.append(
+            f"| {r['claim']} | {r['in_paper']} | {r['comparison']}: {fmt_pct(r['a_top1'])}% -> "
+            f"{fmt_pct(r['b_top1'])}% | {r['measured_on']} | {int(r['a_n'])} | {diff} | "
+            f"{fmt_interval(r['diff_ci_low'], r['diff_ci_high'], signed=True)} | **{r['verdict']}** |"
+        )
+    return lines
+
+
+def _chosen_cell(tables: Path) -> str | None:
+    """Which Table 1 cell Table 3's ConvLSTM uses, and why (table3_comparison's sidecar)."""
+    side = tables / "table3_comparison.json"
+    if not side.is_file():
+        return None
+    info = json.loads(side.read_text())
+    return info.get("fusion_reason")
+
+
+def _caption(side: Path) -> str:
+    return (json.loads(side.read_text()).get("caption") or "") if side.is_file() else ""
 
 
 def write_report(log: dict[str, Any]) -> Path:
@@ -290,16 +246,23 @@ def write_report(log: dict[str, Any]) -> Path:
         "</details>",
         "",
     ]
+    chosen = _chosen_cell(tables)
+    if chosen:
+        md += ["## The model Table 3 reports", "", f"The two-stream ConvLSTM uses {chosen}.", ""]
     claims = claims_check(tables)
     if claims:
         md += [
             "## The paper's claims beside our measurements",
             "",
-            "The paper's tables lost their numbers in conversion; these are the claims that survive in "
-            "its text, each beside what this run measured."
+            "The paper's tables lost their numbers in conversion; these are the claims that survive "
+            "in its text, each a paired comparison on this run's test videos (paired bootstrap over "
+            "videos, 10,000 resamples: the interval of the difference; McNemar's exact test in the "
+            "CSV). *supported*: the whole 95% interval agrees with the claim; *contradicted*: it "
+            "excludes it; *inconclusive*: neither."
             + (
-                " On the synthetic smoke set they test the code path, not the paper: a full-scale "
-                "run fills the same table with UCF101 / HMDB51 numbers."
+                " On the synthetic smoke set a verdict says whether the implementation shows the "
+                "effect on this data; it says nothing about the paper's claims on UCF101 / HMDB51, "
+                "which need the real data sets."
                 if dataset == "synthetic"
                 else ""
             ),
@@ -313,9 +276,7 @@ def write_report(log: dict[str, Any]) -> Path:
             continue
         md += [f"## {name}", ""]
         for t in e.get("tables", []):
-            side = tables / f"{t}.json"
-            caption = json.loads(side.read_text()).get("caption") if side.is_file() else ""
-            md += [f"### Table `{t}`", "", DESCRIPTIONS.get(t, caption or ""), ""]
+            md += [f"### Table `{t}`", "", _caption(tables / f"{t}.json"), ""]
             if (tables / f"{t}.md").is_file():
                 body = (tables / f"{t}.md").read_text().strip().splitlines()
                 body = [ln for ln in body if ln.startswith("|")]  # caption is printed above
@@ -327,7 +288,7 @@ def write_report(log: dict[str, Any]) -> Path:
             md += [
                 f"### Figure `{f}`",
                 "",
-                DESCRIPTIONS.get(f, ""),
+                _caption(out / "figures" / f"{f}.json"),
                 "",
                 f"![{f}](figures/{f}.png)",
                 "",

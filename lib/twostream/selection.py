@@ -1,12 +1,14 @@
-"""The one selection rule of the study: which epoch of a run is kept.
+"""The one selection rule of the study: which epoch of a run, and which cell of an
+ablation, is kept.
 
 Higher validation top-1 wins; ties (common: one video is 1/n of the accuracy) go to the
-lower validation loss (mean cross-entropy, i.e. NLL), then to the earlier epoch. The
-training loop uses :func:`better` as epochs come in; everything that reports a selected
-epoch afterwards calls :func:`selected_epoch` on the run's history, so the two can never
-disagree. ``part="test"`` is the authors' protocol (selection on the test set), used only to
-measure what it inflates. A run without validation videos falls back to the lowest training
-loss (its val columns are NaN).
+lower validation loss (mean cross-entropy, i.e. NLL), then to the earlier epoch (or the
+earlier cell in the table's order). The training loop uses :func:`better` as epochs come
+in; everything that reports a selected epoch afterwards calls :func:`selected_epoch` on the
+run's history, and every ablation picks its cell with :func:`select_cell` on the cells'
+validation results, so no choice can ever look at the test set. ``part="test"`` is the
+authors' protocol (selection on the test set), used only to measure what it inflates. A run
+without validation videos falls back to the lowest training loss (its val columns are NaN).
 """
 
 from __future__ import annotations
@@ -46,4 +48,11 @@ def selected_epoch(history, part: str = "val") -> int:
     return int(rows[selected_index(rows, part)]["epoch"])
 
 
-__all__ = ["better", "selected_epoch", "selected_index", "selection_key"]
+def select_cell(cells: Sequence[Mapping[str, Any]]) -> int:
+    """Position of the chosen cell of an ablation: each cell holds the ``val_top1`` and
+    ``val_loss`` of its selected epoch (means over seeds); test results are never read."""
+    return selected_index([{"val_top1": c["val_top1"], "val_loss": c["val_loss"],
+                            "train_loss": c.get("train_loss", 0.0)} for c in cells], "val")  # fmt: skip
+
+
+__all__ = ["better", "select_cell", "selected_epoch", "selected_index", "selection_key"]

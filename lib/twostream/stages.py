@@ -65,7 +65,8 @@ class Node:
             arch = f"{a['layers']} layer(s)" + (
                 "" if a["layer"] == "fc" else f" {a['kernel']}x{a['kernel']}"
             )
-            return f"head {a['layer']}/{a['method']} {arch}, split {a['split']}"
+            seed = f", seed {a['seed']}" if a.get("seed") else ""
+            return f"head {a['layer']}/{a['method']} {arch}, split {a['split']}{seed}"
         return self.stage
 
 
@@ -82,11 +83,11 @@ def features_node(stream: str, split: int, tap: str) -> Node:
 
 
 def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
-              prefused: bool = False) -> Node:  # fmt: skip
+              prefused: bool = False, seed: int = 0) -> Node:  # fmt: skip
     if layer == "fc":
         kernel = 0  # the FC-LSTM has no kernel: one node whatever cfg.convlstm_kernel says
     return _node("head", split=int(split), layer=layer, method=method, layers=int(layers),
-                 kernel=int(kernel), prefused=bool(prefused))  # fmt: skip
+                 kernel=int(kernel), prefused=bool(prefused), seed=int(seed))  # fmt: skip
 
 
 def needs(node: Node) -> tuple[Node, ...]:
@@ -134,6 +135,7 @@ def output(cfg: StudyConfig, node: Node) -> Path:
     from .heads import head_kind
 
     arch = f"l{a['layers']}" if a["layer"] == "fc" else f"l{a['layers']}k{a['kernel']}"
+    arch += f"-s{a['seed']}" if a.get("seed") else ""
     kind = head_kind(a["layer"])
     return cfg.runs_dir / f"{kind}-split{a['split']}-{a['layer']}-{a['method']}-{arch}-{k}"
 
@@ -255,7 +257,7 @@ def _run_head(cfg: StudyConfig, node: Node) -> None:
         dirs = {"fused": prefuse(dirs, node.get("method"), every)}
     classes = list(load_classes(cfg.split_format, cfg.splits_dir))
     train_head(hcfg, split=split, feature_dirs=dirs, records=records, classes=classes,
-               run=output(cfg, node), resume=True)  # fmt: skip
+               run=output(cfg, node), seed=node.get("seed"), resume=True)  # fmt: skip
 
 
 def ensure(cfg: StudyConfig, node: Node) -> Path:
@@ -316,9 +318,10 @@ def features(cfg: StudyConfig, split: int | None = None,
 
 def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None,
          method: str | None = None, layers: int | None = None, kernel: int | None = None,
-         prefuse: bool = False) -> dict[str, Any]:  # fmt: skip
+         prefuse: bool = False, seed: int | None = None) -> dict[str, Any]:  # fmt: skip
     """One fusion + ConvLSTM (``layer="fc"``: FC-LSTM) head, trained when missing; returns
-    its results (``heads.load_head_run``). Arguments default to the config's fields."""
+    its results (``heads.load_head_run``). Arguments default to the config's fields; the
+    seed to the first of ``cfg.head_seeds``."""
     from .features import check_taps
     from .fusion import check_fusion, is_parameter_free
     from .heads import load_head_run
@@ -327,7 +330,8 @@ def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None
     layer = check_taps([layer or cfg.fusion_layer])[0]
     method = check_fusion(method or cfg.fusion_method)
     node = head_node(split, layer, method, layers or cfg.convlstm_layers,
-                     kernel or cfg.convlstm_kernel, prefuse and is_parameter_free(method))  # fmt: skip
+                     kernel or cfg.convlstm_kernel, prefuse and is_parameter_free(method),
+                     cfg.head_seeds[0] if seed is None else seed)  # fmt: skip
     features(cfg, split, [layer])  # both streams' taps in one pass each
     return load_head_run(ensure(cfg, node))
 
@@ -336,7 +340,8 @@ def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None
 
 
 def study_nodes(cfg: StudyConfig) -> list[tuple[str, Node]]:
-    """(why, node) for every node the notebooks of a study run build, in build order."""
+    """(why, node) for every node the notebooks of a study build before Table 3, in build
+    order (Table 3 and the audit use Table 1's cell chosen on validation: see :func:`plan`)."""
     out: list[tuple[str, Node]] = [("data set", Node("dataset")), ("rawframes", Node("rawframes"))]
     splits = sorted({cfg.split, *cfg.splits})
     for split in splits:
@@ -345,12 +350,35 @@ def study_nodes(cfg: StudyConfig) -> list[tuple[str, Node]]:
     out += [("feature cache", features_node(s, cfg.split, t)) for t in taps for s in STREAM_NAMES]
     for layer in cfg.table1_layers:
         for method in cfg.table1_methods:
-            out.append(("Table 1", head_node(cfg.split, layer, method, cfg.convlstm_layers,
-                                             cfg.convlstm_kernel)))  # fmt: skip
+            out += [("Table 1", head_node(cfg.split, layer, method, cfg.convlstm_layers,
+                                          cfg.convlstm_kernel, seed=seed))
+                    for seed in cfg.head_seeds]  # fmt: skip
     for layers in cfg.table2_layers:
         for kernel in cfg.table2_kernels:
-            out.append(("Table 2", head_node(cfg.split, cfg.fusion_layer, cfg.fusion_method,
-                                             layers, kernel)))  # fmt: skip
+            out += [("Table 2", head_node(cfg.split, cfg.fusion_layer, cfg.fusion_method, layers,
+                                          kernel, seed=seed))
+                    for seed in cfg.head_seeds]  # fmt: skip
+    return out
+
+
+def table3_nodes(cfg: StudyConfig, chosen: dict) -> list[tuple[str, Node, StudyConfig]]:
+    """(why, node, config) of Table 3 and the audit at the ``chosen`` Table 1 cell: the
+    two-stream and single-stream ConvLSTMs and the authors-protocol runs, every split."""
+    layer, method = chosen["layer"], chosen["method"]
+    authors = cfg.replace(protocol="authors")
+    out = []
+    for split in cfg.splits:
+        out += [("features, Table 3", features_node(s, split, layer), cfg) for s in STREAM_NAMES]
+        for seed in cfg.head_seeds:
+            for m in (method, "spatial", "temporal"):
+                node = head_node(
+                    split, layer, m, cfg.convlstm_layers, cfg.convlstm_kernel, seed=seed
+                )
+                out.append(("Table 3", node, cfg))
+            node = head_node(
+                split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel, seed=seed
+            )
+            out.append(("audit (epoch chosen on test)", node, authors))
     return out
 
 
@@ -358,29 +386,28 @@ def plan(cfg: StudyConfig) -> list[dict[str, str]]:
     """Every node of the study with its folder and status (``cached`` or ``to run``),
     without computing anything. Nodes that two tables share are listed once."""
     rows, seen = [], set()
-    for why, node in study_nodes(cfg):
-        if node in seen:
-            continue
-        seen.add(node)
-        done = is_done(cfg, node)
-        rows.append({"stage": node.stage, "for": why, "what": str(node),
-                     "status": "cached" if done else "to run",
-                     "output": str(output(cfg, node))})  # fmt: skip
-    from .study import best_fusion
 
-    layer, method, origin = best_fusion(cfg)
-    if origin.startswith("config"):  # Table 1 has not run: its best cell is not known yet
+    def add(why: str, node: Node, c: StudyConfig) -> None:
+        if (node, c) in seen:
+            return
+        seen.add((node, c))
+        rows.append({"stage": node.stage, "for": why, "what": str(node) + (
+                     " (authors' protocol)" if c.protocol == "authors" else ""),
+                     "status": "cached" if is_done(c, node) else "to run",
+                     "output": str(output(c, node))})  # fmt: skip
+
+    for why, node in study_nodes(cfg):
+        add(why, node, cfg)
+    table1 = [n for why, n in study_nodes(cfg) if why == "Table 1"]
+    if not all(is_done(cfg, n) for n in table1):  # the chosen cell is not known yet
         rows.append({"stage": "head", "for": "Table 3 + audit",
-                     "what": f"the best Table 1 cell, splits {list(cfg.splits)}",
+                     "what": f"the Table 1 cell chosen on validation, splits {list(cfg.splits)}",
                      "status": "after Table 1", "output": str(cfg.runs_dir)})  # fmt: skip
         return rows
-    for split in cfg.splits:
-        node = head_node(split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel)
-        if node not in seen:
-            seen.add(node)
-            rows.append({"stage": "head", "for": "Table 3 + audit", "what": str(node),
-                         "status": "cached" if is_done(cfg, node) else "to run",
-                         "output": str(output(cfg, node))})  # fmt: skip
+    from .study import chosen_cell
+
+    for why, node, c in table3_nodes(cfg, chosen_cell(cfg)):
+        add(why, node, c)
     return rows
 
 

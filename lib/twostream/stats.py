@@ -15,6 +15,8 @@ for comparisons, and the verdict a comparison earns.
   is above zero, *contradicted* when it is all below zero, otherwise *inconclusive*. For a
   claim of no difference ("A and B perform alike"): *supported* when the whole interval
   lies within ±``margin``, *contradicted* when it excludes zero, otherwise inconclusive.
+  For "B is no better than A": *supported* when the interval stays below +``margin``,
+  *contradicted* when it is all above zero.
 """
 
 from __future__ import annotations
@@ -69,18 +71,54 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-def _bootstrap_diffs(a: np.ndarray, b: np.ndarray, *, seed: int, resamples: int) -> np.ndarray:
-    """Accuracy differences mean(b) - mean(a) over resamples of the videos (paired)."""
+def _strata(x) -> list[np.ndarray]:
+    """Per-video correctness as a list of (seeds, n_s) bool arrays, one per split.
+
+    Accepts (n,), (seeds, n) or a list of those (one per split).
+    """
+    if isinstance(x, (list, tuple)) and x and np.ndim(x[0]) >= 1 and not np.isscalar(x[0]):
+        parts = list(x)
+    else:
+        parts = [x]
+    return [np.atleast_2d(np.asarray(p, dtype=bool)) for p in parts]
+
+
+def _statistic(parts: list[np.ndarray]) -> float:
+    """Mean over splits of the split's accuracy (averaged over seeds)."""
+    return float(np.mean([p.mean() for p in parts]))
+
+
+def _bootstrap(parts: list[np.ndarray], *, seed: int, resamples: int) -> np.ndarray:
+    """The statistic over ``resamples`` resamples of the videos, within each split
+    (stratified), the seeds of a video kept together. ``parts``: (seeds, n_s) arrays of
+    per-video outcomes (bool correctness, or float differences of two models)."""
     rng = np.random.default_rng(seed)
-    n = a.shape[-1]
-    d = b.astype(np.float64) - a.astype(np.float64)  # (..., n): per-video difference
-    out = np.empty(resamples)
-    chunk = 1000
-    for start in range(0, resamples, chunk):
-        m = min(chunk, resamples - start)
-        idx = rng.integers(0, n, size=(m, n))  # (m, n) resampled videos
-        out[start : start + m] = d[..., idx].mean(axis=-1).reshape(-1, m).mean(axis=0)
-    return out
+    out = np.zeros(resamples)
+    for p in parts:
+        per_video = p.astype(np.float64).mean(axis=0)  # (n_s,)
+        n = per_video.size
+        if n == 0:
+            continue
+        for start in range(0, resamples, 1000):
+            m = min(1000, resamples - start)
+            idx = rng.integers(0, n, size=(m, n))  # (m, n) resampled videos
+            out[start : start + m] += per_video[idx].mean(axis=1)
+    return out / len(parts)
+
+
+def interval(correct, *, seed: int = SEED, resamples: int = BOOTSTRAP) -> dict[str, Any]:
+    """Accuracy of one model with its 95% interval: Wilson for one split and one seed,
+    else a stratified bootstrap over videos of the mean over splits (seeds averaged)."""
+    parts = _strata(correct)
+    n = int(sum(p.shape[-1] for p in parts))
+    top1 = _statistic(parts) if n else float("nan")
+    if len(parts) == 1 and parts[0].shape[0] == 1:
+        k = int(parts[0].sum())
+        lo, hi = wilson(k, n)
+        return {"top1": top1, "n": n, "ci_low": lo, "ci_high": hi, "ci": "Wilson"}
+    lo, hi = (float(v) for v in np.percentile(_bootstrap(parts, seed=seed, resamples=resamples),
+                                               [2.5, 97.5]))  # fmt: skip
+    return {"top1": top1, "n": n, "ci_low": lo, "ci_high": hi, "ci": "bootstrap"}
 
 
 def paired(correct_a, correct_b, *, claim: str = "greater", margin: float = 0.01,
@@ -88,31 +126,36 @@ def paired(correct_a, correct_b, *, claim: str = "greater", margin: float = 0.01
     """Paired comparison of B against A on the same videos.
 
     ``correct_a`` / ``correct_b``: per-video correctness, (n,) or (seeds, n) (several seeds
-    of one model: their per-video outcomes are averaged, the bootstrap resamples videos).
-    ``claim``: "greater" (B > A), "less" (B < A) or "equal" (|B - A| < ``margin``).
-    Returns n, both accuracies, the difference B - A (fraction) with its 95% bootstrap
-    interval, McNemar's exact p-value (first seed of each) and the verdict.
+    of one model: their per-video outcomes are averaged), or a list of those, one per split
+    (the statistic is then the mean over splits, and the bootstrap resamples videos within
+    each split). ``claim``: "greater" (B > A), "less" (B < A) or "equal" (|B - A| <
+    ``margin``). Returns n, both accuracies, the difference B - A (fraction) with its 95%
+    bootstrap interval, McNemar's exact p-value (first seed of each, splits pooled) and the
+    verdict.
     """
-    a = np.atleast_2d(np.asarray(correct_a, dtype=bool))
-    b = np.atleast_2d(np.asarray(correct_b, dtype=bool))
-    if a.shape[-1] != b.shape[-1]:
+    a, b = _strata(correct_a), _strata(correct_b)
+    if len(a) != len(b) or any(x.shape[-1] != y.shape[-1] for x, y in zip(a, b, strict=True)):
         raise ValueError(
-            f"a paired comparison needs the same videos: {a.shape[-1]} vs {b.shape[-1]}"
+            f"a paired comparison needs the same videos: {[x.shape[-1] for x in a]} vs "
+            f"{[y.shape[-1] for y in b]}"
         )
-    n = int(a.shape[-1])
-    acc_a, acc_b = float(a.mean()), float(b.mean())
-    diff = acc_b - acc_a
+    n = int(sum(x.shape[-1] for x in a))
+    acc_a, acc_b = _statistic(a), _statistic(b)
     if n == 0:
         lo = hi = float("nan")
     else:
-        diffs = _bootstrap_diffs(a.mean(axis=0), b.mean(axis=0), seed=seed, resamples=resamples)
+        # the difference of the two models' statistics under the same resampled videos:
+        # resample the per-video difference (seeds averaged), stratified by split
+        d = [(y.mean(axis=0) - x.mean(axis=0))[None] for x, y in zip(a, b, strict=True)]
+        diffs = _bootstrap(d, seed=seed, resamples=resamples)
         lo, hi = (float(v) for v in np.percentile(diffs, [2.5, 97.5]))
-    only_a = int((a[0] & ~b[0]).sum())
-    only_b = int((b[0] & ~a[0]).sum())
+    only_a = int(sum((x[0] & ~y[0]).sum() for x, y in zip(a, b, strict=True)))
+    only_b = int(sum((y[0] & ~x[0]).sum() for x, y in zip(a, b, strict=True)))
     return {
-        "n": n, "a_top1": acc_a, "b_top1": acc_b, "diff": diff, "ci_low": lo, "ci_high": hi,
-        "only_a": only_a, "only_b": only_b, "p_mcnemar": mcnemar_exact(only_a, only_b),
-        "claim": claim, "verdict": verdict(lo, hi, claim=claim, margin=margin),
+        "n": n, "a_top1": acc_a, "b_top1": acc_b, "diff": acc_b - acc_a, "ci_low": lo,
+        "ci_high": hi, "only_a": only_a, "only_b": only_b,
+        "p_mcnemar": mcnemar_exact(only_a, only_b), "claim": claim,
+        "verdict": verdict(lo, hi, claim=claim, margin=margin),
     }  # fmt: skip
 
 
@@ -128,7 +171,9 @@ def verdict(lo: float, hi: float, *, claim: str = "greater", margin: float = 0.0
         if -margin < lo and hi < margin:
             return "supported"
         return "contradicted" if lo > 0 or hi < 0 else "inconclusive"
-    raise ValueError(f"unknown claim {claim!r}; known: greater, less, equal")
+    if claim == "not_greater":  # B is no better than A (by more than the margin)
+        return "supported" if hi < margin else "contradicted" if lo > 0 else "inconclusive"
+    raise ValueError(f"unknown claim {claim!r}; known: greater, less, equal, not_greater")
 
 
 def fmt_pct(x: float, digits: int = 1) -> str:
@@ -146,6 +191,7 @@ def fmt_interval(lo: float, hi: float, digits: int = 1, *, signed: bool = False)
 __all__ = [
     "VERDICTS",
     "accuracy",
+    "interval",
     "correct_of",
     "fmt_interval",
     "fmt_pct",

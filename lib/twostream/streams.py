@@ -237,7 +237,8 @@ def train_stream(
 
     seed_everything(cfg.seed)  # identical initial weights on every rank
     net = build_stream(modality=modality, backbone=cfg.backbone, num_classes=len(classes),
-                       flow_length=cfg.flow_length, pretrained=cfg.pretrained)  # fmt: skip
+                       flow_length=cfg.flow_length, pretrained=cfg.pretrained,
+                       weights=cfg.imagenet_weights)  # fmt: skip
     model = prepare_model(net, device, compile=cfg.compile)
     lr = cfg.lr_spatial if stream == "spatial" else cfg.lr_temporal
     optimizer = make_optimizer(model, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -256,7 +257,6 @@ def train_stream(
         # dropout etc.: the global RNG of epoch i is a function of (seed, i) only
         on_epoch_start=lambda i: seed_everything(engine.epoch_seed(cfg.seed, i, dist.rank())),
         extra={"arch": net.arch, "stream": stream, "split": split},
-        first_epoch=0,  # stream epochs are counted from 0 in its metrics (as Table "streams")
         desc=f"{stream} split {split}",
     )  # fmt: skip
     engine.load_best(run, net, device=device)
@@ -268,14 +268,24 @@ def train_stream(
         run.write_results({
             "kind": "stream", "stream": stream, "split": split, "best_epoch": fit["best_epoch"],
             "epochs": len(fit["history"]), "num_classes": len(classes), "classes": list(classes),
-            "val_top1": evs["val"]["top1"], "top1": evs["test"]["top1"],
+            "val_top1": evs["val"]["top1"], "val_loss": evs["val"]["loss"],
+            "val_n": evs["val"]["n"], "top1": evs["test"]["top1"], "n": evs["test"]["n"],
             "top5": evs["test"]["top5"], "mean_class_acc": evs["test"]["mean_class_acc"],
-            "arch": net.arch, "config": config,
+            "weights": weights_label(cfg), "test_crops": cfg.test_crops, "arch": net.arch,
+            "config": config,
         })  # fmt: skip
     dist.barrier()
     out = load_stream_run(run)
     out.update(history=fit["history"], seconds=time.perf_counter() - t_start)
     return out
+
+
+def weights_label(cfg: StudyConfig) -> str:
+    """Which initial weights a stream started from, said beside every stream result."""
+    p = str(cfg.pretrained)
+    if p.lower() == "imagenet":
+        return f"ImageNet {cfg.imagenet_weights}"
+    return "random init (none)" if p.lower() in ("none", "") else f"file {Path(p).name}"
 
 
 def load_stream_run(run: RunDir | str | Path) -> dict[str, Any]:

@@ -9,12 +9,18 @@ L flow fields of a stack stay aligned.
 Training (paper, section IV): a random ``crop_size`` square crop (256), rescaled by a
 random factor s in [``scale_min``, ``scale_max``] (3/4 .. 4/3), resized to ``input_size``
 (224). "Rescale the frame by s, then crop crop_size" is implemented as the equivalent
-"crop a window of side crop_size / s, then resize" (the window is clipped to the frame,
-so frames smaller than the window use their full height). Then a horizontal flip with
-probability 1/2 and, when enabled for this stream, colour jitter.
+"crop a window of side crop_size / s, then resize", so every draw of s changes the content
+scale. At the paper's geometry (short side 256, crop 256) a draw s < 1 asks for a window
+larger than the frame: the frame is then placed at a random position inside the window and
+the rest is filled with the modality's neutral value (the ImageNet mean colour; zero
+motion for flow), i.e. the crop zooms *out*. (Clipping the window to the frame instead
+would make every s < 1 the same full-frame crop: 43% of the draws a no-op.) Then a
+horizontal flip with probability 1/2 and, when enabled for this stream, colour jitter.
 
 Evaluation: a centre ``crop_size`` window (clipped to the frame) resized to
-``input_size`` — the training geometry at s = 1 without randomness.
+``input_size`` — the training geometry at s = 1 without randomness. With ``crops=10`` (the
+literature's test protocol): the four corner windows and the centre one, each also
+mirrored, stacked as (10, C, S, S).
 
 **Flow under a horizontal flip**: mirroring the image mirrors the motion, so flow-x
 changes sign. Flow JPEGs store q = 255 (f + b) / 2b (bound quantisation, zero flow at
@@ -75,38 +81,48 @@ class StackTransform:
     scale_max: float = 1.0
     flip: bool = False
     jitter: float = 0.0
+    crops: int = 1  # evaluation only: 1 (centre) or 10 (corners + centre, x mirror)
 
     def __post_init__(self) -> None:
         if self.modality not in ("rgb", "flow"):
             raise UserError(f"unknown modality {self.modality!r}; known: rgb, flow")
         if self.crop_size < 1 or self.input_size < 1 or self.scale_min <= 0:
             raise UserError("crop_size, input_size and scale_min must be positive")
+        if self.crops not in (1, 10) or (self.train and self.crops != 1):
+            raise UserError("crops must be 1, or 10 for evaluation (corners + centre, mirrored)")
 
     def window(self, height: int, width: int, generator=None) -> tuple[int, int, int]:
-        """(top, left, side) of the square crop window."""
+        """(top, left, side) of the square crop window; in training it may reach outside the
+        frame (negative top/left or beyond the far edge: padded, see the module docstring)."""
         if not self.train:
             side = min(self.crop_size, height, width)
             return (height - side) // 2, (width - side) // 2, side
         s = _uniform(self.scale_min, self.scale_max, generator)
-        side = max(1, min(round(self.crop_size / s), height, width))
-        top = int(torch.randint(0, height - side + 1, (), generator=generator))
-        left = int(torch.randint(0, width - side + 1, (), generator=generator))
+        side = max(1, round(self.crop_size / s))
+        top = _offset(height, side, generator)
+        left = _offset(width, side, generator)
         return top, left, side
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        side = x.shape[-1]
+        if side == self.input_size:
+            return x
+        return F.interpolate(
+            x[None],
+            size=(self.input_size, self.input_size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=side > self.input_size,
+        )[0]  # (C, S, S)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if x.dim() != 3:
             raise ValueError(f"expected a (C, H, W) stack, got shape {tuple(x.shape)}")
         c, h, w = x.shape
+        if not self.train and self.crops == 10:
+            return self._ten_crops(x.float())  # (10, C, S, S)
         top, left, side = self.window(h, w, generator)
-        x = x[:, top : top + side, left : left + side].float()  # (C, side, side), 0..255
-        if side != self.input_size:
-            x = F.interpolate(
-                x[None],
-                size=(self.input_size, self.input_size),
-                mode="bilinear",
-                align_corners=False,
-                antialias=side > self.input_size,
-            )[0]  # (C, S, S)
+        x = self._resize(_crop(x.float(), top, left, side, self.modality))  # (C, S, S), 0..255
         if (
             self.train
             and self.flip
@@ -116,6 +132,16 @@ class StackTransform:
         if self.train and self.jitter > 0:
             x = self._jitter(x, generator)
         return normalize(x, self.modality)
+
+    def _ten_crops(self, x: torch.Tensor) -> torch.Tensor:
+        """The four corner windows and the centre one, each also mirrored: (10, C, S, S)."""
+        c, h, w = x.shape
+        side = min(self.crop_size, h, w)
+        places = [(0, 0), (0, w - side), (h - side, 0), (h - side, w - side),
+                  ((h - side) // 2, (w - side) // 2)]  # fmt: skip
+        views = [self._resize(x[:, t : t + side, c0 : c0 + side]) for t, c0 in places]
+        views += [hflip(v, self.modality) for v in views]
+        return torch.stack([normalize(v, self.modality) for v in views])  # (10, C, S, S)
 
     def _jitter(self, x: torch.Tensor, generator) -> torch.Tensor:
         j = self.jitter
@@ -129,6 +155,33 @@ class StackTransform:
             shift = _uniform(-j, j, generator) * FLOW_SHIFT
             x = (x - FLOW_ZERO) * contrast + FLOW_ZERO + shift
         return x.clamp(0.0, 255.0)
+
+
+def _offset(size: int, side: int, generator) -> int:
+    """Random start of a window of ``side`` on an axis of ``size``: inside the frame when the
+    window fits, else a random placement of the frame inside the window (negative start)."""
+    lo, hi = min(0, size - side), max(0, size - side)
+    return int(torch.randint(lo, hi + 1, (), generator=generator))
+
+
+# The value that fills the part of a zoomed-out window outside the frame (0..255 scale):
+# the ImageNet mean colour for RGB (0 after normalisation), zero motion for flow.
+def _fill(modality: str, channels: int) -> torch.Tensor:
+    if modality == "rgb":
+        return torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255.0
+    return torch.full((channels, 1, 1), FLOW_ZERO)
+
+
+def _crop(x: torch.Tensor, top: int, left: int, side: int, modality: str) -> torch.Tensor:
+    """The (C, side, side) window at (top, left) of a float (C, H, W) stack, filled outside."""
+    c, h, w = x.shape
+    if top >= 0 and left >= 0 and top + side <= h and left + side <= w:
+        return x[:, top : top + side, left : left + side]
+    out = _fill(modality, c).expand(c, side, side).clone()
+    t0, l0 = max(top, 0), max(left, 0)
+    t1, l1 = min(top + side, h), min(left + side, w)
+    out[:, t0 - top : t1 - top, l0 - left : l1 - left] = x[:, t0:t1, l0:l1]
+    return out
 
 
 def hflip(x: torch.Tensor, modality: str) -> torch.Tensor:
@@ -171,16 +224,18 @@ def train_transform(cfg, modality: str) -> StackTransform:
     )
 
 
-def eval_transform(cfg, modality: str) -> StackTransform:
-    """The evaluation preset: centre crop_size window resized to input_size."""
+def eval_transform(cfg, modality: str, *, crops: int = 1) -> StackTransform:
+    """The evaluation preset: centre crop_size window resized to input_size (``crops=10``:
+    corners + centre, mirrored)."""
     return StackTransform(
-        modality=modality, train=False, crop_size=cfg.crop_size, input_size=cfg.input_size
-    )
+        modality=modality, train=False, crop_size=cfg.crop_size, input_size=cfg.input_size,
+        crops=crops,
+    )  # fmt: skip
 
 
 def presets(cfg, modality: str) -> tuple[StackTransform, StackTransform]:
-    """(train, eval) transforms of one stream."""
-    return train_transform(cfg, modality), eval_transform(cfg, modality)
+    """(train, eval) transforms of one stream; the eval one uses ``cfg.test_crops``."""
+    return train_transform(cfg, modality), eval_transform(cfg, modality, crops=cfg.test_crops)
 
 
 __all__ = [
