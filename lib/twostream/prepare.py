@@ -202,8 +202,10 @@ def shard_videos(videos: Sequence[str], shard: tuple[int, int]) -> list[str]:
 # ----------------------------------------------------------------------------- prepare
 
 
-def pending_videos(videos_dir: Path, out: Path, options: PrepareOptions, videos: Sequence[str]):
-    """(to do, reused): the videos of ``videos`` whose marker does not match ``options``."""
+def pending_videos(videos_dir: Path, out: Path, options: PrepareOptions, videos: Sequence[str],
+                   *, states: dict[str, dict] | None = None):  # fmt: skip
+    """(to do, reused): the videos of ``videos`` whose marker does not match ``options``.
+    ``states``, when given, receives the markers of the reused videos (for the manifest)."""
     key = options.key()
     todo, reused = [], 0
     for video in videos:
@@ -211,8 +213,11 @@ def pending_videos(videos_dir: Path, out: Path, options: PrepareOptions, videos:
             source = source_stat(videos_dir / video)
         except OSError:
             source = None
-        if is_done(read_marker(out, video), key, source):
+        state = read_marker(out, video)
+        if is_done(state, key, source):
             reused += 1
+            if states is not None:
+                states[video] = state
         else:
             todo.append(video)
     return todo, reused
@@ -276,7 +281,8 @@ def prepare(
 
         conflicts = layout.folder_conflicts(all_videos)
         selected = shard_videos(all_videos, shard_t)
-        todo, reused = pending_videos(videos_dir, out, opts, selected)
+        known: dict[str, dict] = {}  # markers read once per run (rebuild_manifest reuses them)
+        todo, reused = pending_videos(videos_dir, out, opts, selected, states=known)
         tasks = [(str(videos_dir), str(out), v, dataclasses.asdict(opts), int(flow_batch),
                   conflicts.get(v)) for v in todo]  # fmt: skip
 
@@ -293,7 +299,7 @@ def prepare(
         finally:
             bar.close()
 
-        records = rebuild_manifest(out, all_videos, key)
+        records = rebuild_manifest(out, all_videos, key, known=known)
         remove_empty_parents(out, [r["rawframes"] for r in records.values() if r["status"] != "ok"])
         lists, missing = [], 0
         if splits_dir is not None:

@@ -278,7 +278,7 @@ def import_video(task: tuple) -> dict:
               "source_bytes": None if source is None else source["size"],
               "timings": {**EMPTY_TIMINGS, "write_s": took, "total_s": took}}  # fmt: skip
     ps.write_marker(out, video, {**record, "params_key": opts.key(), "source": source, "origin": origin})  # fmt: skip
-    return record
+    return {**record, "origin": origin}
 
 
 # ----------------------------------------------------------------------------- the tree
@@ -407,7 +407,7 @@ def import_rawframes(source_dir: str | os.PathLike, out_dir: str | os.PathLike, 
 
         # Every check passed. Videos imported before from the same folder and bound stay.
         ps.clean_orphan_temps(out, min_age_s=0.0)
-        todo = []
+        todo, known = [], {}  # known: markers of videos kept, each read once (the manifest)
         for sub in matched:
             video = by_sub[sub]
             source = None if vids is None else ps.source_stat(vids / video)
@@ -415,21 +415,22 @@ def import_rawframes(source_dir: str | os.PathLike, out_dir: str | os.PathLike, 
             origin = marker.get("origin") or {}
             if ps.is_done(marker, key, source) and (origin.get("from"), origin.get("bound")) == (
                     str(src / sub), source_bound):  # fmt: skip
-                summary.reused += 1
+                summary.reused, known[video] = summary.reused + 1, marker
             else:
                 todo.append((str(src), sub, str(out), video, source, source_bound,
                              dataclasses.asdict(opts), checked[sub]))  # fmt: skip
+        origins = [m["origin"] for m in known.values()]
         with progress(total=len(todo), unit="video", desc="import: write", **quiet) as bar:
             for rec in map_tasks(import_video, todo, workers=int(workers)):
                 summary.imported += rec["status"] == "ok"
                 if rec["status"] != "ok":
                     summary.failed_videos.append((rec["video"], rec["error"]))
+                origins.append(rec["origin"])
                 bar.update(1)
-        records = ps.rebuild_manifest(out, all_videos, key)
-        for video in all_videos:  # totals over every run that imported into this folder
-            origin = (ps.read_marker(out, video) or {}).get("origin") or {}
-            summary.linked += origin.get("linked", 0)
-            summary.copied += origin.get("copied", 0)
+        records = ps.rebuild_manifest(out, all_videos, key, known=known)
+        for origin in origins:  # totals over every run that imported into this folder
+            summary.linked += origin["linked"]
+            summary.copied += origin["copied"]
         if splits_dir is not None:
             ps.write_lists(out, records, dataset=dataset, splits_dir=Path(splits_dir),
                         name=list_name or dataset)  # fmt: skip

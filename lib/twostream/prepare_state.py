@@ -123,12 +123,20 @@ def remove_empty_parents(out: Path, subdirs) -> None:
 # ----------------------------------------------------------------------------- manifest
 
 
-def rebuild_manifest(out_dir: Path, videos: Sequence[str], key: str) -> dict[str, dict]:
-    """Write ``manifest.jsonl`` from the markers of the current videos, sorted by video."""
+def rebuild_manifest(
+    out_dir: Path, videos: Sequence[str], key: str, *, known: dict[str, dict] | None = None
+) -> dict[str, dict]:
+    """Write ``manifest.jsonl`` from the markers of the current videos, sorted by video.
+
+    ``known``: markers this run has already read and not rewritten since (the videos it
+    skipped as done), so that each marker is read once per run, not twice: on a network
+    file system every small-file read costs milliseconds, 13,320 of them per UCF101 pass.
+    """
     records: dict[str, dict] = {}
     lines = []
+    known = known or {}
     for video in sorted(videos):
-        state = read_marker(out_dir, video)
+        state = known.get(video) or read_marker(out_dir, video)
         if not state or state.get("params_key") != key:
             continue  # not done yet (another shard, or still to do)
         rec = {k: state.get(k) for k in MANIFEST_KEYS}
