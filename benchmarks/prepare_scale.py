@@ -88,11 +88,13 @@ def child_main(videos: str, out: str, workers: int, what: str) -> None:
 
     t0 = time.perf_counter()
     if what == "status":  # what `twostream plan` pays on a complete folder
-        from twostream.config import StudyConfig
+        from twostream.config import StudyConfig, stage_fields
 
-        # StudyConfig places rawframes beside videos: <root>/<dataset>/{videos,rawframes}
+        # StudyConfig places rawframes beside videos: <root>/<dataset>/{videos,rawframes};
+        # its rawframes fields set to prepare()'s defaults, what the runs above used
         root = Path(videos).parents[1]
-        cfg = StudyConfig(dataset="ucf101", data_root=str(root))
+        same = {f: getattr(pp.PrepareOptions(), f) for f in stage_fields("rawframes")}
+        cfg = StudyConfig(dataset="ucf101", data_root=str(root), **same)
         assert cfg.videos_dir == Path(videos) and cfg.rawframes_dir == Path(out), (cfg, out)
         done, todo = pp.rawframes_status(cfg)
         result = {"done": done, "todo": todo}
@@ -233,12 +235,14 @@ def window_stats(rows: list[dict], workers: int) -> dict:
     }
 
 
-def summarise_samples(samples: list[dict], total: int) -> dict:
-    """Resident sizes when 10 % and 90 % of the videos were done (the end of the run, where
-    the manifest is rebuilt, is in the peak), the load, and the curve (~40 points)."""
+def summarise_samples(samples: list[dict], total: int, start: int = 0) -> dict:
+    """Resident sizes when 10 % and 90 % of the run's videos were done (``start``: markers
+    there before it; the end of the run, where the manifest is rebuilt, is in the peak),
+    the load, and the curve (~40 points: seconds, markers, parent MiB, worker MiB, load)."""
 
     def at(fraction: float, key: str):
-        s = next((s for s in samples if s["done"] >= fraction * total and s[key]), None)
+        goal = start + fraction * (total - start)
+        s = next((s for s in samples if s["done"] >= goal and s["worker_mib"] and s[key]), None)
         return None if s is None else round(s[key], 1)
 
     loads = [s["load1"] for s in samples]
@@ -348,7 +352,7 @@ def main() -> int:
                 "stray_temp_files": sum(
                     1 for _, _, fs in os.walk(out_b) for f in fs if f.endswith(".tmp")
                 ),  # fmt: skip
-                "memory": summarise_samples(resumed["samples"], args.videos),
+                "memory": summarise_samples(resumed["samples"], args.videos, len(before)),
             }
     finally:
         if not args.keep:

@@ -210,11 +210,27 @@ def test_count_mismatch_and_mixed_numbering(made, tmp_path):
     for name in sorted(os.listdir(shifted), reverse=True):
         kind, index = name.rsplit("_", 1)
         (shifted / name).rename(shifted / f"{kind}_{int(index[:-4]) + 1:05d}.jpg")
+    mixed = src / "Run/v_Run_g01_c01"  # x_ beside flow_x_: a second file for flow 2
+    shutil.copyfile(mixed / "flow_x_00002.jpg", mixed / "x_00002.jpg")
     s = run_import(src, tmp_path / "out")  # without videos: only the tree's own rules
     got = {(p["folder"], p["file"], p["kind"]) for p in s.problems}
     assert got == {("Jump/v_Jump_g01_c01", "flow_x_00005.jpg", "extra"),
-                   ("Run/v_Run_g02_c01", None, "numbering")}, s.problems  # fmt: skip
+                   ("Run/v_Run_g02_c01", None, "numbering"),
+                   ("Run/v_Run_g01_c01", None, "names"),
+                   ("Run/v_Run_g01_c01", "x_00002.jpg", "duplicate")}, s.problems  # fmt: skip
     assert not s.ok and not (tmp_path / "out" / ps.MANIFEST).exists()
+
+
+def test_frame_size_must_be_the_configs(clips, made, tmp_path):
+    src = rename_tree(made, tmp_path / "tree", "denseflow")
+    s = run_import(src, tmp_path / "out", videos_dir=clips, short_side=16)
+    assert {p["kind"] for p in s.problems} == {"size"} and len(s.problems) == len(CLIPS)
+    assert (
+        "frames are 48x32, expected 24x16 (the 48x32 video, short_side 16)"
+        in s.problems[0]["message"]
+    )
+    s = run_import(src, tmp_path / "out", resize="48x32")  # exact size, without the videos
+    assert s.ok and s.imported == len(CLIPS)
 
 
 def test_arguments_that_cannot_work(made, tmp_path):

@@ -427,3 +427,42 @@ def test_each_marker_is_read_once_per_run(clips, reference, tmp_path, monkeypatc
     assert len(reads) == 12 + 1  # every marker once, the redone video's again for the manifest
     assert tree_hashes(out) == tree_hashes(reference)
     assert ps.manifest_without_timings(out) == ps.manifest_without_timings(reference)
+
+
+def _die_on_3(task: int) -> int:
+    """Kills its worker process on task 3, as a segfault in a decoder would (top level: the
+    spawned workers import it from this module)."""
+    if task == 3:
+        os._exit(1)
+    return task
+
+
+def test_a_worker_that_dies_costs_only_its_own_task():
+    """multiprocessing.Pool would wait forever for the lost task; map_tasks retries the
+    tasks in flight one at a time and hands the one that kills its process to `crashed`."""
+    from twostream.prepare_video import map_tasks
+
+    crashes = []
+    got = list(map_tasks(_die_on_3, list(range(8)), workers=2,
+                         crashed=lambda task, why: crashes.append((task, why)) or -task))  # fmt: skip
+    assert sorted(got) == [-3, 0, 1, 2, 4, 5, 6, 7]
+    assert [t for t, _ in crashes] == [3] and "died" in crashes[0][1]
+    with pytest.raises(RuntimeError, match="worker process died on 3"):
+        list(map_tasks(_die_on_3, [2, 3], workers=2))
+
+
+def test_crash_record_marks_the_video_failed(clips, tmp_path):
+    import dataclasses
+
+    from twostream.prepare_video import crash_record
+
+    out = tmp_path / "rawframes"
+    video = pp.find_videos(clips)[0][1]
+    opts = pp.PrepareOptions(flow_params=tuple(TINY_FLOW.items()))
+    (layout.video_folder(out, video)).mkdir(parents=True)  # what the dead worker wrote
+    task = (str(clips), str(out), video, dataclasses.asdict(opts), 16, None)
+    rec = crash_record(task, "the worker process died")
+    assert rec["status"] == "failed" and not layout.video_folder(out, video).exists()
+    assert ps.read_marker(out, video)["error"] == "the worker process died"
+    s = run_prepare(clips, out, workers=1)  # a rerun tries it again
+    assert s.failed == 0 and s.reused == 0 and s.ok == 12

@@ -286,13 +286,13 @@ def prepare(
         tasks = [(str(videos_dir), str(out), v, dataclasses.asdict(opts), int(flow_batch),
                   conflicts.get(v)) for v in todo]  # fmt: skip
 
-        from .prepare_video import map_tasks, run_one
+        from .prepare_video import crash_record, map_tasks, run_one
 
         frames = flows = 0
         quiet = {} if show_progress else {"disable": True}
         bar = progress(total=len(tasks), unit="video", desc="prepare", **quiet)
         try:
-            for rec in map_tasks(run_one, tasks, workers=int(workers)):
+            for rec in map_tasks(run_one, tasks, workers=int(workers), crashed=crash_record):
                 frames += rec["frames"]
                 flows += rec["flows"]
                 bar.update(1)

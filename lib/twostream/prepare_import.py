@@ -64,7 +64,8 @@ def _problem(kind: str, file: str | None, message: str, **where: Any) -> dict:
 def scan_folder(folder: Path) -> tuple[dict[str, dict[int, str]], Counter, list[dict]]:
     """One folder's names by kind (img / x / y: index -> name), flow names seen, duplicates."""
     found, names, duplicates = layout.scan_foreign_folder(folder)
-    return found, names, [_problem("duplicate", a, f"same index as {b}") for a, b in duplicates]
+    pairs = sorted(tuple(sorted(pair)) for pair in duplicates)  # not in scandir's order
+    return found, names, [_problem("duplicate", b, f"same index as {a}") for a, b in pairs]
 
 
 def jpeg_problem(path: Path) -> str | None:
@@ -248,6 +249,9 @@ def import_video(task: tuple) -> dict:
         found, _, _ = scan_folder(folder)
         if (len(found["img"]), len(found["x"]), len(found["y"])) != (n, n - 1, n - 1):
             raise ValueError(f"{folder} changed since it was checked; run the import again")
+        # An earlier marker may hold this config's key (another source): it must not
+        # vouch for a half-rewritten folder, so it goes first and the new one comes last.
+        ps.marker_path(out, video).unlink(missing_ok=True)
         if dest.exists():
             shutil.rmtree(dest)  # a partial folder of an interrupted run
         dest.mkdir(parents=True)
@@ -279,6 +283,19 @@ def import_video(task: tuple) -> dict:
               "timings": {**EMPTY_TIMINGS, "write_s": took, "total_s": took}}  # fmt: skip
     ps.write_marker(out, video, {**record, "params_key": opts.key(), "source": source, "origin": origin})  # fmt: skip
     return {**record, "origin": origin}
+
+
+def _check_crashed(task: tuple, reason: str) -> dict:
+    return {"rel": task[1], "problems": [_problem("crash", None, reason)], "style": None, "base": None}  # fmt: skip
+
+
+def _import_crashed(task: tuple, reason: str) -> dict:
+    """A video whose worker died: not done (no marker, no folder), listed as failed."""
+    out, video = Path(task[2]), task[3]
+    ps.marker_path(out, video).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        shutil.rmtree(layout.video_folder(out, video))
+    return {"video": video, "status": "failed", "error": reason, "origin": {"linked": 0, "copied": 0}}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the tree
@@ -387,7 +404,7 @@ def import_rawframes(source_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                   opts.resize, int(frame_tolerance)) for sub in matched]  # fmt: skip
         checked = {}
         with progress(total=len(tasks), unit="video", desc="import: check", **quiet) as bar:
-            for res in map_tasks(check_video, tasks, workers=int(workers)):
+            for res in map_tasks(check_video, tasks, workers=int(workers), crashed=_check_crashed):
                 checked[res["rel"]] = res
                 bar.update(1)
         bases = Counter(r["base"] for r in checked.values() if r["base"] is not None)
@@ -421,7 +438,7 @@ def import_rawframes(source_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                              dataclasses.asdict(opts), checked[sub]))  # fmt: skip
         origins = [m["origin"] for m in known.values()]
         with progress(total=len(todo), unit="video", desc="import: write", **quiet) as bar:
-            for rec in map_tasks(import_video, todo, workers=int(workers)):
+            for rec in map_tasks(import_video, todo, workers=int(workers), crashed=_import_crashed):
                 summary.imported += rec["status"] == "ok"
                 if rec["status"] != "ok":
                     summary.failed_videos.append((rec["video"], rec["error"]))

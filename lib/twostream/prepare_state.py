@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import UserError
-from .utils import atomic_write_text
+from .utils import atomic_path, atomic_write_text
 
 MANIFEST = "manifest.jsonl"
 CONFIG_FILE = "prepare_config.json"
@@ -131,18 +131,19 @@ def rebuild_manifest(
     ``known``: markers this run has already read and not rewritten since (the videos it
     skipped as done), so that each marker is read once per run, not twice: on a network
     file system every small-file read costs milliseconds, 13,320 of them per UCF101 pass.
+    It is emptied on the way, and the lines go straight to the file, so that the markers,
+    the records and the text are not all held at once.
     """
     records: dict[str, dict] = {}
-    lines = []
-    known = known or {}
-    for video in sorted(videos):
-        state = known.get(video) or read_marker(out_dir, video)
-        if not state or state.get("params_key") != key:
-            continue  # not done yet (another shard, or still to do)
-        rec = {k: state.get(k) for k in MANIFEST_KEYS}
-        records[video] = rec
-        lines.append(json.dumps(rec, sort_keys=False, ensure_ascii=False))
-    atomic_write_text(out_dir / MANIFEST, "".join(line + "\n" for line in lines))
+    known = {} if known is None else known
+    with atomic_path(out_dir / MANIFEST) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for video in sorted(videos):
+            state = known.pop(video, None) or read_marker(out_dir, video)
+            if not state or state.get("params_key") != key:
+                continue  # not done yet (another shard, or still to do)
+            rec = {k: state.get(k) for k in MANIFEST_KEYS}
+            records[video] = rec
+            fh.write(json.dumps(rec, sort_keys=False, ensure_ascii=False) + "\n")
     return records
 
 

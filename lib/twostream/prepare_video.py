@@ -215,8 +215,44 @@ def init_worker(parent_pid: int) -> None:
         os._exit(1)
 
 
-def map_tasks(fn, tasks: list, *, workers: int) -> Iterable[dict]:
-    """In-process for one worker; otherwise a spawn pool (fork + OpenCV threads can deadlock)."""
+CRASH = ("the worker process died while working on it (a crash in a decoder or library, "
+         "or the out-of-memory killer); it died again when retried alone")  # fmt: skip
+
+
+def crash_record(task: tuple, reason: str) -> dict:
+    """What ``run_one`` would record for a video whose worker process died: a failed marker
+    (the manifest lists it; a rerun tries it again)."""
+    videos_dir, out_dir, video = task[:3]
+    try:
+        source = source_stat(Path(videos_dir) / video)
+    except OSError:
+        source = None
+    record = {"video": video, "rawframes": layout.video_subdir(video), "status": "failed",
+              "frames": 0, "flows": 0, "width": None, "height": None, "error": reason,
+              "warning": None, "source_bytes": None if source is None else source["size"],
+              "timings": dict(EMPTY_TIMINGS)}  # fmt: skip
+    from .prepare import PrepareOptions
+
+    dest = layout.video_folder(Path(out_dir), video)
+    with contextlib.suppress(OSError):
+        shutil.rmtree(dest)  # what the dead worker had written
+    key = PrepareOptions(**task[3]).key()
+    write_marker(Path(out_dir), video, {**record, "params_key": key, "source": source})
+    return record
+
+
+def map_tasks(fn, tasks: list, *, workers: int, crashed=None) -> Iterable:
+    """``fn(task)`` for every task, in completion order: in-process for one worker, otherwise
+    on ``workers`` spawned processes (fork + OpenCV threads can deadlock).
+
+    ``concurrent.futures`` rather than ``multiprocessing.Pool``: a Pool whose worker dies
+    (a segfault in a decoder, the OOM killer) waits forever for the lost task, and its
+    worker-handler thread wakes up on every result (at benchmarks/prepare_scale.py's rate
+    the parent spent 3.0-3.7 s of CPU per 3,000 tiny videos with it, 2.4-2.7 s with this).
+    Here a dead worker breaks the pool: the tasks in flight are run again one at a time in a fresh process, and one that
+    kills that process too goes to ``crashed(task, reason)`` (default: raise), so one bad
+    video cannot stop the other 13,000. At most 2 x workers tasks are submitted at a time.
+    """
     if not tasks:
         return
     if workers == 1 or len(tasks) == 1:
@@ -226,16 +262,66 @@ def map_tasks(fn, tasks: list, *, workers: int) -> Iterable[dict]:
             for task in tasks:
                 yield fn(task)
         return
+    import itertools
     import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     from .threads import passive_wait
 
     passive_wait()  # inherited by the spawned workers before they import torch
     ctx = mp.get_context("spawn")
-    with ctx.Pool(
-        min(workers, len(tasks)), initializer=init_worker, initargs=(os.getpid(),)
-    ) as pool:
-        yield from pool.imap_unordered(fn, tasks, chunksize=1)
+    n = min(workers, len(tasks))
+
+    def pool(size: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(size, mp_context=ctx, initializer=init_worker,
+                                   initargs=(os.getpid(),))  # fmt: skip
+
+    def one_by_one(lost: list):
+        """The tasks of a broken pool, one at a time in a fresh process: the one that kills
+        that process is the culprit; the others share one process."""
+        single = None
+        try:
+            for task in lost:
+                single = single or pool(1)
+                try:
+                    yield single.submit(fn, task).result()
+                except BrokenProcessPool:
+                    single.shutdown(wait=True)
+                    single = None
+                    if crashed is None:
+                        raise RuntimeError(f"a worker process died on {task!r}: {CRASH}") from None
+                    yield crashed(task, CRASH)
+        finally:
+            if single is not None:
+                single.shutdown(wait=True)
+
+    todo = iter(tasks)
+    executor = pool(n)
+    try:
+        running = {executor.submit(fn, t): t for t in itertools.islice(todo, 2 * n)}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            lost = []
+            for fut in done:
+                task = running.pop(fut)
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    lost.append(task)
+                    continue
+                yield result
+            if lost:  # every task in flight died with the pool: retry each alone
+                lost += running.values()
+                running.clear()
+                executor.shutdown(wait=True, cancel_futures=True)
+                yield from one_by_one(lost)
+                executor = pool(n)
+            for t in itertools.islice(todo, 2 * n - len(running)):
+                running[executor.submit(fn, t)] = t
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["claimed_frames", "map_tasks", "process_video", "run_one", "sync_filesystem"]
+__all__ = ["claimed_frames", "crash_record", "map_tasks", "process_video", "run_one",
+           "sync_filesystem"]  # fmt: skip
