@@ -213,6 +213,7 @@ def test_state_resets_between_videos(kind):
 
 CASES = [("convlstm", f, n, k) for f in FUSION_NAMES for n in (1, 2, 3) for k in (3, 5)]
 CASES += [("fclstm", f, n, 3) for f in FUSION_NAMES for n in (1, 2, 3)]
+CASES += [("tavg", f, n, k) for f in FUSION_NAMES for n in (1, 2) for k in (3, 5)]
 
 
 @pytest.mark.parametrize("kind,fusion,layers,kernel", CASES)
@@ -228,7 +229,7 @@ def test_heads_shapes_gradients(kind, fusion, layers, kernel):
         hidden=HID,
         dropout=0.0,
     )
-    shape = (Bn, T, C, H, W) if kind == "convlstm" else (Bn, T, C)
+    shape = (Bn, T, C) if kind == "fclstm" else (Bn, T, C, H, W)
     a, b = torch.randn(shape), torch.randn(shape)
     logits = model(a, b)
     assert logits.shape == (Bn, K) and torch.isfinite(logits).all()
@@ -292,12 +293,28 @@ def test_count_parameters_by_hand():
     assert count_parameters(model, trainable_only=False) == 8 * 24 * 9 + 24 + 6 * 24 * 9 + 35
 
 
+def test_time_average_head_cannot_see_the_order_and_the_convlstm_can():
+    """The control of the order mechanism: permuting the T steps leaves the time-average
+    head's output unchanged (to rounding) and changes the ConvLSTM's."""
+    torch.manual_seed(8)
+    a, b = torch.randn(Bn, T, C, H, W), torch.randn(Bn, T, C, H, W)
+    order = torch.tensor([2, 0, 1])  # T = 3
+    for kind in ("tavg", "convlstm"):
+        model = build_head(kind=kind, in_channels=C, num_classes=K, hidden=HID).eval()
+        _randomise(model)
+        same = torch.allclose(model(a, b), model(a[:, order], b[:, order]), atol=1e-5)
+        assert same == (kind == "tavg"), kind
+    tavg = build_head(kind="tavg", in_channels=C, num_classes=K, hidden=HID)
+    with pytest.raises(ValueError, match="no recurrent state"):
+        tavg(a, b, return_state=True)
+
+
 def test_bad_configurations_fail_clearly():
     with pytest.raises(ValueError, match="layers must be 1, 2 or 3"):
         ConvLSTM(C, HID, 4, 3)
     with pytest.raises(ValueError, match="kernel must be one of"):
         ConvLSTM(C, HID, 1, 7)
-    with pytest.raises(ValueError, match="unknown head kind 'gru'.*convlstm, fclstm"):
+    with pytest.raises(ValueError, match="unknown head kind 'gru'.*convlstm, fclstm, tavg"):
         build_head(kind="gru", in_channels=C, num_classes=K)
     with pytest.raises(UserError, match="unknown fusion method"):
         build_head(kind="convlstm", in_channels=C, num_classes=K, fusion="mean")

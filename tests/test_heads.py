@@ -228,3 +228,54 @@ def test_param_count_matches_model(setup, tmp_path):
     model, info = heads.load_head_model(res["run_dir"])
     assert info["params"] == res["params"] == count_parameters(model)
     assert model.convlstm.num_layers == 2 and model.convlstm.kernel_size == 5
+
+
+# ----------------------------------------------------------------------------- controls
+
+
+def test_feature_cache_controls_are_fixed_per_video(setup):
+    _, records, maps, _ = setup
+    recs = records["test"]
+    plain = FeatureCache(maps, recs, in_memory=True)
+    mis = FeatureCache(maps, recs, misalign=True, in_memory=True)
+    shuf = FeatureCache(maps, recs, shuffle_steps=True, in_memory=True)
+    a0, b0, _ = plain[list(range(len(recs)))]
+    a1, b1, _ = mis[list(range(len(recs)))]
+    assert torch.equal(a1, a0) and not torch.equal(b1, b0)  # only the temporal maps move
+    # the same cells at every time step and channel: a permutation of the grid
+    t, c, h, w = b0.shape[1:]
+    flat0, flat1 = b0[0].reshape(t * c, h * w), b1[0].reshape(t * c, h * w)
+    perm = [int(torch.nonzero((flat0 == flat1[:, [j]]).all(0))[0]) for j in range(h * w)]
+    assert sorted(perm) == list(range(h * w))
+    assert torch.equal(flat0[:, perm], flat1)
+    # batch, order and single-item access give the same draw
+    assert torch.equal(mis[[2, 0]][1][1], b1[0]) and torch.equal(mis[0][1], b1[0])
+    a2, b2, _ = shuf[list(range(len(recs)))]
+    order = [int(torch.nonzero((a0[0] == a2[0][[s]]).flatten(1).all(1))[0]) for s in range(T)]
+    assert sorted(order) == list(range(T)) and order != list(range(T))
+    assert torch.equal(a2[0], a0[0][order]) and torch.equal(b2[0], b0[0][order])  # streams alike
+
+
+def test_time_average_and_controls_train_and_are_recorded(setup, tmp_path, monkeypatch):
+    cfg, records, maps, _ = setup
+    import twostream.streams
+
+    monkeypatch.setattr(twostream.streams, "split_records", lambda cfg, split: records)
+    kw = dict(split=1, feature_dirs=maps, records=records, classes=CLASSES)
+    tavg = heads.train_head(cfg, run=tmp_path / "tavg", kind="tavg", **kw)
+    assert tavg["head"] == "tavg" and tavg["top1"] > 1 / K  # learnable: channel k = class k
+    model, info = heads.load_head_model(tavg["run_dir"])
+    assert type(model).__name__ == "FusionTimeAverage"
+    perm = heads.train_head(cfg, run=tmp_path / "perm", permute_labels=True, **kw)
+    assert perm["permute_labels"] and not perm["misalign"]
+    mis = heads.train_head(cfg, run=tmp_path / "mis", misalign=True, **kw)
+    assert mis["misalign"]
+    # re-evaluation keeps the run's misalignment: same scores as its own test pass
+    ev = heads.reevaluate(mis["run_dir"])
+    np.testing.assert_allclose(ev["scores"], mis["scores"], rtol=1e-5, atol=1e-6)
+    # shuffled steps change a ConvLSTM's scores, not a time-average head's
+    plain = heads.train_head(cfg, run=tmp_path / "plain", **kw)
+    sh = heads.reevaluate(plain["run_dir"], shuffle_steps=True)
+    assert not np.allclose(sh["scores"], plain["scores"], atol=1e-4)
+    sh = heads.reevaluate(tavg["run_dir"], shuffle_steps=True)
+    np.testing.assert_allclose(sh["scores"], tavg["scores"], rtol=1e-4, atol=1e-5)

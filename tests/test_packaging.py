@@ -43,8 +43,8 @@ def test_pyproject_declares_ranges_not_pins():
     assert not [d for d in deps if "==" in d], "users elsewhere must not be pinned to one release"
 
 
-def test_there_are_seven_notebooks():
-    assert [p.stem[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06"]
+def test_there_are_eight_notebooks():
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -1,4 +1,7 @@
-"""The embedded synthetic data set: determinism, exact flow, split files, parameters, caching."""
+"""The embedded synthetic data set: determinism, exact flow, split files, parameters, caching.
+
+Most of these run on version 2 (the motion-only generator, kept reproducible); the v3
+families have their own tests in tests/test_synthetic_v3.py."""
 
 from __future__ import annotations
 
@@ -19,7 +22,10 @@ from twostream.errors import UserError
 from twostream.synthetic import CLASS_NAMES, clip_spec, ground_truth_flow, render_frame
 from twostream.synthetic_set import SynthParams, ensure_dataset, generate, load_clip_spec
 
-TINY = dict(classes=3, clips_per_class=4, groups=4, frames=5, width=48, height=32)
+TINY = dict(classes=3, clips_per_class=4, groups=4, frames=5, width=48, height=32, version=2)
+# sha256 of a fixed v2 render (frames + one flow per clip) with the code of the v2 release:
+# v2 stays byte-reproducible. Recorded with OpenCV 5.0.0 (remap may differ across builds).
+V2_DIGEST = ("5.0.0", "fcbb502f47df4e7a36307c6e6e1a0128206907778c20649236248f5f6dd290ca")
 
 
 def digests(root) -> dict[str, str]:
@@ -47,6 +53,19 @@ def test_same_seed_gives_identical_bytes(tiny_set, tmp_path):
     c = digests(tmp_path / "c")
     videos = [k for k in a if k.endswith(".avi")]
     assert len(videos) == 12 and all(a[k] != c[k] for k in videos)
+
+
+def test_v2_renders_exactly_as_released():
+    if not cv2.__version__.startswith(V2_DIGEST[0]):
+        pytest.skip(f"digest recorded with OpenCV {V2_DIGEST[0]}, this is {cv2.__version__}")
+    h = hashlib.sha256()
+    for name in CLASS_NAMES:
+        for g in (1, 3):
+            spec = clip_spec(name, g, 2, frames=8, width=64, height=48, seed=0)
+            for t in range(8):
+                h.update(render_frame(spec, t).tobytes())
+            h.update(ground_truth_flow(spec, 3).tobytes())
+    assert h.hexdigest() == V2_DIGEST[1]
 
 
 def test_videos_decode_losslessly_to_the_rendered_frames(tiny_set):
@@ -129,6 +148,8 @@ def test_split_files_parse_and_hold_out_whole_groups(tiny_set):
     raw = (splits / "trainlist01.txt").read_bytes()
     assert raw.endswith(b".avi 3\r\n") and raw.count(b"\n") == raw.count(b"\r\n")  # CRLF
     assert load_classes("ucf101", splits) == list(CLASS_NAMES[:3])
+    assert json.loads((tiny_set / "synthetic.json").read_text())["families"] == {
+        n: "motion" for n in CLASS_NAMES[:3]}
     test_sets = []
     for split in (1, 2, 3):
         train, test = load_split("ucf101", splits, split)
@@ -156,6 +177,7 @@ def test_test_groups_like_ucf101():
     "bad, needle",
     [
         ({"classes": 13}, "classes must be 1..12"),
+        ({"version": 4}, "version must be one of"),
         ({"groups": 3}, "groups must be >= 4"),
         ({"frames": 1}, "frames must be >= 2"),
         ({"width": 16}, "at least 32x32"),
@@ -171,15 +193,19 @@ def test_impossible_parameters_fail_in_one_line(tmp_path, bad, needle):
 
 
 def test_synth_cli(tmp_path, capsys):
-    assert main(["synth", "--out", str(tmp_path / "d"), "--classes", "13"]) == 2
+    assert main(["synth", "--out", str(tmp_path / "d"), "--classes", "19"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "classes must be 1..12" in err and "\n" not in err
+    assert "classes must be 1..18 (v3 defines 18)" in err and "\n" not in err
+    assert main(["synth", "--out", str(tmp_path / "d"), "--version", "2", "--classes", "13"]) == 2
+    assert "classes must be 1..12 (v2 defines 12)" in capsys.readouterr().err
     args = ["synth", "--out", str(tmp_path / "d"), "--classes", "2", "--clips-per-class", "4",
             "--groups", "4", "--frames", "3", "--width", "32", "--height", "32"]  # fmt: skip
     assert main(args) == 0
-    assert "8 clips (2 classes x 4)" in capsys.readouterr().out
+    assert "v3, 8 clips (2 classes x 4)" in capsys.readouterr().out
     marker = json.loads((tmp_path / "d" / "synthetic.json").read_text())
     assert marker["params"]["frames"] == 3 and marker["codec"] == "FFV1"
+    assert marker["version"] == 3 and marker["families"] == {"TranslateRight": "motion",
+                                                             "TranslateLeft": "motion"}
 
 
 def test_ensure_dataset_reuses_regenerates_and_recovers(tmp_path):

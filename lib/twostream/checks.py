@@ -203,6 +203,40 @@ def audit(per_split, table3_per_split=None, *, ours: str, two_stream: str = "two
                             f"two-stream ConvLSTM {t3}")  # fmt: skip
 
 
+def mechanisms(checks_table, families, *, splits: Sequence[int],
+               name: str = "mechanism_checks") -> None:  # fmt: skip
+    """Every check has a verdict its own interval implies, an interval around its
+    difference, and as many videos as its family has in the per-family table; every family
+    row's n adds up to the "all" row's."""
+    from .stats import verdict as verdict_of
+
+    table(checks_table, name=name, columns=("check", "family", "n", "diff", "diff_ci_low",
+                                             "diff_ci_high", "verdict"))  # fmt: skip
+    intervals(checks_table, name=name)
+    n_of = families.groupby("family")["n"].first().to_dict()
+    for _, r in checks_table.iterrows():
+        where = f"{name} {r['check']}"
+        if not r["diff_ci_low"] - 1e-9 <= r["diff"] <= r["diff_ci_high"] + 1e-9:
+            _fail(where, f"difference {r['diff']} outside its interval "
+                         f"[{r['diff_ci_low']}, {r['diff_ci_high']}]")  # fmt: skip
+        if int(r["n"]) != int(n_of.get(r["family"], -1)):
+            _fail(where, f"n = {r['n']} but family {r['family']!r} has {n_of.get(r['family'])} "
+                         "test videos")  # fmt: skip
+        if str(r["check"]).startswith("M"):
+            want = verdict_of(r["diff_ci_low"], r["diff_ci_high"], claim="greater")
+            if r["verdict"] != want:
+                _fail(where, f"verdict {r['verdict']!r}, but its interval says {want!r}")
+        elif r["verdict"] not in ("as expected", "not as expected", "inconclusive"):
+            _fail(where, f"unknown control verdict {r['verdict']!r}")
+    parts = families[families["family"] != "all"].groupby("method")["n"].sum()
+    total = families[families["family"] == "all"].set_index("method")["n"]
+    if not (parts.reindex(total.index) == total).all():
+        _fail("mechanism_families", "the families' test videos do not add up to all of them")
+    accuracies(families, name="mechanism_families")
+    if len(splits) < 1:
+        _fail(name, "no split")
+
+
 __all__ = [
     "CheckFailed",
     "intervals",
@@ -213,6 +247,7 @@ __all__ = [
     "final_comparison",
     "late_fusion_selection",
     "manifest",
+    "mechanisms",
     "splits",
     "stream_runs",
     "table",

@@ -175,8 +175,13 @@ class StudyConfig:
     num_workers: int = 0  # DataLoader workers (0 = in-process; deterministic on CPU)
 
     # --- the embedded synthetic set (ignored for real data) ----------------------------
-    synth_classes: int = knob(4, "dataset")
-    synth_clips_per_class: int = knob(8, "dataset")
+    # generator version: 3 = the four mechanism families (twostream.synthetic_v3); 2 = the
+    # motion-only classes of earlier releases, kept reproducible
+    synth_version: int = knob(3, "dataset")
+    # the first N classes; v3 orders them in pairs, one family after another, so 8 = two
+    # classes of each family (the test preset) and 18 = all
+    synth_classes: int = knob(8, "dataset")
+    synth_clips_per_class: int = knob(4, "dataset")
     synth_groups: int = knob(4, "dataset")  # groups per class; splits rotate which groups are test
     synth_frames: int = knob(16, "dataset")
     synth_width: int = knob(64, "dataset")
@@ -193,11 +198,13 @@ class StudyConfig:
     flow_device: str = knob("cpu", "rawframes")  # cpu | cuda (torch backend)
     # bound (TSN, +-flow_bound) | minmax (authors' code)
     flow_quantization: str = knob("bound", "rawframes")
-    flow_bound: float = knob(20.0, "rawframes")
+    # TSN's +-20 px for real video; the embedded v3 set moves 1-3 px per frame: +-2.5
+    flow_bound: float = knob(2.5, "rawframes")
     prep_workers: int = 2
 
     # --- the two streams ----------------------------------------------------------------
-    backbone: str = knob("resnet18", "stream")  # resnet18 | resnet34 | resnet50 | resnet101
+    # resnet10_w32 (embedded set, no ImageNet weights) | resnet18 | resnet34 | resnet50 | resnet101
+    backbone: str = knob("resnet10_w32", "stream")
     pretrained: str = knob("none", "stream")  # none | imagenet | /path/to/resnet_weights.pth
     # which ImageNet weights "imagenet" means: V1 is the paper-era ResNet (77.4% for
     # ResNet-101, closest to the authors' Torch7 model); IMAGENET1K_V2 is torchvision's newer

@@ -27,6 +27,11 @@ Heads (what the training loop builds, via ``build_head``):
   softmax lives in the loss / the evaluation).
 * ``FCLSTM``: the baseline, fusion of the streams' pooled FC-layer vectors -> ``nn.LSTM``
   -> last hidden state -> dropout -> linear.
+* ``FusionTimeAverage``: the ConvLSTM without its recurrence, the control of the order
+  mechanism: fusion per time step -> the same stack of k x k convolutions (+ ReLU) per step
+  -> the *mean over time* -> global average pooling -> dropout -> linear. It sees every
+  step's fused maps at every place, so it can bind appearance to motion, but it cannot tell
+  in which order the steps came.
 
 Both take ``forward(a, b, state=None, return_state=False)`` with the spatial (``a``) and
 temporal (``b``) stream features, and ``forward_fused(x, ...)`` for inputs already fused
@@ -51,13 +56,14 @@ __all__ = [
     "ConvLSTM",
     "ConvLSTMCell",
     "FusionConvLSTM",
+    "FusionTimeAverage",
     "build_head",
     "count_parameters",
 ]
 
 KERNELS = (3, 5)
 INPUT_MODES = ("precompute", "per_step", "concat")
-HEADS = ("convlstm", "fclstm")
+HEADS = ("convlstm", "fclstm", "tavg")
 
 State = tuple[torch.Tensor, torch.Tensor]  # (H, C), each (B, hidden, H, W)
 
@@ -352,6 +358,39 @@ class FCLSTM(_FusionHead):
         return (logits, state) if return_state else logits
 
 
+class FusionTimeAverage(_FusionHead):
+    """Fusion per step -> ``layers`` x (k x k conv -> ReLU) per step -> mean over T -> GAP
+    -> dropout -> linear: a ConvLSTM head with the recurrence taken out (same fusion,
+    kernel and width), so a gap to it is what the order of the steps adds."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        fusion: str = "sum",
+        layers: int = 1,
+        kernel: int = 3,
+        hidden: int = 300,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__(in_channels=in_channels, num_classes=num_classes, fusion=fusion)
+        convs, c = [], self.fusion.out_channels
+        for _ in range(layers):
+            convs += [nn.Conv2d(c, hidden, kernel, padding=kernel // 2), nn.ReLU(inplace=True)]
+            c = hidden
+        self.convs = nn.Sequential(*convs)
+        self._add_classifier(hidden, dropout)
+
+    def _head(self, x, state, return_state, **_):
+        if state is not None or return_state:
+            raise ValueError("the time-average head has no recurrent state")
+        b, t = x.shape[:2]
+        y = self.convs(x.flatten(0, 1))  # (B*T, hidden, H, W)
+        y = y.unflatten(0, (b, t)).mean(dim=1)  # (B, hidden, H, W): the order is gone
+        return self.classifier(self.dropout(y.mean(dim=(-2, -1))))  # (B, K)
+
+
 def build_head(
     *,
     kind: str,
@@ -365,7 +404,8 @@ def build_head(
     peephole: bool = False,
     grid: tuple[int, int] | None = None,
 ) -> nn.Module:
-    """``kind="convlstm"`` -> FusionConvLSTM; ``"fclstm"`` -> FCLSTM (``kernel`` ignored)."""
+    """``kind="convlstm"`` -> FusionConvLSTM; ``"fclstm"`` -> FCLSTM (``kernel`` ignored);
+    ``"tavg"`` -> FusionTimeAverage."""
     if kind == "convlstm":
         return FusionConvLSTM(
             in_channels=in_channels,
@@ -389,6 +429,11 @@ def build_head(
             hidden=hidden,
             dropout=dropout,
         )
+    if kind == "tavg":
+        if peephole:
+            raise ValueError("peephole=True is a ConvLSTM option; the time-average head has none")
+        return FusionTimeAverage(in_channels=in_channels, num_classes=num_classes, fusion=fusion,
+                                 layers=layers, kernel=kernel, hidden=hidden, dropout=dropout)  # fmt: skip
     raise ValueError(f"unknown head kind {kind!r}; known: {', '.join(HEADS)}")
 
 

@@ -300,6 +300,16 @@ class FeatureCache(torch.utils.data.Dataset):
     sampler=BatchSampler(...))`` uses to fetch a whole batch in one indexing operation.
     ``in_memory=None`` loads everything into RAM (as float16) when the cache is at most
     ``IN_MEMORY_LIMIT`` bytes, so smoke epochs never touch the disk.
+
+    Negative controls (:mod:`twostream.mechanisms`), each a fixed function of the video's
+    path and ``control_seed`` (so the same video gets the same draw in every batch, order
+    and epoch, and on every rank):
+
+    * ``misalign=True``: the temporal stream's grid cells are permuted (one permutation per
+      video, the same at every time step): both streams keep *what* they saw, but where
+      the appearance is no longer where its motion is.
+    * ``shuffle_steps=True``: the T time steps of both streams are permuted alike (one
+      permutation per video): what happened is kept, its order is not.
     """
 
     def __init__(
@@ -308,8 +318,15 @@ class FeatureCache(torch.utils.data.Dataset):
         records: Sequence,
         *,
         in_memory: bool | None = None,
+        misalign: bool = False,
+        shuffle_steps: bool = False,
+        control_seed: int = 0,
     ) -> None:
+        self.misalign, self.shuffle_steps = bool(misalign), bool(shuffle_steps)
+        self.control_seed = int(control_seed)
         self.prefused = "fused" in dirs
+        if self.prefused and self.misalign:
+            raise UserError("misalign needs both streams' maps, not a pre-fused cache")
         names = ("fused",) if self.prefused else ("spatial", "temporal")
         missing_keys = [n for n in names if n not in dirs]
         if missing_keys:
@@ -363,10 +380,35 @@ class FeatureCache(torch.utils.data.Dataset):
             a, b = self._get("fused", ids), torch.empty(0)
         else:
             a, b = self._get("spatial", ids), self._get("temporal", ids)
+        if self.misalign or self.shuffle_steps:
+            a, b = self._controls(ids, a, b)
         y = self.labels[ids]
         if single:
             return a[0], (b if self.prefused else b[0]), y[0]
         return a, b, y
+
+
+    def _rng(self, i: int, what: str) -> np.random.Generator:
+        import zlib
+
+        return np.random.default_rng([self.control_seed, zlib.crc32(f"{what}:{self.videos[i]}".encode())])
+
+    def _controls(self, ids: list[int], a: torch.Tensor, b: torch.Tensor):
+        """Apply the negative controls to a batch a, b (N, T, C, H, W) / (N, T, C)."""
+        a, b = a.clone(), b.clone() if b.numel() else b
+        for j, i in enumerate(ids):
+            if self.shuffle_steps:
+                order = torch.from_numpy(self._rng(i, "steps").permutation(a.shape[1]))
+                a[j] = a[j, order]
+                if b.numel():
+                    b[j] = b[j, order]
+            if self.misalign:
+                if b.dim() != 5:
+                    raise UserError("misalign needs feature maps (T, C, H, W), not pooled vectors")
+                t, c, h, w = b.shape[1:]
+                cells = torch.from_numpy(self._rng(i, "cells").permutation(h * w))
+                b[j] = b[j].reshape(t, c, h * w)[..., cells].reshape(t, c, h, w)
+        return a, b
 
 
 # ----------------------------------------------------------------------------- disk

@@ -50,17 +50,26 @@ def flow_for_pairs(pairs: Sequence[dict], *, backend="opencv", preset="fast", de
                       preset=preset, device=device, **kw)  # fmt: skip
 
 
+LEVELS_TARGET = 64  # grey levels the 95th percentile of the flow magnitude should span
+CLIP_TARGET_PCT = 1.0  # at most this share of flow components clipped
+
+
 def quantization_table(flows: np.ndarray, *, bound: float = 20.0):
     """What uint8 quantisation does to float flows (P, H, W, 2): bound vs per-frame min-max.
 
     Columns: share of components / pixels clipped, size of one level in pixels, grey levels
-    actually used per frame, and the mean / max round-trip error (JPEG loss not included).
+    actually used per frame, the 95th percentile of the flow magnitude (pixels, over every
+    pixel of every pair) and how many quantisation levels it spans (``levels_at_p95`` =
+    p95 / step: how finely the typical large motion is resolved), whether that meets the
+    targets (>= :data:`LEVELS_TARGET` levels, < :data:`CLIP_TARGET_PCT` % of the components
+    clipped), and the mean / max round-trip error (JPEG loss not included).
     """
     import pandas as pd
 
     from .flow import dequantize, quantize
 
     f = np.asarray(flows, np.float32)
+    p95 = float(np.percentile(np.hypot(f[..., 0], f[..., 1]), 95)) if f.size else float("nan")
     rows = []
     for method in ("bound", "minmax"):
         clipped_c, clipped_p, step, levels, err_mean, err_max = [], [], [], [], [], []
@@ -86,6 +95,10 @@ def quantization_table(flows: np.ndarray, *, bound: float = 20.0):
             "pixels_clipped_%": 100 * float(np.mean(clipped_p)),
             "step_px": float(np.mean(step)),
             "levels_used": float(np.mean(levels)),
+            "p95_magnitude_px": p95,
+            "levels_at_p95": p95 / float(np.mean(step)),
+            "meets_target": bool(p95 / float(np.mean(step)) >= LEVELS_TARGET
+                                 and 100 * float(np.mean(clipped_c)) < CLIP_TARGET_PCT),
             "roundtrip_err_mean_px": float(np.mean(err_mean)),
             "roundtrip_err_max_px": float(np.max(err_max)),
             "absolute_scale_kept": method == "bound",

@@ -15,6 +15,8 @@ fig5_learning_curves       :func:`plot_learning_curves`                 04
 table3_comparison          :func:`plot_comparison`                      05
 final_confusion            :func:`plot_confusion`                       05
 protocol_audit             :func:`plot_audit`                           06
+mechanism_checks           :func:`plot_mechanism_checks`                07
+mechanism_families         :func:`plot_family_accuracy`                 07
 =========================  ==========================================  ========
 """
 
@@ -345,4 +347,55 @@ def plot_audit(summary, histories):
                  fontsize=9)  # fmt: skip
     bx.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- mechanisms
+
+
+def plot_mechanism_checks(checks):
+    """One row per check: B - A in points with its 95% interval (mechanisms, N2), or the
+    accuracy minus chance (N1, N3); green = the verdict expected, red = not, grey = open."""
+    plt = _plt()
+    rows = checks.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(rows) + 1.2), constrained_layout=True)
+    good = {"supported", "as expected"}
+    bad = {"contradicted", "not as expected"}
+    for i, r in rows.iterrows():
+        y = len(rows) - 1 - i
+        colour = "tab:green" if r["verdict"] in good else "tab:red" if r["verdict"] in bad else "grey"
+        d, lo, hi = (100 * float(r[c]) for c in ("diff", "diff_ci_low", "diff_ci_high"))
+        ax.errorbar(d, y, xerr=[[d - lo], [hi - d]], fmt="o", color=colour, capsize=3)
+        what = "acc - chance" if r.get("b", "") in ("", None) or r["check"] in ("N1", "N3") else "b - a"
+        ax.annotate(f"{r['verdict']} ({what})", (max(hi, d) + 1, y), va="center", fontsize=8)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{r['check']} [{r['family']}, n={int(r['n'])}]: {r['claim']}"
+                        for _, r in rows.iloc[::-1].iterrows()], fontsize=8)  # fmt: skip
+    ax.set_xlabel("difference (percentage points), 95% interval")
+    lo = min(-10.0, 100 * float(rows["diff_ci_low"].min()) - 5)
+    hi = max(10.0, 100 * float(rows["diff_ci_high"].max()) + 30)
+    ax.set_xlim(lo, hi)
+    ax.set_title("Mechanism checks (M) and negative controls (N) on the embedded set")
+    return fig
+
+
+def plot_family_accuracy(families, *, methods: Sequence[str] | None = None):
+    """Test top-1 (percent) of each method on each class family: a heatmap with the values."""
+    plt = _plt()
+    t = families.pivot(index="method", columns="family", values="top1")
+    order = [c for c in ("motion", "binding", "order", "appearance", "all") if c in t.columns]
+    t = t.loc[list(methods) if methods else list(dict.fromkeys(families["method"])), order]
+    fig, ax = plt.subplots(figsize=(1.3 * len(order) + 4.5, 0.42 * len(t) + 1.3),
+                           constrained_layout=True)  # fmt: skip
+    im = ax.imshow(100 * t.to_numpy(float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for (i, j), v in np.ndenumerate(t.to_numpy(float)):
+        ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=8,
+                color="white" if v < 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels(order)
+    ax.set_yticks(range(len(t)))
+    ax.set_yticklabels(t.index, fontsize=8)
+    fig.colorbar(im, ax=ax, label="test top-1 (%)")
+    ax.set_title("Test top-1 (%) per class family, all splits pooled")
     return fig

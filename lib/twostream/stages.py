@@ -66,7 +66,9 @@ class Node:
                 "" if a["layer"] == "fc" else f" {a['kernel']}x{a['kernel']}"
             )
             seed = f", seed {a['seed']}" if a.get("seed") else ""
-            return f"head {a['layer']}/{a['method']} {arch}, split {a['split']}{seed}"
+            kind = {"tavg": "time-average "}.get(a.get("kind", ""), "")
+            ctrl = "".join(f", {c.replace('_', ' ')}" for c in CONTROLS if a.get(c))
+            return f"{kind}head {a['layer']}/{a['method']} {arch}, split {a['split']}{seed}{ctrl}"
         return self.stage
 
 
@@ -82,12 +84,33 @@ def features_node(stream: str, split: int, tap: str) -> Node:
     return _node("features", stream=stream, split=int(split), tap=tap)
 
 
+# Negative controls a head can be trained under (twostream.mechanisms): misalign = the
+# temporal maps' grid cells permuted per video before fusion; permute_labels = the training
+# videos' labels shuffled.
+CONTROLS = ("misalign", "permute_labels")
+
+
 def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
-              prefused: bool = False, seed: int = 0) -> Node:  # fmt: skip
+              prefused: bool = False, seed: int = 0, *, kind: str | None = None,
+              misalign: bool = False, permute_labels: bool = False) -> Node:  # fmt: skip
+    """A head run. ``kind``: None = the layer's (ConvLSTM, ``fc``: FC-LSTM) or ``"tavg"``
+    (time-average); the variants and controls enter the node (and its key) only when set,
+    so the plain heads keep their keys."""
     if layer == "fc":
         kernel = 0  # the FC-LSTM has no kernel: one node whatever cfg.convlstm_kernel says
+    extra: dict[str, Any] = {}
+    if kind not in (None, "convlstm", "fclstm"):
+        if kind != "tavg" or layer == "fc":
+            raise UserError(f"head kind {kind!r} needs a convolutional tap (known: tavg)")
+        extra["kind"] = kind
+    if misalign:
+        if layer == "fc":
+            raise UserError("misalign permutes feature-map cells: it needs a convolutional tap")
+        extra["misalign"], prefused = True, False
+    if permute_labels:
+        extra["permute_labels"] = True
     return _node("head", split=int(split), layer=layer, method=method, layers=int(layers),
-                 kernel=int(kernel), prefused=bool(prefused), seed=int(seed))  # fmt: skip
+                 kernel=int(kernel), prefused=bool(prefused), seed=int(seed), **extra)  # fmt: skip
 
 
 def needs(node: Node) -> tuple[Node, ...]:
@@ -136,7 +159,8 @@ def output(cfg: StudyConfig, node: Node) -> Path:
 
     arch = f"l{a['layers']}" if a["layer"] == "fc" else f"l{a['layers']}k{a['kernel']}"
     arch += f"-s{a['seed']}" if a.get("seed") else ""
-    kind = head_kind(a["layer"])
+    arch += "".join(f"-{c.replace('_', '')}" for c in CONTROLS if a.get(c))
+    kind = a.get("kind") or head_kind(a["layer"])
     return cfg.runs_dir / f"{kind}-split{a['split']}-{a['layer']}-{a['method']}-{arch}-{k}"
 
 
@@ -256,8 +280,11 @@ def _run_head(cfg: StudyConfig, node: Node) -> None:
         every = [r.path for recs in records.values() for r in recs]
         dirs = {"fused": prefuse(dirs, node.get("method"), every)}
     classes = list(load_classes(cfg.split_format, cfg.splits_dir))
+    a = dict(node.args)
     train_head(hcfg, split=split, feature_dirs=dirs, records=records, classes=classes,
-               run=output(cfg, node), seed=node.get("seed"), resume=True)  # fmt: skip
+               run=output(cfg, node), seed=a["seed"], resume=True, kind=a.get("kind"),
+               misalign=a.get("misalign", False),
+               permute_labels=a.get("permute_labels", False))  # fmt: skip
 
 
 def ensure(cfg: StudyConfig, node: Node) -> Path:
@@ -318,10 +345,12 @@ def features(cfg: StudyConfig, split: int | None = None,
 
 def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None,
          method: str | None = None, layers: int | None = None, kernel: int | None = None,
-         prefuse: bool = False, seed: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """One fusion + ConvLSTM (``layer="fc"``: FC-LSTM) head, trained when missing; returns
-    its results (``heads.load_head_run``). Arguments default to the config's fields; the
-    seed to the first of ``cfg.head_seeds``."""
+         prefuse: bool = False, seed: int | None = None, kind: str | None = None,
+         misalign: bool = False, permute_labels: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One fusion + ConvLSTM (``layer="fc"``: FC-LSTM; ``kind="tavg"``: time-average) head,
+    trained when missing; returns its results (``heads.load_head_run``). Arguments default
+    to the config's fields; the seed to the first of ``cfg.head_seeds``; ``misalign`` /
+    ``permute_labels`` train it under a negative control (:data:`CONTROLS`)."""
     from .features import check_taps
     from .fusion import check_fusion, is_parameter_free
     from .heads import load_head_run
@@ -331,7 +360,8 @@ def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None
     method = check_fusion(method or cfg.fusion_method)
     node = head_node(split, layer, method, layers or cfg.convlstm_layers,
                      kernel or cfg.convlstm_kernel, prefuse and is_parameter_free(method),
-                     cfg.head_seeds[0] if seed is None else seed)  # fmt: skip
+                     cfg.head_seeds[0] if seed is None else seed, kind=kind,
+                     misalign=misalign, permute_labels=permute_labels)  # fmt: skip
     features(cfg, split, [layer])  # both streams' taps in one pass each
     return load_head_run(ensure(cfg, node))
 
@@ -429,6 +459,7 @@ def cli_main(args: argparse.Namespace) -> int:
 
 
 __all__ = [
+    "CONTROLS",
     "Node",
     "ensure",
     "features",

@@ -44,6 +44,7 @@ CLASSES: dict[str, str] = {
     "CircleCounterclockwise": "circle_ccw",
 }
 CLASS_NAMES = tuple(CLASSES)
+FAMILIES = ("motion",)  # every v2 class is defined by its motion alone
 SHAPES = ("ellipse", "rectangle", "triangle", "star", "cross", "blob")
 TEXTURES = ("noise", "stripes", "checker", "rings")
 
@@ -116,6 +117,13 @@ class ClipSpec:
     def render(self) -> np.ndarray:
         """All frames, (F, H, W, 3) uint8 BGR (what ``cv2.VideoCapture`` gives back)."""
         return np.stack([render_frame(self, t) for t in range(self.frames)])
+
+    def frame(self, t: int) -> np.ndarray:
+        return render_frame(self, t)
+
+    @property
+    def family(self) -> str:
+        return family_of(self.class_name)
 
     def flow(self, t: int) -> np.ndarray:
         return ground_truth_flow(self, t)
@@ -305,10 +313,19 @@ def _scene(spec: ClipSpec) -> tuple[np.ndarray, float, float]:
 @functools.lru_cache(maxsize=64)
 def _sprite(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
     """The object in its own frame: texture (S, S, 3) float32 and soft mask (S, S) float32."""
+    return sprite_arrays(spec.object_seed, spec.shape, spec.texture, spec.radius)
+
+
+def sprite_arrays(seed: int, shape: str, texture: str, R: int,
+                  colours: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """A sprite of radius ``R``: texture (S, S, 3) float32 BGR and soft mask (S, S), S = 2R+5.
+
+    The pattern runs between two random colours, or between ``colours`` (two BGR triples)
+    when given (the synthetic set v3's colour-defined objects).
+    """
     import cv2
 
-    rng = np.random.default_rng(spec.object_seed)
-    R = spec.radius
+    rng = np.random.default_rng(seed)
     S = 2 * R + 5
     c = (S - 1) / 2
     yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) - c
@@ -323,22 +340,22 @@ def _sprite(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
         ).astype(np.int32)
 
     Rk = R * k
-    if spec.shape == "ellipse":
+    if shape == "ellipse":
         ax = (int(Rk * 16), int(Rk * _uniform(rng, 0.45, 0.8) * 16))
         cv2.ellipse(big, (int(ck * 16), int(ck * 16)), ax, 0, 0, 360, 255, -1, cv2.LINE_AA, 4)
-    elif spec.shape == "rectangle":
+    elif shape == "rectangle":
         a = math.atan(_uniform(rng, 0.35, 0.8))
         ang = np.array([a, math.pi - a, math.pi + a, -a])
         cv2.fillPoly(big, [pts(np.full(4, Rk), ang)], 255, cv2.LINE_AA, 4)
-    elif spec.shape == "triangle":
+    elif shape == "triangle":
         ang = np.array([0, 2 * math.pi / 3, 4 * math.pi / 3]) + _uniform(rng, -0.3, 0.3)
         cv2.fillPoly(big, [pts(np.full(3, Rk), ang)], 255, cv2.LINE_AA, 4)
-    elif spec.shape == "star":
+    elif shape == "star":
         n = int(rng.integers(4, 7))
         ang = np.arange(2 * n) * math.pi / n
         radii = np.where(np.arange(2 * n) % 2 == 0, Rk, Rk * _uniform(rng, 0.4, 0.6))
         cv2.fillPoly(big, [pts(radii, ang)], 255, cv2.LINE_AA, 4)
-    elif spec.shape == "cross":
+    elif shape == "cross":
         t = _uniform(rng, 0.3, 0.45) * Rk
         h = Rk / math.sqrt(1 + (t / Rk) ** 2)
         for w_, h_ in ((h, t), (t, h)):
@@ -361,21 +378,27 @@ def _sprite(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
     # texture: a [0, 1] pattern mapped through a random two-colour palette
     period = _uniform(rng, 0.4, 0.8) * R + 3.0  # smooth enough for bilinear sampling
     phi = _uniform(rng, 0, math.pi)
-    if spec.texture == "stripes":
+    if texture == "stripes":
         u = xx * math.cos(phi) + yy * math.sin(phi)
         pat = 0.5 + 0.5 * np.sin(2 * math.pi * u / period)
-    elif spec.texture == "checker":
+    elif texture == "checker":
         u = xx * math.cos(phi) + yy * math.sin(phi)
         v = -xx * math.sin(phi) + yy * math.cos(phi)
         pat = 0.5 + 0.5 * np.sin(2 * math.pi * u / period) * np.sin(2 * math.pi * v / period)
-    elif spec.texture == "rings":
+    elif texture == "rings":
         pat = 0.5 + 0.5 * np.cos(
             2 * math.pi * np.hypot(xx - _uniform(rng, -R / 2, R / 2), yy) / period
         )
     else:
         pat = _smooth_noise(rng, S, S, period / 2)
     pat = 0.8 * pat + 0.2 * _smooth_noise(rng, S, S, max(R / 2, 2.0))  # break exact symmetry
-    return np.ascontiguousarray(_palette(rng, pat.astype(np.float32))), mask
+    pat = pat.astype(np.float32)
+    if colours is None:
+        tex = _palette(rng, pat)
+    else:
+        a, b = (np.asarray(c, np.float32) for c in colours)
+        tex = a + pat[..., None] * (b - a)
+    return np.ascontiguousarray(tex), mask
 
 
 @functools.lru_cache(maxsize=8)
@@ -386,9 +409,14 @@ def _grid(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _object_maps(spec: ClipSpec, t: int) -> tuple[np.ndarray, np.ndarray]:
     """Sprite coordinates of every pixel at frame t (inverse similarity transform)."""
-    xs, ys = _grid(spec.width, spec.height)
-    cx, cy, th, s = spec.pose(t)
-    c = (2 * spec.radius + 5 - 1) / 2
+    return object_maps(spec.pose(t), spec.radius, spec.width, spec.height)
+
+
+def object_maps(pose, radius: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sprite coordinates of every pixel for an object at ``pose`` (cx, cy, angle, scale)."""
+    xs, ys = _grid(width, height)
+    cx, cy, th, s = pose
+    c = (2 * radius + 5 - 1) / 2
     cos, sin = math.cos(th) / s, math.sin(th) / s
     dx, dy = xs - np.float32(cx), ys - np.float32(cy)
     ux = np.float32(cos) * dx + np.float32(sin) * dy + np.float32(c)
@@ -455,3 +483,13 @@ def ground_truth_flow(spec: ClipSpec, t: int, *, return_mask: bool = False):
     flow[..., 0] = np.where(on, fx, spec.bvx)
     flow[..., 1] = np.where(on, fy, spec.bvy)
     return (flow, cover) if return_mask else flow
+
+
+def family_of(class_name: str) -> str:
+    """Every v2 class is motion-defined (the v3 set adds the other families)."""
+    if class_name not in CLASSES:
+        raise UserError(f"unknown v2 synthetic class {class_name!r}")
+    return "motion"
+
+
+make_clip = clip_spec  # the generator interface of twostream.synthetic_set (v3: clip)

@@ -2,7 +2,10 @@
 
 Nothing can be downloaded on the machines this project is built on, and users should run
 every notebook before they own UCF101. So this module writes a small data set of *real
-video files* (clips of :mod:`twostream.synthetic`) in UCF101's layout::
+video files* in UCF101's layout, its clips drawn by the generator of ``version``:
+:mod:`twostream.synthetic_v3` (3, the default: the four mechanism families) or
+:mod:`twostream.synthetic` (2: the motion-only classes of earlier releases, kept
+reproducible from their parameters)::
 
     <out>/videos/<Class>/v_<Class>_gXX_cYY.avi      FFV1 (lossless) AVI, one per clip
     <out>/splits/classInd.txt, trainlist0{1,2,3}.txt, testlist0{1,2,3}.txt   (CRLF, as UCF101)
@@ -29,7 +32,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .synthetic import CLASS_NAMES, CLASSES, GENERATOR_VERSION, ClipSpec, clip_spec, render_frame
+from .synthetic import ClipSpec
+
+VERSIONS = (2, 3)  # v2: motion-defined classes (reproducible); v3: the four mechanism families
 
 FOURCC = "FFV1"
 FPS = 25
@@ -42,22 +47,36 @@ MIN_GROUPS = 4  # three disjoint test sets + at least one group that is always t
 class SynthParams:
     """The parameters that define a synthetic data set (recorded in synthetic.json)."""
 
-    classes: int = 8
-    clips_per_class: int = 14
-    groups: int = 7
-    frames: int = 32
-    width: int = 128
-    height: int = 96
+    classes: int = 18
+    clips_per_class: int = 24
+    groups: int = 8
+    frames: int = 16
+    width: int = 80
+    height: int = 60
     seed: int = 0
     hmdb_splits: bool = False
+    version: int = 3
+
+    @property
+    def generator(self):
+        """The module that draws and renders this version's clips."""
+        if self.version == 2:
+            from . import synthetic as gen
+        elif self.version == 3:
+            from . import synthetic_v3 as gen
+        else:
+            raise UserError(f"synthetic set version must be one of {VERSIONS}, got {self.version}")
+        return gen
 
     def validate(self) -> SynthParams:
-        problems = []
-        if not 1 <= self.classes <= len(CLASSES):
-            problems.append(
-                f"classes must be 1..{len(CLASSES)} (motions defined: "
-                f"{len(CLASSES)}), got {self.classes}"
+        if self.version not in VERSIONS:
+            raise UserError(
+                f"synthetic data set: version must be one of {VERSIONS}, got {self.version}"
             )
+        problems = []
+        n = len(self.generator.CLASS_NAMES)
+        if not 1 <= self.classes <= n:
+            problems.append(f"classes must be 1..{n} (v{self.version} defines {n}), got {self.classes}")
         if self.groups < MIN_GROUPS:
             problems.append(
                 f"groups must be >= {MIN_GROUPS} (three disjoint test sets plus a "
@@ -86,7 +105,11 @@ class SynthParams:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return CLASS_NAMES[: self.classes]
+        return self.generator.CLASS_NAMES[: self.classes]
+
+    def families(self) -> dict[str, str]:
+        """Class name -> family (v2: all "motion")."""
+        return {name: self.generator.family_of(name) for name in self.class_names}
 
     def test_groups(self, split: int) -> tuple[int, ...]:
         """Groups held out in split 1/2/3: disjoint blocks, like UCF101's g01-07/g08-14/g15-21."""
@@ -97,11 +120,15 @@ class SynthParams:
         base, extra = divmod(self.clips_per_class, self.groups)
         return base + (1 if group <= extra else 0)
 
+    def clip(self, class_name: str, group: int, clip: int):
+        """One clip's spec (v2 :class:`~twostream.synthetic.ClipSpec`, v3
+        :class:`~twostream.synthetic_v3.Clip`): ``.frame(t)``, ``.flow(t)``, ``.path``."""
+        return self.generator.make_clip(class_name, group, clip, frames=self.frames,
+                                        width=self.width, height=self.height, seed=self.seed)  # fmt: skip
+
     def specs(self) -> list[ClipSpec]:
         return [
-            clip_spec(
-                name, g, c, frames=self.frames, width=self.width, height=self.height, seed=self.seed
-            )
+            self.clip(name, g, c)
             for name in self.class_names
             for g in range(1, self.groups + 1)
             for c in range(1, self.clips_in_group(g) + 1)
@@ -130,7 +157,7 @@ def _write_video(path: Path, spec: ClipSpec) -> None:
             )
         try:
             for t in range(spec.frames):
-                writer.write(render_frame(spec, t))
+                writer.write(spec.frame(t))
             writer.release()
             os.replace(tmp_avi, tmp)
         finally:
@@ -169,14 +196,15 @@ def _hmdb_texts(p: SynthParams, specs: list[ClipSpec]) -> dict[str, str]:
 def generate(
     out_dir: str | os.PathLike,
     *,
-    classes: int = 8,
-    clips_per_class: int = 14,
-    groups: int = 7,
-    frames: int = 32,
-    width: int = 128,
-    height: int = 96,
+    classes: int = 18,
+    clips_per_class: int = 24,
+    groups: int = 8,
+    frames: int = 16,
+    width: int = 80,
+    height: int = 60,
     seed: int = 0,
     hmdb_splits: bool = False,
+    version: int = 3,
 ) -> Path:
     """Write the data set into ``out_dir`` (videos/, splits/, [splits_hmdb51/], synthetic.json).
 
@@ -186,7 +214,7 @@ def generate(
     from .utils import atomic_write_bytes, progress
 
     p = SynthParams(
-        classes, clips_per_class, groups, frames, width, height, seed, hmdb_splits
+        classes, clips_per_class, groups, frames, width, height, seed, hmdb_splits, version
     ).validate()
     out = Path(out_dir)
     marker = out / MARKER
@@ -210,7 +238,7 @@ def _marker_payload(p: SynthParams) -> dict:
 
     return {
         "generator": "twostream.synthetic",
-        "version": GENERATOR_VERSION,
+        "version": p.generator.GENERATOR_VERSION,
         "codec": FOURCC,
         "params": asdict(p),
         "opencv": cv2.__version__,
@@ -222,6 +250,7 @@ def _write_marker(out: Path, p: SynthParams, seconds: float) -> None:
 
     payload = _marker_payload(p)
     payload["classes"] = list(p.class_names)
+    payload["families"] = p.families()
     payload["test_groups"] = {str(s): list(p.test_groups(s)) for s in (1, 2, 3)}
     payload["generation_s"] = round(seconds, 2)
     save_json(payload, out / MARKER)
@@ -254,27 +283,21 @@ def is_current(dataset_dir: Path, p: SynthParams) -> bool:
     )
 
 
-def load_clip_spec(dataset_dir: str | os.PathLike, video: str) -> ClipSpec:
-    """The :class:`ClipSpec` of a generated video (``"Class/v_Class_gXX_cYY.avi"``)."""
+def load_clip_spec(dataset_dir: str | os.PathLike, video: str):
+    """The clip spec of a generated video (``"Class/v_Class_gXX_cYY.avi"``): its frames and
+    exact flow (``.frame(t)``, ``.flow(t)``)."""
     m = read_marker(dataset_dir)
     if not m:
         raise UserError(
             f"{Path(dataset_dir) / MARKER} not found: {dataset_dir} is not a "
             "generated synthetic data set (run 'twostream synth --out DIR')"
         )
+    # sets written before v3 recorded no version in their params
+    p = SynthParams(**{"version": m.get("version", 2), **m["params"]})
     hit = re.search(r"v_(\w+?)_g(\d+)_c(\d+)\.avi$", video)
-    if not hit or hit.group(1) not in CLASSES:
+    if not hit or hit.group(1) not in p.generator.CLASSES:
         raise UserError(f"{video!r} is not a synthetic video name (v_<Class>_gXX_cYY.avi)")
-    p = SynthParams(**m["params"])
-    return clip_spec(
-        hit.group(1),
-        int(hit.group(2)),
-        int(hit.group(3)),
-        frames=p.frames,
-        width=p.width,
-        height=p.height,
-        seed=p.seed,
-    )
+    return p.clip(hit.group(1), int(hit.group(2)), int(hit.group(3)))
 
 
 @contextlib.contextmanager
@@ -334,6 +357,7 @@ def synth_params(cfg) -> SynthParams:
         width=cfg.synth_width,
         height=cfg.synth_height,
         seed=cfg.synth_seed,
+        version=cfg.synth_version,
     )
 
 
@@ -375,7 +399,8 @@ def ensure_dataset(cfg) -> Path:
 # ----------------------------------------------------------------------------- CLI
 
 _OPTIONS = (  # (option, alias with the StudyConfig field name, SynthParams field, help)
-    ("--classes", "--synth-classes", "classes", f"number of motion classes (1..{len(CLASSES)})"),
+    ("--version", "--synth-version", "version", f"generator version {VERSIONS}"),
+    ("--classes", "--synth-classes", "classes", "number of classes (v2: 1..12, v3: 1..18)"),
     ("--clips-per-class", "--synth-clips-per-class", "clips_per_class", "clips per class"),
     ("--groups", "--synth-groups", "groups", f"groups per class (>= {MIN_GROUPS})"),
     ("--frames", "--synth-frames", "frames", "frames per clip"),
@@ -426,7 +451,8 @@ def cli_main(args: argparse.Namespace) -> int:
     out = ensure_synthetic(args.out, p, force=args.force)
     n = len(p.specs())
     print(
-        f"{out}: {n} clips ({p.classes} classes x {p.clips_per_class}), {p.groups} groups, "
+        f"{out}: v{p.version}, {n} clips ({p.classes} classes x {p.clips_per_class}), "
+        f"{p.groups} groups, "
         f"{p.frames} frames of {p.width}x{p.height}, seed {p.seed}; "
         f"test groups per split {[list(p.test_groups(s)) for s in (1, 2, 3)]}; "
         f"{time.perf_counter() - start:.1f} s"
