@@ -11,20 +11,27 @@ optimizer and scheduler, and how a split is evaluated (``evaluate(part) -> metri
 * :func:`train_one_epoch` runs the steps of one epoch: forward under bf16 autocast on CUDA
   (a null context on the CPU), cross-entropy on float32 logits, backward, optional
   clipping of gradient *values*, optimizer step; it returns the mean loss and accuracy
-  reduced over ranks and where the time went (data wait vs compute).
+  reduced over ranks and where the time went (data wait vs compute). A batch bar
+  (``utils.progress``: off under TWOSTREAM_QUIET=1, rank 0 only) appears only once an epoch
+  has run :data:`BAR_DELAY_S` seconds, so short epochs print nothing but ``fit``'s line.
 * :func:`fit` loops epochs. After each one it writes ``checkpoint_last.pt`` (model,
   optimizer, scheduler, scaler, epoch, RNG states, the resolved config and the history),
   ``checkpoint_best.pt`` when the epoch is the best so far by :mod:`twostream.selection`,
   and ``metrics.csv``. ``resume=True`` continues from ``checkpoint_last.pt``: the RNG states
   are restored and every epoch-dependent random choice is a function of (seed, epoch), so a
   run killed at any moment and resumed ends with the same weights and metrics as an
-  uninterrupted one (tested bit for bit on the CPU for both trainers).
+  uninterrupted one (tested bit for bit on the CPU for both trainers). It prints one line per
+  epoch (epoch/epochs, lr, train loss, val top-1, seconds, ETA; off under TWOSTREAM_QUIET=1)
+  and, with ``tensorboard=True``, also writes the metrics.csv columns as TensorBoard scalars
+  under ``<run>/tensorboard`` (metrics.csv stays the record every reader uses).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,7 +42,13 @@ from . import distributed as dist
 from .checkpoint import load_checkpoint, save_checkpoint
 from .rundir import RunDir
 from .selection import better
-from .utils import autocast_context, resolve_device
+from .utils import autocast_context, progress, resolve_device
+
+# The batch bar is drawn only once an epoch has been running this long (tqdm's ``delay``).
+# One rule for every epoch, the first included, with nothing to estimate beforehand: the
+# seconds-long epochs of the CPU presets and the tests show only the per-epoch line, a
+# minutes-long one shows where it is within the epoch.
+BAR_DELAY_S = 5.0
 
 
 def setup_device(cfg) -> tuple[torch.device, int, int]:
@@ -100,28 +113,39 @@ def train_one_epoch(
     set_epoch(loader, epoch)
     sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
     data_s = compute_s = 0.0
-    t0 = time.perf_counter()
-    for step, batch in enumerate(loader):
-        inputs, y = prepare(batch)
-        t1 = time.perf_counter()
-        data_s += t1 - t0
-        with autocast_context(device, amp):
-            logits = model(*inputs)  # (B, K)
-            loss = F.cross_entropy(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_value_(model.parameters(), grad_clip)
-        optimizer.step()
-        with torch.no_grad():
-            n = y.numel()
-            correct = (logits.argmax(1) == y).sum().item()
-            sums += torch.tensor([loss.item() * n, correct, n], dtype=torch.float64)
-        _sync(device)
+    try:
+        total = len(loader)
+    except TypeError:  # an iterable dataset without a length: a bar without a total
+        total = None
+    # leave=False: the bar disappears at the end of the epoch, fit's line is what stays.
+    bar = progress(total=total, desc=f"epoch {epoch + 1}", unit="batch", leave=False,
+                   delay=BAR_DELAY_S, disable=not dist.is_main())  # fmt: skip
+    try:
         t0 = time.perf_counter()
-        compute_s += t0 - t1
-        if on_step is not None:
-            on_step(epoch, step)
+        for step, batch in enumerate(loader):
+            inputs, y = prepare(batch)
+            t1 = time.perf_counter()
+            data_s += t1 - t0
+            with autocast_context(device, amp):
+                logits = model(*inputs)  # (B, K)
+                loss = F.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_value_(model.parameters(), grad_clip)
+            optimizer.step()
+            with torch.no_grad():
+                n = y.numel()
+                correct = (logits.argmax(1) == y).sum().item()
+                sums += torch.tensor([loss.item() * n, correct, n], dtype=torch.float64)
+            _sync(device)
+            t0 = time.perf_counter()
+            compute_s += t0 - t1
+            if on_step is not None:
+                on_step(epoch, step)
+            bar.update()
+    finally:
+        bar.close()
     dist.all_reduce_sum(sums)
     n = max(sums[2].item(), 1.0)
     return {
@@ -136,6 +160,29 @@ def train_one_epoch(
 
 # Metrics of an evaluation that go into a history row as "<part>_<name>".
 ROW_METRICS = ("loss", "top1", "top5", "mean_class_acc")
+
+
+def _tensorboard_writer(run: RunDir | None):
+    """A SummaryWriter on ``<run>/tensorboard``, or None with a one-line warning saying why."""
+    if run is None:
+        warnings.warn("tensorboard=True without a run folder: no event files written",
+                      stacklevel=3)  # fmt: skip
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch's writer needs the separate `tensorboard` package
+        warnings.warn("tensorboard=True but the tensorboard package is not installed "
+                      "(pip install tensorboard): metrics.csv only", stacklevel=3)  # fmt: skip
+        return None
+    return SummaryWriter(log_dir=str(run.path / "tensorboard"))
+
+
+def _write_scalars(writer, row: dict[str, Any]) -> None:
+    """One metrics.csv row as scalars tagged with its column names, at its 1-based epoch."""
+    for key, value in row.items():
+        if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+            writer.add_scalar(key, float(value), global_step=int(row["epoch"]))
+    writer.flush()  # readable while the run goes on, and complete if it is killed
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -162,6 +209,7 @@ def fit(
     device: torch.device | str = "cpu",
     on_epoch_start: Callable[[int], None] | None = None,
     desc: str = "",
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
     """Train ``epochs`` epochs (``train_epoch(i)`` for i = 0..epochs-1), evaluating
     ``eval_parts`` after each; returns ``{"history": DataFrame, "best_epoch", "best_index"}``.
@@ -170,7 +218,9 @@ def fit(
     ``<part>_loss``, ``<part>_top1``, ... for each evaluated part, and ``seconds``. A
     ``ReduceLROnPlateau``-style ``scheduler`` steps on the validation top-1. With ``run``,
     checkpoints and ``metrics.csv`` are written after every epoch (rank 0) and
-    ``resume=True`` continues from ``checkpoint_last.pt``.
+    ``resume=True`` continues from ``checkpoint_last.pt``. ``tensorboard=True`` also writes
+    each row as TensorBoard scalars under ``<run>/tensorboard`` (rank 0; a warning instead
+    when the ``tensorboard`` package is missing); a resumed run appends a new event file.
     """
     import pandas as pd
 
@@ -187,44 +237,51 @@ def fit(
         history = list(payload["extra"].get("history", []))
         best = payload["extra"].get("best")
     quiet = os.environ.get("TWOSTREAM_QUIET") == "1"
-    t_fit = time.perf_counter()
-    for index in range(start, epochs):
-        if on_epoch_start is not None:
-            on_epoch_start(index)
-        t0 = time.perf_counter()
-        row: dict[str, Any] = {"epoch": index + 1, "lr": optimizer.param_groups[0]["lr"]}
-        row.update(train_epoch(index))
-        for part in eval_parts:
-            ev = evaluate(part)
-            row.update({f"{part}_{k}": ev[k] for k in ROW_METRICS if k in ev})
-        if scheduler is not None:
-            scheduler.step(row["val_top1"])
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        improved = better(row, best, select_part)
-        if improved:
-            best = dict(row)
-        if run is not None and dist.is_main():
-            state = {**extra, "history": history, "best": best}
+    writer = _tensorboard_writer(run) if tensorboard and dist.is_main() else None
+    try:
+        t_fit = time.perf_counter()
+        for index in range(start, epochs):
+            if on_epoch_start is not None:
+                on_epoch_start(index)
+            t0 = time.perf_counter()
+            row: dict[str, Any] = {"epoch": index + 1, "lr": optimizer.param_groups[0]["lr"]}
+            row.update(train_epoch(index))
+            for part in eval_parts:
+                ev = evaluate(part)
+                row.update({f"{part}_{k}": ev[k] for k in ROW_METRICS if k in ev})
+            if scheduler is not None:
+                scheduler.step(row["val_top1"])
+            row["seconds"] = time.perf_counter() - t0
+            history.append(row)
+            improved = better(row, best, select_part)
             if improved:
-                save_checkpoint(run.best_checkpoint, model=model, epoch=index, config=config,
-                                extra=state)  # fmt: skip
-            save_checkpoint(
-                run.last_checkpoint, model=model, epoch=index, config=config,
-                optimizer=optimizer, scheduler=scheduler, scaler=scaler, extra=state,
-            )  # fmt: skip
-            run.write_metrics(history)
-        if dist.is_main() and not quiet:
-            done = index + 1 - start
-            eta = (time.perf_counter() - t_fit) / done * (epochs - index - 1)
-            val = f"  val top-1 {100 * row['val_top1']:5.1f}%" if "val_top1" in row else ""
-            print(
-                f"{desc + ' ' if desc else ''}epoch {index + 1}/{epochs}  lr {row['lr']:.2g}  "
-                f"train loss {row['train_loss']:.4f}{val}  {row['seconds']:.1f} s  "
-                f"ETA {_fmt_eta(eta)}" + ("  *" if improved else ""),
-                flush=True,
-            )
-        dist.barrier()
+                best = dict(row)
+            if run is not None and dist.is_main():
+                state = {**extra, "history": history, "best": best}
+                if improved:
+                    save_checkpoint(run.best_checkpoint, model=model, epoch=index, config=config,
+                                    extra=state)  # fmt: skip
+                save_checkpoint(
+                    run.last_checkpoint, model=model, epoch=index, config=config,
+                    optimizer=optimizer, scheduler=scheduler, scaler=scaler, extra=state,
+                )  # fmt: skip
+                run.write_metrics(history)
+            if writer is not None:
+                _write_scalars(writer, row)
+            if dist.is_main() and not quiet:
+                done = index + 1 - start
+                eta = (time.perf_counter() - t_fit) / done * (epochs - index - 1)
+                val = f"  val top-1 {100 * row['val_top1']:5.1f}%" if "val_top1" in row else ""
+                print(
+                    f"{desc + ' ' if desc else ''}epoch {index + 1}/{epochs}  lr {row['lr']:.2g}  "
+                    f"train loss {row['train_loss']:.4f}{val}  {row['seconds']:.1f} s  "
+                    f"ETA {_fmt_eta(eta)}" + ("  *" if improved else ""),
+                    flush=True,
+                )
+            dist.barrier()
+    finally:
+        if writer is not None:
+            writer.close()
     best_index = None
     if history:
         from .selection import selected_index

@@ -205,10 +205,14 @@ def device_description(device=None) -> str:
 
 
 def progress(iterable=None, **kwargs):
-    """tqdm with the project's defaults (auto notebook/terminal; quiet when TWOSTREAM_QUIET=1)."""
+    """tqdm with the project's defaults (auto notebook/terminal; quiet when TWOSTREAM_QUIET=1).
+
+    TWOSTREAM_QUIET=1 wins over a caller's ``disable=False``: the tests and the batch runs set
+    it to keep logs free of bars, whatever a caller asks for. In a notebook the bar is an
+    ipywidgets widget (a runtime dependency: without it tqdm warns "IProgress not found")."""
     from tqdm.auto import tqdm
 
     kwargs.setdefault("dynamic_ncols", True)
-    kwargs.setdefault("disable", os.environ.get("TWOSTREAM_QUIET") == "1")
+    kwargs["disable"] = bool(kwargs.get("disable")) or os.environ.get("TWOSTREAM_QUIET") == "1"
     kwargs.setdefault("mininterval", 1.0)
     return tqdm(iterable, **kwargs)
