@@ -43,6 +43,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "twostream.heads",
         "train the fusion + ConvLSTM (or FC-LSTM) head on cached features",
     ),
+    "runs": (
+        "twostream.runs_cmd",
+        "list every run folder: stage, split, status, selected epoch, val / test top-1",
+    ),
+    "evaluate": (
+        "twostream.evaluate",
+        "evaluate a run's selected checkpoint again (other crops / segments), into a subfolder",
+    ),
     "plan": (
         "twostream.stages",
         "list every stage a parameter file needs: cached, or to run",

@@ -416,9 +416,41 @@ def parse_key_values(items, option: str = "--set") -> dict[str, Any]:
     return out
 
 
-def config_from_args(args, **extra: Any) -> StudyConfig:
-    """``--params`` + ``--set`` (+ command-specific ``extra`` fields) -> a validated StudyConfig."""
-    data = load_params(args.params) if getattr(args, "params", None) else {}
-    data.update(parse_key_values(getattr(args, "overrides", [])))
+REAL_DATASETS = ("ucf101", "hmdb51")
+
+
+def config_from_args(args, *, announce: bool = True, **extra: Any) -> StudyConfig:
+    """``--params`` + ``--set`` (+ command-specific ``extra`` fields) -> a validated StudyConfig.
+
+    ``announce`` prints, as the command's first line, which config it runs with: without
+    ``--params`` the defaults are the test preset (a tiny synthetic study), which a user
+    who forgot the flag would otherwise train on without noticing. For the same reason a
+    real data set without a parameter file is refused: the test preset's model, epochs
+    and crop sizes are meant for 48x64 synthetic clips, not for UCF101 or HMDB51.
+    """
+    params = getattr(args, "params", None)
+    data = load_params(params) if params else {}
+    overrides = parse_key_values(getattr(args, "overrides", []))
+    data.update(overrides)
     data.update({k: v for k, v in extra.items() if v is not None})
-    return StudyConfig.from_dict(data, source=getattr(args, "params", None) or "--set")
+    cfg = StudyConfig.from_dict(data, source=str(params) if params else "--set")
+    if params is None and cfg.dataset in REAL_DATASETS:
+        raise UserError(
+            f"dataset {cfg.dataset!r} needs its parameter file: pass --params "
+            f"params/{cfg.dataset}.yaml (--set KEY=VALUE still overrides single fields); "
+            "without --params the defaults are the test preset, sized for the tiny synthetic set"
+        )
+    if announce and os.environ.get("RANK", "0") == "0":  # torchrun: say it once
+        print(describe_config_source(cfg, params=params, overrides=sorted(overrides)))
+    return cfg
+
+
+def describe_config_source(cfg: StudyConfig, *, params=None, overrides=()) -> str:
+    """One line: which config a command uses, and where its data live."""
+    changed = f", with --set {', '.join(overrides)}" if overrides else ""
+    if params is None:
+        return (
+            f"using the test preset (StudyConfig defaults: {cfg.dataset}, {cfg.data_root}"
+            f"{changed}); pass --params FILE for a real data set"
+        )
+    return f"using {params} ({cfg.dataset}, data in {cfg.dataset_dir}{changed})"
