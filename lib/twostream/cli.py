@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "twostream.heads",
         "train the fusion + ConvLSTM (or FC-LSTM) head on cached features",
     ),
+    "layout": (
+        "twostream.dataset_layout",
+        "put an unpacked official UCF101 / HMDB51 download into the project's layout",
+    ),
     "runs": (
         "twostream.runs_cmd",
         "list every run folder: stage, split, status, selected epoch, val / test top-1",
