@@ -19,7 +19,7 @@ def test_test_preset_is_the_defaults_and_lists_every_field():
     assert StudyConfig.from_dict(data) == StudyConfig()
 
 
-@pytest.mark.parametrize("name", ["smoke", "ucf101", "hmdb51"])
+@pytest.mark.parametrize("name", ["smoke", "ucf101", "hmdb51", "ucf101-paper", "hmdb51-paper"])
 def test_study_presets_set_every_field(name):
     # A study run must never depend on a code default (the defaults are the test preset).
     data = load_params(PARAMS / f"{name}.yaml")
@@ -33,10 +33,10 @@ def test_smoke_is_not_the_test_preset():
     assert smoke != StudyConfig() and smoke.data_root != StudyConfig().data_root
 
 
-@pytest.mark.parametrize("name", ["ucf101", "hmdb51"])
+@pytest.mark.parametrize("name", ["ucf101", "hmdb51", "ucf101-paper", "hmdb51-paper"])
 def test_full_scale_params_load(name):
     cfg = StudyConfig.from_yaml(project_root() / "params" / f"{name}.yaml")
-    assert cfg.dataset == name and cfg.backbone == "resnet101" and cfg.input_size == 224
+    assert cfg.dataset == name.split("-")[0] and cfg.backbone == "resnet101" and cfg.input_size == 224
 
 
 def test_unknown_key_suggests_closest():

@@ -414,6 +414,19 @@ class FeatureCache(torch.utils.data.Dataset):
 # ----------------------------------------------------------------------------- disk
 
 
+def needed_taps(cfg: StudyConfig) -> tuple[str, ...]:
+    """The taps the study's heads read on ``cfg.split``, and only those: Table 1's layers
+    when Table 1 has a method, and ``cfg.fusion_layer`` when Table 2's grid has a cell. The
+    feature cache of ``stages.study_nodes`` (and the plan's disk) is exactly these; Table 3
+    adds the chosen layer on the other splits."""
+    taps: list[str] = []
+    if cfg.table1_methods:
+        taps += cfg.table1_layers
+    if cfg.table2_layers and cfg.table2_kernels:
+        taps.append(cfg.fusion_layer)
+    return tuple(dict.fromkeys(taps))
+
+
 def tap_grid(input_size: int, tap: str) -> tuple[int, int] | None:
     """Spatial size of a ResNet tap for a square input (conv1 and maxpool halve, then each
     stage from conv3_x halves; every halving rounds up). ``fc`` -> None."""

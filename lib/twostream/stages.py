@@ -376,7 +376,9 @@ def study_nodes(cfg: StudyConfig) -> list[tuple[str, Node]]:
     splits = sorted({cfg.split, *cfg.splits})
     for split in splits:
         out += [(f"streams, split {split}", stream_node(s, split)) for s in STREAM_NAMES]
-    taps = list(dict.fromkeys([*cfg.table1_layers, cfg.fusion_layer]))
+    from .features import needed_taps
+
+    taps = needed_taps(cfg)  # only the taps a head of Table 1 or 2 reads
     out += [("feature cache", features_node(s, cfg.split, t)) for t in taps for s in STREAM_NAMES]
     for layer in cfg.table1_layers:
         for method in cfg.table1_methods:
@@ -415,24 +417,31 @@ def table3_nodes(cfg: StudyConfig, chosen: dict) -> list[tuple[str, Node, StudyC
 def plan(cfg: StudyConfig) -> list[dict[str, str]]:
     """Every node of the study with its folder and status (``cached`` or ``to run``),
     without computing anything. Nodes that two tables share are listed once."""
+    return [row for row, _, _ in plan_entries(cfg)]
+
+
+def plan_entries(cfg: StudyConfig) -> list[tuple[dict[str, str], Node | None, StudyConfig]]:
+    """:func:`plan`'s rows with the node and config of each (``None`` for the Table 3 + audit
+    placeholder listed while Table 1's chosen cell is not known): what ``twostream.costs``
+    prices."""
     rows, seen = [], set()
 
     def add(why: str, node: Node, c: StudyConfig) -> None:
         if (node, c) in seen:
             return
         seen.add((node, c))
-        rows.append({"stage": node.stage, "for": why, "what": str(node) + (
-                     " (authors' protocol)" if c.protocol == "authors" else ""),
-                     "status": "cached" if is_done(c, node) else "to run",
-                     "output": str(output(c, node))})  # fmt: skip
+        rows.append(({"stage": node.stage, "for": why, "what": str(node) + (
+                      " (authors' protocol)" if c.protocol == "authors" else ""),
+                      "status": "cached" if is_done(c, node) else "to run",
+                      "output": str(output(c, node))}, node, c))  # fmt: skip
 
     for why, node in study_nodes(cfg):
         add(why, node, cfg)
     table1 = [n for why, n in study_nodes(cfg) if why == "Table 1"]
     if not all(is_done(cfg, n) for n in table1):  # the chosen cell is not known yet
-        rows.append({"stage": "head", "for": "Table 3 + audit",
-                     "what": f"the Table 1 cell chosen on validation, splits {list(cfg.splits)}",
-                     "status": "after Table 1", "output": str(cfg.runs_dir)})  # fmt: skip
+        rows.append(({"stage": "head", "for": "Table 3 + audit",
+                      "what": f"the Table 1 cell chosen on validation, splits {list(cfg.splits)}",
+                      "status": "after Table 1", "output": str(cfg.runs_dir)}, None, cfg))  # fmt: skip
         return rows
     from .study import chosen_cell
 
@@ -446,13 +455,16 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cli_main(args: argparse.Namespace) -> int:
+    from .costs import format_plan, plan_costs
+
     cfg = config_from_args(args)
-    rows = plan(cfg)
+    entries = plan_entries(cfg)
+    rows = [r for r, _, _ in entries]
     source = args.params or "the test preset (StudyConfig defaults)"
     print(f"plan for {source}: data set {cfg.dataset}, data in {cfg.dataset_dir}")
-    width = max(len(r["what"]) for r in rows)
-    for r in rows:
-        print(f"  {r['status']:22s} {r['what']:{width}s}  {r['for']}")
+    pc = plan_costs(cfg, entries)
+    for line in format_plan(pc):
+        print(line)
     cached = sum(r["status"] == "cached" for r in rows)
     print(f"{len(rows)} stages: {cached} cached, {len(rows) - cached} to run")
     return 0
@@ -472,6 +484,7 @@ __all__ = [
     "needs",
     "output",
     "plan",
+    "plan_entries",
     "stream_node",
     "streams",
     "study_nodes",

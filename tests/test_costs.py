@@ -1,0 +1,155 @@
+"""The plan's cost model (twostream.costs): every stage priced, totals add up, figures say
+what they rest on, the paper presets have one Table 1 cell, the cache holds only used taps."""
+
+import math
+
+import pytest
+
+from twostream import costs, stages
+from twostream.config import StudyConfig
+from twostream.features import needed_taps
+from twostream.utils import project_root
+
+PARAMS = project_root() / "params"
+FIGURES = ("wall_hours", "gpu_hours", "cpu_core_hours", "disk_gb")
+
+
+@pytest.fixture(scope="module")
+def ucf_paper():
+    return StudyConfig.from_yaml(PARAMS / "ucf101-paper.yaml", data_root="/nonexistent/data")
+
+
+@pytest.fixture(scope="module")
+def ucf_paper_costs(ucf_paper):
+    return costs.plan_costs(ucf_paper)
+
+
+def test_plan_output_lists_a_cost_for_every_stage(capsys):
+    from twostream.cli import main
+
+    assert main(["plan", "--params", str(PARAMS / "ucf101-paper.yaml"),
+                 "--set", "data_root=/nonexistent/data"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    cfg = StudyConfig.from_yaml(PARAMS / "ucf101-paper.yaml", data_root="/nonexistent/data")
+    rows = stages.plan(cfg)
+    lines = out.splitlines()
+    for r in rows:
+        line = next(ln for ln in lines if f" {r['what']} " in ln)
+        # wall, GPU-h, CPU core-h, disk, GPU mem, RAM: six figures, each a value or "-"
+        assert line.count("(e)") + line.count("(m)") + line.count("(c)") + line.count("(?)") + \
+            line.count(" - ") >= 4, line  # fmt: skip
+        assert ("GB (" in line) or (" - " in line)
+    assert "TOTAL" in out and "minimum hardware:" in out and "assumptions:" in out
+    assert "GPU memory:" in out and "RAM:" in out and "disk:" in out and "cores:" in out
+
+
+def test_every_plan_row_has_a_priced_stage(ucf_paper, ucf_paper_costs):
+    rows = stages.plan(ucf_paper)
+    assert [s.row["what"] for s in ucf_paper_costs.stages] == [r["what"] for r in rows]
+    for s in ucf_paper_costs.stages:
+        assert s.disk_gb.value is not None and s.wall_hours.value is not None
+        if s.row["stage"] in ("stream", "head"):
+            assert s.gpu_hours.value > 0
+
+
+def test_totals_equal_the_sum_of_the_stages(ucf_paper_costs):
+    for name in FIGURES:
+        total = ucf_paper_costs.total(name).value
+        parts = sum(getattr(s, name).value or 0 for s in ucf_paper_costs.stages)
+        assert math.isclose(total, parts, rel_tol=1e-12), name
+    peak = ucf_paper_costs.peak("gpu_mem_gib").value
+    assert peak == max(s.gpu_mem_gib.value or 0 for s in ucf_paper_costs.stages)
+
+
+def test_the_placeholder_is_table3_priced_at_the_params_cell(ucf_paper, ucf_paper_costs):
+    last = ucf_paper_costs.stages[-1]
+    assert last.row["for"] == "Table 3 + audit"
+    chosen = {"layer": ucf_paper.fusion_layer, "method": ucf_paper.fusion_method}
+    listed = {(n, c) for _, n, c in stages.plan_entries(ucf_paper) if n is not None}
+    expected = {(n, c) for _, n, c in stages.table3_nodes(ucf_paper, chosen)} - listed
+    assert last.runs == len(expected) > 0
+
+
+def test_gpu_figures_are_estimates_and_without_jsons_nothing_is_measured(ucf_paper, tmp_path):
+    with_json = costs.plan_costs(ucf_paper)
+    kinds = {s.row["stage"]: s.gpu_hours.kind for s in with_json.stages if s.gpu_hours.value}
+    assert set(kinds.values()) == {"estimate"}  # no GPU benchmark committed
+    rawframes = next(s for s in with_json.stages if s.row["stage"] == "rawframes")
+    assert rawframes.disk_gb.kind == "measured" and "disk_usage.json" in rawframes.disk_gb.basis
+
+    bare = costs.plan_costs(ucf_paper, results_dir=tmp_path)  # no benchmark JSON at all
+    for s in bare.stages:
+        for f in s.figures().values():
+            assert f.kind != "measured", (s.row["what"], f)
+            if f.value and f.kind != "computed":
+                assert f.kind == "estimate"
+    text = "\n".join(costs.format_plan(bare))
+    assert "absent (fallback constants used)" in text and "estimate-h100.json" in text
+
+
+def test_assumptions_are_printed():
+    b = costs.Bases.load()
+    names = dict(b.assumptions())
+    assert "GPU" in names and "UCF101" in names and "BACKWARD_OVER_FORWARD" in names
+    assert str(costs.UCF101_VIDEOS) in names["UCF101"]
+
+
+@pytest.mark.parametrize("name", ["ucf101-paper", "hmdb51-paper"])
+def test_paper_params_have_one_table1_cell_and_no_table2_sweep(name):
+    cfg = StudyConfig.from_yaml(PARAMS / f"{name}.yaml", data_root="/nonexistent/data")
+    nodes = stages.study_nodes(cfg)
+    table1 = [n for why, n in nodes if why == "Table 1"]
+    cells = {(n.get("layer"), n.get("method"), n.get("layers"), n.get("kernel")) for n in table1}
+    assert len(cells) == 1 and len(table1) == len(cfg.head_seeds)
+    table2 = [n for why, n in nodes if why == "Table 2"]
+    assert set(table2) <= set(table1)  # Table 2's one cell is Table 1's run
+    whats = [r["for"] for r in stages.plan(cfg)]
+    assert "Table 2" not in whats  # listed once, under Table 1
+    full = StudyConfig.from_yaml(PARAMS / f"{name.split('-')[0]}.yaml", data_root=cfg.data_root)
+    assert cfg.replace(table1_layers=full.table1_layers, table1_methods=full.table1_methods,
+                       table2_layers=full.table2_layers,
+                       table2_kernels=full.table2_kernels) == full  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["ucf101", "hmdb51", "ucf101-paper", "hmdb51-paper", "test"])
+def test_cached_taps_are_the_taps_the_heads_read(name):
+    cfg = StudyConfig.from_yaml(PARAMS / f"{name}.yaml", data_root="/nonexistent/data")
+    nodes = stages.study_nodes(cfg)
+    cached = {n.get("tap") for why, n in nodes if n.stage == "features"}
+    read = {f.get("tap") for _, n in nodes if n.stage == "head" for f in stages.needs(n)}
+    assert cached == read == set(needed_taps(cfg))
+
+
+def test_a_tap_no_head_reads_is_not_cached():
+    cfg = StudyConfig(table1_layers=("conv3_x", "fc"), table1_methods=(), fusion_layer="conv5_x")
+    assert needed_taps(cfg) == ("conv5_x",)
+    taps = {n.get("tap") for _, n in stages.study_nodes(cfg) if n.stage == "features"}
+    assert taps == {"conv5_x"}
+
+
+def test_feature_disk_is_the_shape_times_float16():
+    cfg = StudyConfig.from_yaml(PARAMS / "ucf101.yaml", data_root="/nonexistent/data")
+    # conv5_x of ResNet-101 at 224: 7 x 7 x 2048, T = 25, float16: 5.0176 MB per video
+    assert costs._feature_bytes(cfg, "conv5_x") == 25 * 2048 * 7 * 7 * 2
+    assert costs._feature_videos(cfg, 1) == costs.UCF101_VIDEOS
+
+
+def test_head_flops_match_the_flop_counter_on_a_small_head():
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from twostream.convlstm import build_head
+    from twostream.models import tap_channels
+
+    cfg = StudyConfig(convlstm_hidden=16, num_segments=3, input_size=64)  # conv5_x grid 2 x 2
+    c = tap_channels(cfg.backbone, "conv5_x")
+    prof = costs.head_profile(cfg, "conv5_x", "sum", 2, 3, num_classes=5)
+    head = build_head(kind="convlstm", in_channels=c, num_classes=5, fusion="sum", layers=2,
+                      kernel=3, hidden=16)  # fmt: skip
+    a = torch.randn(2, 3, c, 2, 2)
+    with FlopCounterMode(display=False) as fwd:
+        loss = F.cross_entropy(head(a, a), torch.zeros(2, dtype=torch.long))
+    assert math.isclose(prof["fwd_flops"] * 2, fwd.get_total_flops(), rel_tol=0.1)
+    assert math.isclose(prof["params"], sum(p.numel() for p in head.parameters()), rel_tol=0.1)
+    del loss
