@@ -149,7 +149,8 @@ def test_split_files_parse_and_hold_out_whole_groups(tiny_set):
     assert raw.endswith(b".avi 3\r\n") and raw.count(b"\n") == raw.count(b"\r\n")  # CRLF
     assert load_classes("ucf101", splits) == list(CLASS_NAMES[:3])
     assert json.loads((tiny_set / "synthetic.json").read_text())["families"] == {
-        n: "motion" for n in CLASS_NAMES[:3]}
+        n: "motion" for n in CLASS_NAMES[:3]
+    }
     test_sets = []
     for split in (1, 2, 3):
         train, test = load_split("ucf101", splits, split)
@@ -204,8 +205,10 @@ def test_synth_cli(tmp_path, capsys):
     assert "v3, 8 clips (2 classes x 4)" in capsys.readouterr().out
     marker = json.loads((tmp_path / "d" / "synthetic.json").read_text())
     assert marker["params"]["frames"] == 3 and marker["codec"] == "FFV1"
-    assert marker["version"] == 3 and marker["families"] == {"TranslateRight": "motion",
-                                                             "TranslateLeft": "motion"}
+    assert marker["version"] == 3 and marker["families"] == {
+        "TranslateRight": "motion",
+        "TranslateLeft": "motion",
+    }
 
 
 def test_ensure_dataset_reuses_regenerates_and_recovers(tmp_path):

@@ -27,7 +27,7 @@ def test_ground_truth_flow_warps_frame_back(name):
         inside = cv2.erode((cover > 0.99).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         assert inside.sum() >= 20, name
 
-        def err(fl, m):
+        def err(fl, m, f0=f0, f1=f1):
             w = cv2.remap(f1, xs + fl[..., 0], ys + fl[..., 1], cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REFLECT)  # fmt: skip
             return float(np.abs(w - f0)[m].mean())
@@ -57,7 +57,7 @@ def test_families_come_in_pairs_and_the_first_eight_hold_all():
 
 
 def _direction(obj) -> float:
-    (_, kind, _, d), = obj.segments  # noqa: one translation segment
+    ((_, kind, _, d),) = obj.segments  # one translation segment
     assert kind == "translate"
     return d
 
@@ -93,7 +93,9 @@ def test_order_pairs_share_every_steps_content(pair):
         moves = np.diff(poses, axis=0)  # (frames - 1, 2)
         rel = poses[:-1] - centre
         speed = float(np.abs(moves).max())
-        steps[name] = sorted(tuple(np.round(np.r_[r, m] / speed, 3)) for r, m in zip(rel, moves, strict=True))
+        steps[name] = sorted(
+            tuple(np.round(np.r_[r, m] / speed, 3)) for r, m in zip(rel, moves, strict=True)
+        )
         sequences[name] = np.sign(np.round(moves / speed, 3))
         assert abs(poses[-1] - poses[0]).max() < 1e-6  # back where it started
     a, b = pair

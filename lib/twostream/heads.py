@@ -197,7 +197,9 @@ def train_head(
     if permute_labels:  # validation too: selecting epochs on true labels would leak them
         for i, part in enumerate(("train", "val")):
             c = caches[part]
-            c.labels = c.labels[torch.from_numpy(np.random.default_rng([seed, 7, i]).permutation(len(c)))]
+            c.labels = c.labels[
+                torch.from_numpy(np.random.default_rng([seed, 7, i]).permutation(len(c)))
+            ]
     shape = caches["train"].shape
     seed_everything(seed)
     model = build_head_model(cfg, layer=layer, method=method, layers=cfg.convlstm_layers,

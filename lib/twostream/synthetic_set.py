@@ -76,7 +76,9 @@ class SynthParams:
         problems = []
         n = len(self.generator.CLASS_NAMES)
         if not 1 <= self.classes <= n:
-            problems.append(f"classes must be 1..{n} (v{self.version} defines {n}), got {self.classes}")
+            problems.append(
+                f"classes must be 1..{n} (v{self.version} defines {n}), got {self.classes}"
+            )
         if self.groups < MIN_GROUPS:
             problems.append(
                 f"groups must be >= {MIN_GROUPS} (three disjoint test sets plus a "
