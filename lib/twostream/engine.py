@@ -158,8 +158,9 @@ def train_one_epoch(
     }
 
 
-# Metrics of an evaluation that go into a history row as "<part>_<name>".
-ROW_METRICS = ("loss", "top1", "top5", "mean_class_acc")
+# Metrics of an evaluation that go into a history row as "<part>_<name>"; n (videos
+# evaluated) so that every accuracy drawn from metrics.csv can say how many it counts.
+ROW_METRICS = ("loss", "top1", "top5", "mean_class_acc", "n")
 
 
 def _tensorboard_writer(run: RunDir | None):

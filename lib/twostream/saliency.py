@@ -174,11 +174,13 @@ def saliency_examples(
     method: str = "auto",
 ) -> list[dict[str, Any]]:
     """Heatmaps of the trained streams on the middle time step of test videos of different
-    classes (temporal-stream maps are drawn on the RGB frame of the same time step)."""
+    classes (temporal-stream maps are drawn on the RGB frame of the same time step). Each
+    stream's entry names its predicted class (``pred_class``) and whether it is right
+    (``correct``), which the figure shows beside the maps."""
     from pathlib import Path
 
     from . import stages
-    from .datasets import load_split
+    from .datasets import load_classes, load_split
     from .models import load_stream
     from .rawframes import VideoSteps
     from .streams import MODALITY
@@ -187,6 +189,7 @@ def saliency_examples(
     split = int(split or cfg.split)
     runs = stages.streams(cfg, split)
     _, test = load_split(cfg.split_format, cfg.splits_dir, split)
+    names = load_classes(cfg.split_format, cfg.splits_dir)
     by_class: dict[int, Any] = {}
     for r in test:
         by_class.setdefault(int(r.label), r)
@@ -230,6 +233,8 @@ def saliency_examples(
         for i, ex in enumerate(examples):
             ex["streams"][stream] = {
                 "pred": int(pred[i]),
+                "pred_class": names[int(pred[i])],
+                "correct": int(pred[i]) == ex["label"],
                 "heatmaps": {t: maps[t][i].numpy() for t in taps},
             }
     return examples
