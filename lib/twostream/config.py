@@ -243,6 +243,9 @@ class StudyConfig:
     plateau_patience: int = knob(2, "stream")  # epochs without val-accuracy gain before lr /= 10
     amp: bool = True  # bf16 autocast + channels_last on CUDA (no-op on CPU)
     compile: bool = False  # torch.compile the backbone
+    # also write TensorBoard event files into each run folder (needs `pip install tensorboard`);
+    # metrics.csv stays the record every reader uses, so this changes no stage's output
+    tensorboard: bool = False
 
     # --- feature-map fusion and ConvLSTM ------------------------------------------------
     fusion_layer: str = "conv5_x"  # conv3_x | conv4_x | conv5_x | conv5_x_inner | fc

@@ -244,6 +244,7 @@ def train_head(
         eval_parts=[p for p in ("val", "test") if p in eval_dl],
         select_part="test" if cfg.protocol == "authors" else "val",
         device=device, resume=resume, desc=f"{layer}/{method} split {split}",
+        tensorboard=cfg.tensorboard,
     )  # fmt: skip
     if run.best_checkpoint.is_file():
         engine.load_best(run, model, device=device)

@@ -211,6 +211,10 @@ def save_figure(
     # PNG metadata carries a timestamp by default; drop it so reruns give identical bytes.
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    # The numbers a plot drew (plots.figure_data) go into the sidecar beside the PNG.
+    data = getattr(fig, "twostream_data", None)
+    if data is not None:
+        extra.setdefault("data", data)
     _sidecar(png, "figure", params, device, wall_time_s, caption, extra)
     return png
 

@@ -257,7 +257,7 @@ def train_stream(
         # dropout etc.: the global RNG of epoch i is a function of (seed, i) only
         on_epoch_start=lambda i: seed_everything(engine.epoch_seed(cfg.seed, i, dist.rank())),
         extra={"arch": net.arch, "stream": stream, "split": split},
-        desc=f"{stream} split {split}",
+        desc=f"{stream} split {split}", tensorboard=cfg.tensorboard,
     )  # fmt: skip
     engine.load_best(run, net, device=device)
     evs = {part: evaluate(part) for part in ("val", "test")}
