@@ -18,7 +18,7 @@ TEST_WORKERS ?= auto
 .PHONY: install reproduce test lint format setup-dev clean-cache help
 
 help:
-	@echo "make reproduce [PARAMS=params/smoke.yaml]   run notebooks 00-06, write results/REPORT.md"
+	@echo "make reproduce [PARAMS=params/smoke.yaml]   run notebooks 00-07, write results/<params stem>/REPORT.md"
 	@echo "make test                                   lint + pytest + nbval"
 	@echo "make setup-dev                              git hooks (nbstripout) for contributors"
 

@@ -77,6 +77,17 @@ def test_notebooks_committed_without_outputs(nb_path):
             assert not cell.get("outputs") and cell.get("execution_count") is None
 
 
+def test_notebook_kernelspec_is_the_kernel_the_makefile_registers():
+    from twostream.runner import KERNEL
+
+    registered = re.search(
+        r"ipykernel install --user --name (\S+)", (REPO / "Makefile").read_text()
+    )
+    assert registered and registered.group(1) == KERNEL
+    for nb_path in NOTEBOOKS:
+        assert json.loads(nb_path.read_text())["metadata"]["kernelspec"]["name"] == KERNEL, nb_path
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_has_help(command):
     r = subprocess.run(

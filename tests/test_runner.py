@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -82,3 +83,54 @@ def test_unknown_param_key_fails_before_running(study, tmp_path):
     bad.write_text("sede: 1\n")
     with pytest.raises(UserError, match="did you mean 'seed'"):
         runner.reproduce(bad, notebooks_dir=nbs)
+
+
+@pytest.mark.slow
+def test_two_parameter_files_leave_two_separate_complete_reports(tmp_path, monkeypatch):
+    monkeypatch.delenv("TWOSTREAM_RESULTS", raising=False)
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _nb(
+        nbs / "00_a.ipynb",
+        "import pandas as pd\nfrom twostream.results import save_table\n"
+        "save_table(pd.DataFrame({'seed': [seed]}), 'streams', caption='c')",
+    )
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("seed: 1\n")
+    b.write_text("seed: 2\n")
+    monkeypatch.setattr(runner, "default_out", lambda p: tmp_path / "results" / Path(p).stem)
+    runner.reproduce(a, notebooks_dir=nbs)
+    runner.reproduce(b, notebooks_dir=nbs)
+    for name, seed in (("a", "1"), ("b", "2")):
+        out = tmp_path / "results" / name
+        assert (out / "tables" / "streams.csv").read_text().splitlines() == ["seed", seed]
+        log = json.loads((out / "executed" / "run_log.json").read_text())
+        assert log["params"]["seed"] == int(seed) and log["params_file"].endswith(f"{name}.yaml")
+        assert f"--params {tmp_path / (name + '.yaml')}" in (out / "REPORT.md").read_text()
+
+
+@pytest.mark.slow
+def test_other_parameters_in_the_same_folder_replace_instead_of_merging(study, capsys):
+    nbs, params, results = study
+    _nb(nbs / "00_a.ipynb", "import pandas as pd\nfrom twostream.results import save_table\n"
+        "save_table(pd.DataFrame({'seed': [seed]}), 't_' + str(seed), caption='c')")  # fmt: skip
+    _nb(nbs / "01_b.ipynb", "x = 1")
+    runner.reproduce(params, notebooks_dir=nbs)
+    runner.reproduce(params, only=["01"], notebooks_dir=nbs)  # same parameters: merges
+    log = json.loads((results / "executed" / "run_log.json").read_text())
+    assert set(log["notebooks"]) == {"00_a", "01_b"}
+    params.write_text("seed: 8\n")
+    runner.reproduce(params, only=["00"], notebooks_dir=nbs)
+    assert "its outputs are replaced, not merged" in capsys.readouterr().out
+    log = json.loads((results / "executed" / "run_log.json").read_text())
+    assert set(log["notebooks"]) == {"00_a"}, "the other run's notebooks are not in this log"
+    assert sorted(p.name for p in (results / "tables").glob("*.csv")) == ["t_8.csv"]
+
+
+def test_executed_notebooks_carry_no_machine_paths(tmp_path, monkeypatch):
+    root = tmp_path / "checkout"
+    monkeypatch.setattr(runner, "project_root", lambda: root)
+    nb = tmp_path / "x.ipynb"
+    nb.write_text(json.dumps({"text": f"{root}/notebooks/00.ipynb {root}/data/synthetic {root}"}))
+    runner.strip_machine_paths(nb)
+    assert json.loads(nb.read_text()) == {"text": "00.ipynb data/synthetic ."}

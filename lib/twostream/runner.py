@@ -1,22 +1,30 @@
-"""Run the study's notebooks in order with papermill and write ``results/REPORT.md``.
+"""Run the study's notebooks in order with papermill and write ``REPORT.md``.
 
 ``twostream reproduce --params params/smoke.yaml`` (what ``make reproduce`` calls):
 
+* writes into a folder of its own, ``results/<params file stem>/`` (``--out DIR`` to choose):
+  ``params/smoke.yaml`` -> ``results/smoke/``, ``params/ucf101.yaml`` -> ``results/ucf101/``;
 * runs ``notebooks/NN_*.ipynb`` in order, each in a fresh kernel, with every key of the
-  params file injected by papermill; executed copies go to ``results/executed/``;
+  params file injected by papermill; executed copies go to ``<out>/executed/``, with this
+  machine's paths replaced by relative ones;
 * a failing notebook stops the run with the notebook, the cell and the error, and its
-  partial output stays in ``results/executed/`` for inspection;
+  partial output stays in ``<out>/executed/`` for inspection;
 * each notebook's wall time and the tables/figures it wrote are logged in
-  ``results/executed/run_log.json``; the report is rebuilt from that log and the
-  provenance sidecars, so it never holds a hand-typed number.
+  ``<out>/executed/run_log.json``; the report is rebuilt from that log and the provenance
+  sidecars, so it never holds a hand-typed number;
+* a folder holds one set of parameters: ``--only`` reruns merge into its log only when the
+  resolved parameters are the same; with others the folder's old outputs are removed first
+  (said on stdout), so a report never mixes two runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -62,6 +70,87 @@ def _changed(before: dict[str, float], after: dict[str, float], suffix: str) -> 
     )
 
 
+KERNEL = "twostream"  # what `make install` registers and the notebooks' kernelspec names
+OUTPUT_PARTS = ("tables", "figures", "executed")
+
+
+def default_out(params_file: str | Path) -> Path:
+    """``results/<stem>``: one folder per parameter file, so runs never overwrite each other."""
+    return project_root() / "results" / Path(params_file).stem
+
+
+def pick_kernel(requested: str | None = None) -> str:
+    """``requested``, else the project's kernel when it is installed *for this interpreter*
+    (a stale registration from another checkout would run other code), else this
+    environment's own ``python3`` (what a plain ``pip install -e .`` provides)."""
+    if requested:
+        return requested
+    import sys
+
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL
+    except Exception:  # noqa: BLE001 - not installed, no jupyter_client: use the default
+        pass
+    return "python3"
+
+
+def strip_machine_paths(path: Path) -> None:
+    """Replace this checkout's absolute path (and the home folder) in an executed notebook
+    with relative ones: executed copies are committed and must not carry a build machine."""
+    text = path.read_text(encoding="utf-8")
+    root = str(project_root())
+    new = text.replace(root + "/notebooks/", "").replace(root + "/", "").replace(root, ".")
+    home = str(Path.home())
+    if home not in ("/", ""):
+        new = new.replace(home + "/", "~/")
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+
+
+def prepare_out(out: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The run log to continue: the folder's own when its parameters are these, else a new
+    one after clearing the folder's outputs of another parameter set."""
+    log_path = out / "executed" / "run_log.json"
+    if log_path.is_file():
+        log = json.loads(log_path.read_text())
+        if log.get("params") == params:
+            return log
+        import shutil
+
+        changed = sorted(
+            k for k in set(params) | set(log.get("params", {}))
+            if params.get(k) != log.get("params", {}).get(k)
+        )  # fmt: skip
+        print(
+            f"{out} holds a run with other parameters ({', '.join(changed[:6])}"
+            f"{', ...' if len(changed) > 6 else ''}): its outputs are replaced, not merged",
+            flush=True,
+        )
+        for part in OUTPUT_PARTS:
+            shutil.rmtree(out / part, ignore_errors=True)
+        (out / "REPORT.md").unlink(missing_ok=True)
+    return {"notebooks": {}}
+
+
+@contextlib.contextmanager
+def _results_env(out: Path):
+    """$TWOSTREAM_RESULTS = ``out`` while a kernel starts (it inherits the environment, so
+    every table and figure lands in this run's folder), restored afterwards."""
+    old = os.environ.get("TWOSTREAM_RESULTS")
+    os.environ["TWOSTREAM_RESULTS"] = str(out)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TWOSTREAM_RESULTS", None)
+        else:
+            os.environ["TWOSTREAM_RESULTS"] = old
+
+
 def run_notebook(
     src: Path, dst: Path, parameters: dict[str, Any], *, kernel_name: str = "python3"
 ) -> None:
@@ -91,16 +180,21 @@ def run_notebook(
             f"{exc.ename}: {exc.evalue.strip().splitlines()[-1] if exc.evalue.strip() else ''} "
             f"-- partial output kept in {dst}"
         ) from None
+    finally:
+        if dst.is_file():
+            strip_machine_paths(dst)
 
 
 def reproduce(
     params_file: str | Path,
     *,
     only: list[str] | None = None,
-    kernel_name: str = "python3",
+    kernel_name: str | None = None,
     notebooks_dir: Path | None = None,
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the notebooks (all, or those whose name starts with one of ``only``) and write the report."""
+    """Run the notebooks (all, or those whose name starts with one of ``only``) and write the
+    report into ``out`` (default :func:`default_out`; ``$TWOSTREAM_RESULTS`` when set)."""
     from .threads import passive_wait
 
     passive_wait()  # every notebook kernel inherits it (see twostream.threads)
@@ -117,10 +211,14 @@ def reproduce(
                 f"--only {only} matches no notebook; known: "
                 f"{', '.join(p.stem for p in discover_notebooks(notebooks_dir))}"
             )
-    out = results_dir()
+    if out is None:
+        out = results_dir() if os.environ.get("TWOSTREAM_RESULTS") else default_out(params_path)
+    out = Path(out).resolve()
+    kernel_name = pick_kernel(kernel_name)
     executed = out / "executed"
     log_path = executed / "run_log.json"
-    log = json.loads(log_path.read_text()) if log_path.is_file() else {"notebooks": {}}
+    log = prepare_out(out, cfg.to_dict())
+    print(f"results -> {out} (kernel {kernel_name})", flush=True)
     log.update(
         {
             "params_file": str(params_path),
@@ -141,7 +239,8 @@ def reproduce(
         try:
             # Every field, not just the file's keys: a notebook's parameters cell holds the
             # test preset, and none of it may reach a study run.
-            run_notebook(nb, executed / nb.name, cfg.to_dict(), kernel_name=kernel_name)
+            with _results_env(out):
+                run_notebook(nb, executed / nb.name, cfg.to_dict(), kernel_name=kernel_name)
             entry["status"] = "ok"
         except UserError:
             entry["status"] = "failed"
@@ -158,7 +257,7 @@ def reproduce(
         )
     log["wall_time_s"] = round(time.perf_counter() - total, 1)
     save_json(log, log_path)
-    report = write_report(log)
+    report = write_report(log, out=out)
     print(f"report: {report}")
     return log
 
@@ -243,8 +342,8 @@ def _caption(side: Path) -> str:
     return (json.loads(side.read_text()).get("caption") or "") if side.is_file() else ""
 
 
-def write_report(log: dict[str, Any]) -> Path:
-    out = results_dir()
+def write_report(log: dict[str, Any], *, out: Path | None = None) -> Path:
+    out = Path(out) if out is not None else results_dir()
     tables = out / "tables"
     params = log.get("params", {})
     dataset = params.get("dataset", "synthetic")
@@ -362,7 +461,15 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
         help="run only notebooks whose name starts with this (repeatable), e.g. 03",
     )
     parser.add_argument(
-        "--kernel", default="python3", help="Jupyter kernel name (default: this environment)"
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="results folder (default: results/<params file stem>, e.g. results/smoke)",
+    )
+    parser.add_argument(
+        "--kernel",
+        default=None,
+        help=f"Jupyter kernel name (default: {KERNEL!r} when installed, else python3)",
     )
     parser.add_argument(
         "--report-only", action="store_true", help="rebuild REPORT.md from the last run log"
@@ -371,10 +478,11 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cli_main(args: argparse.Namespace) -> int:
     if args.report_only:
-        log_path = results_dir() / "executed" / "run_log.json"
+        out = Path(args.out) if args.out else default_out(args.params)
+        log_path = out / "executed" / "run_log.json"
         if not log_path.is_file():
             raise UserError(f"{log_path} not found: run 'twostream reproduce' first")
-        print(write_report(json.loads(log_path.read_text())))
+        print(write_report(json.loads(log_path.read_text()), out=out))
         return 0
-    reproduce(args.params, only=args.only, kernel_name=args.kernel)
+    reproduce(args.params, only=args.only, kernel_name=args.kernel, out=args.out)
     return 0
