@@ -168,3 +168,21 @@ def test_notebook_check_catches_a_verdict_its_interval_does_not_give():
     bad.loc[bad["check"] == "M2", "n"] = 5
     with pytest.raises(checks.CheckFailed, match="M2: n = 5"):
         checks.mechanisms(bad, fam_table, splits=[1, 2])
+
+
+def test_plan_lists_every_head_the_checks_train_and_none_on_real_data():
+    from twostream import stages
+    from twostream.config import StudyConfig
+
+    cfg = StudyConfig()
+    nodes = stages.mechanism_nodes(cfg)
+    heads = [n for why, n in nodes if n.stage == "head"]
+    assert len(heads) == len(mech.head_specs(cfg)) * len(cfg.splits) * len(cfg.head_seeds)
+    args = [dict(n.args) for n in heads]
+    assert sum(a.get("kind") == "tavg" for a in args) == len(cfg.splits)
+    assert sum(bool(a.get("misalign")) for a in args) == len(cfg.splits)
+    assert sum(bool(a.get("permute_labels")) for a in args) == len(cfg.splits)
+    planned = {r["what"] for r in stages.plan(cfg)}
+    assert {str(n) for n in heads} <= planned
+    assert not mech.applies(cfg.replace(synth_version=2))
+    assert stages.mechanism_nodes(cfg.replace(dataset="ucf101")) == []

@@ -63,7 +63,8 @@ def test_a_tiny_study_through_the_graph_then_cached(tiny, capsys):
     assert after["features spatial fc, split 1"] == "to run"
     assert after["head fc/sum 1 layer(s), split 1"] == "to run"
     # Table 2's cell is Table 1's (conv5_x, sum, 1 layer 3x3): listed once
-    assert sum("conv5_x/sum" in w for w in after) == 1
+    rows = [r["what"] for r in stages.plan(tiny)]
+    assert rows.count("head conv5_x/sum 1 layer(s) 3x3, split 1") == 1
     assert main(["plan", "--set", f"data_root={tiny.data_root}", "--set", "splits=[1]",
                  "--set", "table1_layers=[conv5_x, fc]", "--set", "table1_methods=[sum]",
                  "--set", "table2_layers=[1]", "--set", "table2_kernels=[3]"]) == 0  # fmt: skip

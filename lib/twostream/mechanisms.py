@@ -187,6 +187,27 @@ def evaluate_checks(outcomes: dict[str, list[np.ndarray]], families: list[np.nda
 # ----------------------------------------------------------------------------- the runs
 
 
+def applies(cfg) -> bool:
+    """Whether ``cfg``'s data set has the designed families (the synthetic set v3): the
+    checks are defined on it alone (notebook 07 says so and skips on real data)."""
+    return cfg.dataset == "synthetic" and int(cfg.synth_version) >= 3
+
+
+def head_specs(cfg) -> dict[str, dict[str, Any]]:
+    """{method: stages.head keywords} of every head the checks train, per split and seed, at
+    the designed cell ``cfg.fusion_layer`` / ``cfg.fusion_method``."""
+    layer, method = cfg.fusion_layer, cfg.fusion_method
+    return {
+        TWO_STREAM: dict(layer=layer, method=method),
+        FC_LSTM: dict(layer="fc", method=method),
+        TIME_AVERAGE: dict(layer=layer, method=method, kind="tavg"),
+        SPATIAL_CONVLSTM: dict(layer=layer, method="spatial"),
+        TEMPORAL_CONVLSTM: dict(layer=layer, method="temporal"),
+        MISALIGNED: dict(layer=layer, method=method, misalign=True),
+        PERMUTED: dict(layer=layer, method=method, permute_labels=True),
+    }
+
+
 def _families_of(cfg, labels: np.ndarray, classes: list[str]) -> np.ndarray:
     from .synthetic_set import read_marker
 
@@ -222,15 +243,7 @@ def collect(cfg) -> dict[str, Any]:
         k = int(sp["num_classes"])
         late = late_fusion(sp["val"], tp["val"], sp["test"], tp["test"], k)
         families.append(_families_of(cfg, sp["test"]["labels"], sp["classes"]))
-        heads = {
-            TWO_STREAM: dict(layer=layer, method=method),
-            FC_LSTM: dict(layer="fc", method=method),
-            TIME_AVERAGE: dict(layer=layer, method=method, kind="tavg"),
-            SPATIAL_CONVLSTM: dict(layer=layer, method="spatial"),
-            TEMPORAL_CONVLSTM: dict(layer=layer, method="temporal"),
-            MISALIGNED: dict(layer=layer, method=method, misalign=True),
-            PERMUTED: dict(layer=layer, method=method, permute_labels=True),
-        }
+        heads = head_specs(cfg)
         per: dict[str, np.ndarray] = {SPATIAL: correct(sp)[None], TEMPORAL: correct(tp)[None],
                                       LATE: stats.correct_of(late["scores"], late["labels"])[None]}  # fmt: skip
         val.setdefault(LATE, []).append(late["val_top1"])
@@ -283,8 +296,10 @@ __all__ = [
     "CHECKS",
     "MEANING",
     "Check",
+    "applies",
     "collect",
     "evaluate_checks",
+    "head_specs",
     "mechanism_checks",
     "n_for_difference",
 ]

@@ -393,6 +393,29 @@ def study_nodes(cfg: StudyConfig) -> list[tuple[str, Node]]:
     return out
 
 
+def mechanism_nodes(cfg: StudyConfig) -> list[tuple[str, Node]]:
+    """(why, node) of what notebook 07's mechanism checks train (synthetic set v3 only): both
+    streams, the designed cell's and fc's features and every head of
+    :func:`twostream.mechanisms.head_specs`, on every split."""
+    from .features import check_taps
+    from .mechanisms import applies, head_specs
+
+    if not applies(cfg):
+        return []
+    out: list[tuple[str, Node]] = []
+    for split in cfg.splits:
+        out += [(f"streams, split {split}", stream_node(s, split)) for s in STREAM_NAMES]
+        taps = check_taps([cfg.fusion_layer, "fc"])
+        out += [("mechanisms", features_node(s, split, t)) for t in taps for s in STREAM_NAMES]
+        for kw in head_specs(cfg).values():
+            kw = dict(kw)
+            layer, method = kw.pop("layer"), kw.pop("method")
+            out += [("mechanisms", head_node(split, layer, method, cfg.convlstm_layers,
+                                             cfg.convlstm_kernel, seed=seed, **kw))
+                    for seed in cfg.head_seeds]  # fmt: skip
+    return out
+
+
 def table3_nodes(cfg: StudyConfig, chosen: dict) -> list[tuple[str, Node, StudyConfig]]:
     """(why, node, config) of Table 3 and the audit at the ``chosen`` Table 1 cell: the
     two-stream and single-stream ConvLSTMs and the authors-protocol runs, every split."""
@@ -435,7 +458,7 @@ def plan_entries(cfg: StudyConfig) -> list[tuple[dict[str, str], Node | None, St
                       "status": "cached" if is_done(c, node) else "to run",
                       "output": str(output(c, node))}, node, c))  # fmt: skip
 
-    for why, node in study_nodes(cfg):
+    for why, node in [*study_nodes(cfg), *mechanism_nodes(cfg)]:
         add(why, node, cfg)
     table1 = [n for why, n in study_nodes(cfg) if why == "Table 1"]
     if not all(is_done(cfg, n) for n in table1):  # the chosen cell is not known yet

@@ -6,10 +6,10 @@ family         classes                                          what only it nee
 =============  ==============================================  ==============================
 motion   (a)   translate right / left, rotate cw / ccw,        the motion stream: one object
                zoom in / out                                    of random appearance
-binding  (b)   {red, blue} x {right, left} and                  features fused *at the same
-               {green, yellow} x {up, down}: "red goes right    place*: both objects, both
-               while blue goes left" vs the reverse              appearances and both motions
-                                                                 are in both classes of a pair
+binding  (b)   {red, blue} x {cw, ccw} and                      features fused *at the same
+               {green, yellow} x {cw, ccw} rotation in place:   place*: both objects, both
+               "red turns clockwise while blue turns            appearances and both motions
+               counter-clockwise" vs the reverse                are in both classes of a pair
 order    (c)   right-left-right vs left-right-left, up-down-   a model of the time order: the
                up vs down-up-down (quarter, half, quarter of   same flow fields, the same
                the clip)                                        reversals, at the same places
@@ -19,6 +19,14 @@ appearance (d) four colour + texture objects, random motion     the appearance s
 So neither stream alone nor a late fusion of their scores can tell the binding classes of
 a pair apart (each sees what both classes share), averaging over time cannot tell the order
 classes apart, and a single RGB frame says nothing about the motion classes.
+
+Why the binding objects rotate in place rather than travel: a recurrent model over RGB
+alone can follow a coloured object's *position* from step to step, so "red goes right,
+blue goes left" is solvable without any flow (measured: a spatial-only ConvLSTM reached
+94% on such pairs, and with the flow maps misaligned the two-stream ConvLSTM still reached
+66%, so the negative control N2 could not show that co-located fusion was doing the work).
+Objects that turn in place keep their positions; the direction of turning is what the
+flow shows at their place (no "rings" texture on a rotating object: it would hide the turn).
 
 Why three phases for the order classes: a stack of L flow fields that straddles a reversal
 shows its direction ("right, then left"), so two-phase classes (right then left vs left
@@ -33,14 +41,16 @@ Each clip is a textured, slowly drifting background and one or two textured obje
 by a motion program: a list of (first frame, motion) segments, integrated frame by frame,
 so the optical flow from frame t to t + 1 is known exactly (:func:`ground_truth_flow`): the
 similarity transform of the top-most object at a pixel, else the background's drift. The
-two objects of a binding clip move in separate bands (above / below each other for
-horizontal motions, side by side for vertical ones) and never overlap.
+two objects of a binding clip turn in place in the left and right halves of the frame and
+never overlap.
 
 Speeds scale with the frame's short side (``speed_px``: objects 1.6-2.6 px per frame, the
-background drift 0.2-0.6 px, at a short side of 60); objects cover 8-20% of the frame, so
-the 95th percentile of the flow magnitude falls on them and a flow bound of 4 px spans it
-with >= 64 grey levels with almost nothing clipped: the two are chosen together in
-``params/smoke.yaml`` (notebook 01's clipping table checks it).
+background drift 0.2-0.6 px, at a short side of 60; turning objects 9-15 degrees per frame,
+binding objects 12-18); objects cover 8-20% of the frame, so the 95th percentile of the flow
+magnitude falls on them and the smoke preset's flow bound of 2.5 px spans it with >= 64 grey
+levels (about 84) and 0.4% of the components clipped: the two are chosen together in
+``params/smoke.yaml`` (notebook 01's clipping table reports it on the decoded flow,
+``tests/test_synthetic_v3.py`` checks it on the exact flow).
 """
 
 from __future__ import annotations
@@ -90,18 +100,18 @@ _IN, _OUT = _move("zoom", 1), _move("zoom", -1)
 CLASSES: dict[str, tuple[str, tuple]] = {
     "TranslateRight": ("motion", (_one("random", (0, _R)),)),
     "TranslateLeft": ("motion", (_one("random", (0, _L)),)),
-    "RedRightBlueLeft": ("binding", (_one(("red", None), (0, _R)), _one(("blue", None), (0, _L)))),
-    "RedLeftBlueRight": ("binding", (_one(("red", None), (0, _L)), _one(("blue", None), (0, _R)))),
+    "RedCwBlueCcw": ("binding", (_one(("red", None), (0, _CW)), _one(("blue", None), (0, _CCW)))),
+    "RedCcwBlueCw": ("binding", (_one(("red", None), (0, _CCW)), _one(("blue", None), (0, _CW)))),
     "RightLeftRight": ("order", (_one("random", (0, _R), (0.25, _L), (0.75, _R)),)),
     "LeftRightLeft": ("order", (_one("random", (0, _L), (0.25, _R), (0.75, _L)),)),
     "OrangeChecker": ("appearance", ((("orange", "checker"), "random"),)),
     "PurpleStripes": ("appearance", ((("purple", "stripes"), "random"),)),
     "RotateClockwise": ("motion", (_one("random", (0, _CW)),)),
     "RotateCounterclockwise": ("motion", (_one("random", (0, _CCW)),)),
-    "GreenUpYellowDown": ("binding", (_one(("green", None), (0, _U)),
-                                      _one(("yellow", None), (0, _D)))),
-    "GreenDownYellowUp": ("binding", (_one(("green", None), (0, _D)),
-                                      _one(("yellow", None), (0, _U)))),
+    "GreenCwYellowCcw": ("binding", (_one(("green", None), (0, _CW)),
+                                     _one(("yellow", None), (0, _CCW)))),
+    "GreenCcwYellowCw": ("binding", (_one(("green", None), (0, _CCW)),
+                                     _one(("yellow", None), (0, _CW)))),
     "UpDownUp": ("order", (_one("random", (0, _U), (0.25, _D), (0.75, _U)),)),
     "DownUpDown": ("order", (_one("random", (0, _D), (0.25, _U), (0.75, _D)),)),
     "CyanRings": ("appearance", ((("cyan", "rings"), "random"),)),
@@ -227,14 +237,25 @@ def _random_colours(rng) -> tuple:
     return tuple(tuple(255.0 * v for v in c[::-1]) for c in (dark, light))  # RGB -> BGR
 
 
-def _object(rng, appearance, program, frames: int, W: int, H: int, box, r_frac) -> Obj:
+# degrees per frame of a turning object; the binding objects turn faster so that their flow
+# (zero at the centre, largest at the rim) still fills the smoke bound (>= 64 grey levels at
+# the 95th percentile of the magnitude, < 1% clipped: tests/test_synthetic_v3.py)
+TURN_DEG = (9.0, 15.0)
+BINDING_TURN_DEG = (12.0, 18.0)
+
+
+def _object(rng, appearance, program, frames: int, W: int, H: int, box, r_frac,
+            turn_deg=TURN_DEG) -> Obj:  # fmt: skip
     short = min(W, H)
+    turns = program != "random" and any(kind == "rotate" for _, (kind, _) in program)
+    # concentric rings on a turning object would hide the turn from the flow and the frames
+    textures = tuple(t for t in TEXTURES if t != "rings") if turns else TEXTURES
     if appearance == "random":  # a random saturated hue, dark and light shades: it stands out
         colours = _random_colours(rng)  # from the grey backgrounds whatever the class
-        texture = TEXTURES[int(rng.integers(len(TEXTURES)))]
+        texture = textures[int(rng.integers(len(textures)))]
     else:
         colours = COLOURS[appearance[0]]
-        texture = appearance[1] or TEXTURES[int(rng.integers(len(TEXTURES)))]
+        texture = appearance[1] or textures[int(rng.integers(len(textures)))]
     if program == "random":
         program = ((0, RANDOM_MOTIONS[int(rng.integers(len(RANDOM_MOTIONS)))]),)
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
@@ -249,7 +270,7 @@ def _object(rng, appearance, program, frames: int, W: int, H: int, box, r_frac) 
         if kind == "translate":
             segments.append((first, kind, speed, arg))
         elif kind == "rotate":
-            segments.append((first, kind, arg * math.radians(_uniform(rng, 9.0, 15.0)), 0.0))
+            segments.append((first, kind, arg * math.radians(_uniform(rng, *turn_deg)), 0.0))
         else:  # at most x2.5 over the clip
             z = min(_uniform(rng, 0.05, 0.08), math.log(2.5) / max(frames - 1, 1))
             segments.append((first, kind, arg * z, 0.0))
@@ -299,7 +320,7 @@ def clip(class_name: str, group: int = 1, clip_: int = 1, *, frames: int = 16, w
                   else [(0, 0, W / 2, H), (W / 2, 0, W, H)])  # fmt: skip
         if rng.random() < 0.5:  # which appearance is in which band: random
             halves = halves[::-1]
-        objs = tuple(_object(rng, a, p, frames, W, H, box, (0.14, 0.18))
+        objs = tuple(_object(rng, a, p, frames, W, H, box, (0.2, 0.25), BINDING_TURN_DEG)
                      for (a, p), box in zip(objects, halves, strict=True))  # fmt: skip
     else:
         objs = tuple(
