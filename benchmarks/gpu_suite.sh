@@ -85,7 +85,7 @@ if [ "$DRY" = 1 ]; then
     --out "$RES/convlstm-$SLUG.json"
   run 20 dry_run - $PY benchmarks/dry_run.py --help
 else
-  # Sized on the estimates in benchmarks/FLOW_NOTES.md; nothing here has been timed on a
+  # Sized on the estimates in README.md, "Optical flow"; nothing here has been timed on a
   # GPU yet: the first run's gpu-suite JSON says which limits to move.
   run 130 flow_batch "$RES/flow-batch-$SLUG.json" $PY benchmarks/flow.py --device cuda \
     --sections batch --sizes 320x240 340x256 --batch-sizes 1 16 64 256 \

@@ -223,7 +223,7 @@ def tvl1_batch(
     batches of ``batch_size``. ``compile`` fuses chunks of the primal-dual iteration with
     torch.compile (default: on CUDA only; on the CPU it needs a C++ compiler, costs ~40 s
     of compilation on a cold cache and saves ~10-20 % per iteration, see
-    benchmarks/FLOW_NOTES.md); it falls back to eager mode with a warning when it cannot
+    README.md, "Optical flow"); it falls back to eager mode with a warning when it cannot
     compile. ``cuda_graphs`` replays a captured chunk of iterations instead (CUDA only).
     """
     _check_backend(backend)
