@@ -36,7 +36,9 @@ def test_smoke_is_not_the_test_preset():
 @pytest.mark.parametrize("name", ["ucf101", "hmdb51", "ucf101-paper", "hmdb51-paper"])
 def test_full_scale_params_load(name):
     cfg = StudyConfig.from_yaml(project_root() / "params" / f"{name}.yaml")
-    assert cfg.dataset == name.split("-")[0] and cfg.backbone == "resnet101" and cfg.input_size == 224
+    assert (
+        cfg.dataset == name.split("-")[0] and cfg.backbone == "resnet101" and cfg.input_size == 224
+    )
 
 
 def test_unknown_key_suggests_closest():

@@ -196,7 +196,7 @@ def test_mechanism_checks_zero_line_is_chance_for_controls(tmp_path):
          "chance": 0.5},
     ])  # fmt: skip
     fig = plots.plot_mechanism_checks(checks)
-    assert "N1, N3: chance" in fig.axes[0].get_legend().get_texts()[0].get_text()
+    assert "N1-N3: chance" in fig.axes[0].get_legend().get_texts()[0].get_text()
     data = _save(fig, "mechanism_checks", tmp_path)
     assert data["unit"] == "percentage points"
     assert [c["diff_pts"] for c in data["checks"]] == [20.0, 1.0]

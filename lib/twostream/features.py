@@ -387,11 +387,12 @@ class FeatureCache(torch.utils.data.Dataset):
             return a[0], (b if self.prefused else b[0]), y[0]
         return a, b, y
 
-
     def _rng(self, i: int, what: str) -> np.random.Generator:
         import zlib
 
-        return np.random.default_rng([self.control_seed, zlib.crc32(f"{what}:{self.videos[i]}".encode())])
+        return np.random.default_rng(
+            [self.control_seed, zlib.crc32(f"{what}:{self.videos[i]}".encode())]
+        )
 
     def _controls(self, ids: list[int], a: torch.Tensor, b: torch.Tensor):
         """Apply the negative controls to a batch a, b (N, T, C, H, W) / (N, T, C)."""

@@ -56,7 +56,10 @@ MISALIGNED = "two-stream ConvLSTM, maps misaligned"
 PERMUTED = "two-stream ConvLSTM, labels permuted"
 BEST_SINGLE = "better single-stream ConvLSTM"  # resolved on validation
 
-CHANCE_ORDER = 0.5  # within a pair of order classes
+# chance within a pair of order or binding classes: a model that tells the family but not
+# the pair apart scores 1/2 there (late fusion, which also errs across families, scores less:
+# 40% on binding in the embedded study, so it is no reference for "the advantage is gone")
+CHANCE_ORDER = CHANCE_PAIR = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Check:
     statement: str
     a: str  # the baseline (or, for a chance check, the model)
     b: str | None  # the model claimed better (None for a chance check)
-    test: str  # "greater" | "chance" | "no_advantage"
+    test: str  # "greater" | "chance"
     expected: str
 
 
@@ -83,8 +86,8 @@ CHECKS: tuple[Check, ...] = (
           BEST_SINGLE, TWO_STREAM, "greater", "supported"),
     Check("N1", "order", "time steps shuffled at test: the ConvLSTM at chance (1/2 within a pair)",
           SHUFFLED, None, "chance", "as expected"),
-    Check("N2", "binding", "temporal maps misaligned before fusion: no advantage over late fusion",
-          LATE, MISALIGNED, "no_advantage", "as expected"),
+    Check("N2", "binding", "temporal maps misaligned before fusion: binding at chance (1/2 within "
+          "a pair) and below the aligned model", MISALIGNED, None, "chance", "as expected"),
     Check("N3", None, "training and validation labels permuted: test accuracy at chance (1/K)",
           PERMUTED, None, "chance", "as expected"),
 )  # fmt: skip
@@ -150,12 +153,18 @@ def evaluate_checks(outcomes: dict[str, list[np.ndarray]], families: list[np.nda
                                "a": pick if c.a == BEST_SINGLE else c.a, "b": c.b or "",
                                "n": n, "expected": c.expected}  # fmt: skip
         if c.test == "chance":
-            chance = CHANCE_ORDER if c.family == "order" else 1.0 / num_classes
+            chance = CHANCE_PAIR if c.family in ("order", "binding") else 1.0 / num_classes
             row.update(_chance_row(c, a, chance))
             if c.id == "N1" and TWO_STREAM in outcomes:  # the drop it causes, paired
                 res = stats.paired(_subset(outcomes[TWO_STREAM], masks), a, claim="less")
                 row.update(diff_shuffled=res["diff"], diff_shuffled_ci_low=res["ci_low"],
                            diff_shuffled_ci_high=res["ci_high"], verdict_shuffled=res["verdict"])  # fmt: skip
+            if c.id == "N2" and TWO_STREAM in outcomes:  # and the aligned model is better:
+                lost = stats.paired(a, _subset(outcomes[TWO_STREAM], masks))  # it was there
+                row.update(diff_aligned=lost["diff"], diff_aligned_ci_low=lost["ci_low"],
+                           diff_aligned_ci_high=lost["ci_high"], verdict_aligned=lost["verdict"])  # fmt: skip
+                if row["verdict"] == "as expected" and lost["verdict"] != "supported":
+                    row["verdict"] = "inconclusive"
         else:
             b = _subset(outcomes[c.b], masks)
             res = stats.paired(a, b, claim="greater")
@@ -168,18 +177,7 @@ def evaluate_checks(outcomes: dict[str, list[np.ndarray]], families: list[np.nda
                        diff=res["diff"], diff_ci_low=res["ci_low"], diff_ci_high=res["ci_high"],
                        p_mcnemar=res["p_mcnemar"], discordant=disc,
                        n_for_10_points=n_for_difference(disc))  # fmt: skip
-            if c.test == "greater":
-                row["verdict"] = res["verdict"]
-            else:  # no_advantage: misaligned vs late, and aligned vs misaligned
-                ok = res["ci_low"] <= 0
-                row["verdict"] = "as expected" if ok else "not as expected"
-                if TWO_STREAM in outcomes:
-                    lost = stats.paired(b, _subset(outcomes[TWO_STREAM], masks))
-                    row.update(diff_aligned=lost["diff"], diff_aligned_ci_low=lost["ci_low"],
-                               diff_aligned_ci_high=lost["ci_high"],
-                               verdict_aligned=lost["verdict"])  # fmt: skip
-                    if ok and lost["verdict"] != "supported":
-                        row["verdict"] = "inconclusive"
+            row["verdict"] = res["verdict"]
         rows.append(row)
     return pd.DataFrame(rows)
 

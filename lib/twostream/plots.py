@@ -525,9 +525,9 @@ def plot_audit(summary, histories, *, chance: float | None = None):
 
 
 def plot_mechanism_checks(checks):
-    """One row per check: B - A in points with its 95% interval (mechanisms, N2), or the
-    accuracy minus chance (N1, N3), so the dashed line at 0 is "no difference" and, for
-    N1 / N3, chance; green = the verdict expected, red = not, grey = open."""
+    """One row per check: B - A in points with its 95% interval (mechanisms), or the
+    accuracy minus chance (controls N1-N3), so the dashed line at 0 is "no difference" and,
+    for the controls, chance; green = the verdict expected, red = not, grey = open."""
     plt = _plt()
     rows = checks.reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(rows) + 1.4), layout="constrained")
@@ -543,7 +543,7 @@ def plot_mechanism_checks(checks):
         ax.errorbar(d, y, xerr=[[d - lo], [hi - d]], fmt="o", color=colour, capsize=3)
         what = (
             "acc - chance"
-            if r.get("b", "") in ("", None) or r["check"] in ("N1", "N3")
+            if r.get("b", "") in ("", None) or str(r["check"]).startswith("N")
             else "b - a"
         )
         ax.annotate(f"{r['verdict']} ({what})", (max(hi, d) + 1, y), va="center", fontsize=8)
@@ -552,7 +552,7 @@ def plot_mechanism_checks(checks):
         if "chance" in r and r["chance"] == r["chance"]:
             rec["chance_pct"] = _pct(r["chance"])
         data.append(rec)
-    ax.axvline(0, **CHANCE_STYLE, label="0: no difference (N1, N3: chance)")
+    ax.axvline(0, **CHANCE_STYLE, label="0: no difference (N1-N3: chance)")
     ax.legend(fontsize=8, loc="lower right")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([f"{r['check']} [{r['family']}, n={int(r['n'])}]: {r['claim']}"

@@ -309,7 +309,8 @@ def mechanism_section(tables: Path) -> list[str]:
         "show (M1-M5), and each negative control that removes it (N1-N3): paired on the same "
         "test videos of the family, all splits pooled, 95% paired-bootstrap interval"
         + (f"; the heads at the designed cell {cell}" if cell else "")
-        + ". For N1 and N3 the difference is the accuracy minus chance. "
+        + ". For the controls N1-N3 the difference is the accuracy minus chance (N1, N2: 1/2 "
+        "within a pair of classes; N3: 1/K), and N2 also needs the aligned model to be better. "
         + MEANING,
         "",
         "| check | family | claim | a -> b | n | diff (points) | 95% interval | expected | verdict |",
