@@ -148,8 +148,11 @@ def test_stage_graph_sees_imported_rawframes_done(clips, made, tmp_path):
     (cfg.splits_dir / "testlist01.txt").write_text("Run/v_Run_g01_c01.avi\n")
     src = rename_tree(made, tmp_path / "tree", "mmaction2-test")
     assert pp.rawframes_status(cfg) == (0, len(CLIPS))
-    r = cli("--import-rawframes", str(src), "--set", f"data_root={tmp_path / 'data'}",
-            "--set", "dataset=ucf101", "--import-note", "copied from prepare, renamed")  # fmt: skip
+    # a real data set needs a parameter file (the CLI refuses the test preset's defaults)
+    params = tmp_path / "ucf101-tiny.yaml"
+    params.write_text(f"dataset: ucf101\ndata_root: {tmp_path / 'data'}\n")
+    r = cli("--import-rawframes", str(src), "--params", str(params),
+            "--import-note", "copied from prepare, renamed")  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "numbered from 1" in r.stdout and "x_/y_ in 6 folder(s)" in r.stdout
     assert pp.rawframes_status(cfg) == (len(CLIPS), 0)

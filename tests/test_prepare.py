@@ -191,7 +191,9 @@ def test_minmax_quantization_stores_the_range(tmp_path):
 
 def test_kill_9_then_resume_is_byte_identical(clips, reference, tmp_path):
     out = tmp_path / "rawframes"
-    args = ["--videos", str(clips), "--out", str(out), "--workers", "2", "--quiet"]
+    # the CLI's defaults are the test preset's (bound 2.5); prepare()'s are TSN's (20)
+    args = ["--videos", str(clips), "--out", str(out), "--workers", "2", "--quiet",
+            "--bound", str(pp.PrepareOptions().flow_bound)]  # fmt: skip
     args += [f"--flow-param={k}={v}" for k, v in TINY_FLOW.items()]
     markers = out / ps.STATE_DIR / "videos"
     for kill_after in (2, 6):  # two kills at different points
