@@ -61,7 +61,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "reproduce": (
         "twostream.runner",
-        "run notebooks 00-06 with papermill and write results/REPORT.md",
+        "run notebooks 00-07 with papermill and write results/<params stem>/REPORT.md",
     ),
 }
 
