@@ -19,19 +19,20 @@ fi
 declare -A SECONDS_OF STATUS_OF
 run_once() {  # run_once <label> <busy processes>
   local label=$1 busy=$2 dir pids=()
+  # the clone itself sits beside the repository, so its ../shared is the checkout's
   dir=$(mktemp -d "$PARENT/.suite-clone-XXXX")
-  git clone --quiet "$REPO" "$dir/repo"
+  git clone --quiet "$REPO" "$dir"
   for ((i = 0; i < busy; i++)); do python3 -c "while True: pass" & pids+=($!); done
   local t0 status=0
   t0=$(date +%s.%N)
-  (cd "$dir/repo" && make test >"$dir/make-test.log" 2>&1) || status=$?
+  (cd "$dir" && make test >"$dir.log" 2>&1) || status=$?
   SECONDS_OF[$label]=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
   STATUS_OF[$label]=$status
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  echo "$label: make test exit $status in ${SECONDS_OF[$label]} s (log: $dir/make-test.log)" >&2
-  tail -n 3 "$dir/make-test.log" >&2
+  echo "$label: make test exit $status in ${SECONDS_OF[$label]} s (log: $dir.log)" >&2
+  tail -n 3 "$dir.log" >&2
   if [ "${KEEP:-0}" != 1 ]; then
-    cp "$dir/make-test.log" "/tmp/make-test-$label.log"
+    mv "$dir.log" "/tmp/make-test-$label.log"
     rm -rf "$dir"
   fi
 }
