@@ -21,6 +21,7 @@ from twostream.datasets import list_videos, load_classes, load_split
 from twostream.errors import UserError
 from twostream.synthetic import CLASS_NAMES, clip_spec, ground_truth_flow, render_frame
 from twostream.synthetic_set import SynthParams, ensure_dataset, generate, load_clip_spec
+from twostream.video import read_frames
 
 TINY = dict(classes=3, clips_per_class=4, groups=4, frames=5, width=48, height=32, version=2)
 # sha256 of a fixed v2 render (frames + one flow per clip) with the code of the v2 release:
@@ -71,15 +72,9 @@ def test_v2_renders_exactly_as_released():
 def test_videos_decode_losslessly_to_the_rendered_frames(tiny_set):
     rel = "TranslateLeft/v_TranslateLeft_g02_c01.avi"
     spec = load_clip_spec(tiny_set, rel)
-    cap = cv2.VideoCapture(str(tiny_set / "videos" / rel))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    assert len(frames) == 5 and frames[0].shape == (32, 48, 3)
-    assert np.array_equal(np.stack(frames), spec.render())
+    frames = read_frames(tiny_set / "videos" / rel)
+    assert frames.shape == (5, 32, 48, 3)
+    assert np.array_equal(frames, spec.render())
 
 
 def _warp_errors(spec, t):

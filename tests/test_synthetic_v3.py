@@ -13,6 +13,7 @@ import pytest
 
 from twostream import synthetic_v3 as v3
 from twostream.synthetic_set import SynthParams, generate, load_clip_spec
+from twostream.video import read_frames
 
 SMOKE = dict(frames=17, width=80, height=60)  # params/smoke.yaml's geometry
 
@@ -130,14 +131,7 @@ def test_a_v3_set_on_disk_decodes_to_its_clips(tmp_path):
     rel = "RightLeftRight/v_RightLeftRight_g02_c01.avi"
     spec = load_clip_spec(out, rel)
     assert isinstance(spec, v3.Clip) and spec.family == "order"
-    cap = cv2.VideoCapture(str(out / "videos" / rel))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    assert np.array_equal(np.stack(frames), spec.render())
+    assert np.array_equal(read_frames(out / "videos" / rel), spec.render())
     p = SynthParams(classes=8, clips_per_class=4, groups=4, frames=6, width=48, height=36)
     assert set(p.families().values()) == set(v3.FAMILIES)
     assert math.isclose(len(p.specs()), 32)

@@ -295,19 +295,27 @@ def _palette(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
     return a + values[..., None] * (b - a)
 
 
+def drift_canvas(rng: np.random.Generator, width: int, height: int, frames: int, bvx: float,
+                 bvy: float) -> tuple[np.ndarray, float, float]:  # fmt: skip
+    """Smooth noise in [0, 1] large enough for a background drifting (bvx, bvy) px per frame
+    over ``frames`` frames, and its sampling offset (mx, my); v2 and v3 colour it their way."""
+    span = max(frames - 1, 1)
+    mx = int(math.ceil(abs(bvx) * span)) + 3
+    my = int(math.ceil(abs(bvy) * span)) + 3
+    h, w = height + 2 * my, width + 2 * mx
+    short = min(width, height)
+    v = 0.65 * _smooth_noise(rng, h, w, _uniform(rng, 0.08, 0.2) * short)
+    v += 0.35 * _smooth_noise(rng, h, w, _uniform(rng, 0.03, 0.06) * short)
+    return v / max(float(v.max()), 1e-6), float(mx), float(my)
+
+
 @functools.lru_cache(maxsize=64)
 def _scene(spec: ClipSpec) -> tuple[np.ndarray, float, float]:
     """Background texture large enough for the whole drift, and its sampling offset."""
     rng = np.random.default_rng(spec.scene_seed)
-    span = max(spec.frames - 1, 1)
-    mx = int(math.ceil(abs(spec.bvx) * span)) + 3
-    my = int(math.ceil(abs(spec.bvy) * span)) + 3
-    h, w = spec.height + 2 * my, spec.width + 2 * mx
-    short = min(spec.width, spec.height)
-    v = 0.65 * _smooth_noise(rng, h, w, _uniform(rng, 0.08, 0.2) * short)
-    v += 0.35 * _smooth_noise(rng, h, w, _uniform(rng, 0.03, 0.06) * short)
-    tex = _palette(rng, v / max(float(v.max()), 1e-6))
-    return np.ascontiguousarray(tex, dtype=np.float32), float(mx), float(my)
+    v, mx, my = drift_canvas(rng, spec.width, spec.height, spec.frames, spec.bvx, spec.bvy)
+    tex = _palette(rng, v)
+    return np.ascontiguousarray(tex, dtype=np.float32), mx, my
 
 
 @functools.lru_cache(maxsize=64)

@@ -62,7 +62,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError
-from .synthetic import SHAPES, TEXTURES, _grid, _smooth_noise, _uniform, object_maps, sprite_arrays
+from .synthetic import (
+    SHAPES,
+    TEXTURES,
+    _grid,
+    _uniform,
+    drift_canvas,
+    object_maps,
+    sprite_arrays,  # fmt: skip
+)
 
 GENERATOR_VERSION = 3
 
@@ -343,14 +351,7 @@ def clip(class_name: str, group: int = 1, clip_: int = 1, *, frames: int = 16, w
 def _background(c: Clip) -> tuple[np.ndarray, float, float]:
     """A low-saturation textured background large enough for the whole drift."""
     rng = np.random.default_rng(c.scene_seed)
-    span = max(c.frames - 1, 1)
-    mx = int(math.ceil(abs(c.bvx) * span)) + 3
-    my = int(math.ceil(abs(c.bvy) * span)) + 3
-    h, w = c.height + 2 * my, c.width + 2 * mx
-    short = min(c.width, c.height)
-    v = 0.65 * _smooth_noise(rng, h, w, _uniform(rng, 0.08, 0.2) * short)
-    v += 0.35 * _smooth_noise(rng, h, w, _uniform(rng, 0.03, 0.06) * short)
-    v = v / max(float(v.max()), 1e-6)
+    v, mx, my = drift_canvas(rng, c.width, c.height, c.frames, c.bvx, c.bvy)
     grey = rng.uniform(40, 110), rng.uniform(150, 230)  # dark and light grey, slightly tinted
     tint = rng.uniform(-12, 12, 3)
     lo, hi = np.float32(grey[0]) + tint, np.float32(grey[1]) + tint
