@@ -42,6 +42,7 @@ reproduce: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lib tests benchmarks notebooks
 	$(VENV)/bin/ruff format --check lib tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format lib tests benchmarks

@@ -8,7 +8,7 @@ What it measures, per ConvLSTM configuration (layers 1/2/3 x kernel 3/5; conv5_x
   (``input_mode="precompute"``) and, for comparison, one convolution over [X_t, H_{t-1}]
   per step (``"concat"``, the usual implementation); and evaluation forward time;
 * reading the float16 cache from disk: ``.npy`` files of (T, C, H, W), as
-  ``twostream.features`` writes them, read back with ``np.load`` after evicting them from
+  ``twostream.train.features`` writes them, read back with ``np.load`` after evicting them from
   the page cache (``posix_fadvise DONTNEED``; "cold") and again ("warm");
 * the extra cost of training from frames: the two frozen streams' forward passes
   (ResNet-101 at 224x224: RGB 3 channels, flow 2L = 20 channels) for every time step;
@@ -40,11 +40,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from twostream.config import save_json
-from twostream.convlstm import build_head, count_parameters
-from twostream.fusion import is_parameter_free
-from twostream.results import git_commit
-from twostream.utils import autocast_context, device_description, resolve_device
+from twostream.core.config import save_json
+from twostream.core.runtime import autocast_context, device_description, resolve_device
+from twostream.models.convlstm import build_head, count_parameters
+from twostream.models.fusion import is_parameter_free
+from twostream.study.results import git_commit
 
 UCF101_TRAIN_SPLIT1 = 9537
 UCF101_TEST_SPLIT1 = 3783
@@ -249,13 +249,13 @@ def bench_read(*, tap_hwc, T, files, device, scratch) -> dict:
 
 def build_streams(backbone: str, num_classes: int, device, flow_length: int = 10):
     try:
-        from twostream.models import build_stream
+        from twostream.models.streams import build_stream
 
         rgb = build_stream(modality="rgb", backbone=backbone, num_classes=num_classes)
         flow = build_stream(
             modality="flow", backbone=backbone, num_classes=num_classes, flow_length=flow_length
         )
-        source = "twostream.models.build_stream"
+        source = "twostream.models.streams.build_stream"
     except ImportError:  # the models module is not there yet: plain torchvision
         import torchvision
 

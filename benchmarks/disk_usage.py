@@ -17,11 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from twostream.config import StudyConfig, save_json
-from twostream.models import tap_channels
-from twostream.prepare import prepare
-from twostream.results import git_commit, library_versions
-from twostream.utils import device_description
+from twostream.core.config import StudyConfig, save_json
+from twostream.core.runtime import device_description
+from twostream.models.streams import tap_channels
+from twostream.prepare.run import prepare
+from twostream.study.results import git_commit, library_versions
 
 REPO = Path(__file__).resolve().parents[1]
 UCF101_VIDEOS, UCF101_FRAMES = 13320, 27 * 3600 * 25  # 13,320 clips, ~27 h at 25 fps (UCF101 paper)

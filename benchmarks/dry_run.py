@@ -27,21 +27,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from twostream import (
-    convlstm,
-    features,
-    flow,
-    models,
-    prepare,
-    rawframes,
-    synthetic_set,
-    transforms,
+from twostream.core.config import StudyConfig, save_json
+from twostream.core.runtime import (
+    autocast_context,
+    device_description,
+    resolve_device,
+    seed_everything,
 )
-from twostream.config import StudyConfig, save_json
-from twostream.datasets import load_split
-from twostream.results import git_commit, library_versions
-from twostream.streams import make_optimizer, prepare_model
-from twostream.utils import autocast_context, device_description, resolve_device, seed_everything
+from twostream.data import datasets as rawframes
+from twostream.data import transforms
+from twostream.data.splits import load_split
+from twostream.flow.tvl1 import tvl1_batch
+from twostream.models import convlstm
+from twostream.models import streams as models
+from twostream.prepare import run as prepare
+from twostream.study.results import git_commit, library_versions
+from twostream.synthetic import writer as synthetic_set
+from twostream.train import features
+from twostream.train.stream_trainer import make_optimizer, prepare_model
 
 # UCF101 split 1 (official lists) and the whole set: 13,320 clips, ~27 h of video at 25 fps.
 UCF101 = {"train_videos": 9537, "test_videos": 3783, "videos": 13320, "frames": 27 * 3600 * 25}
@@ -85,7 +88,7 @@ def stage_flow(frames_dir: Path, device, pairs: int, backend: str) -> dict:
     prevs, nexts = grey[:-1], grey[1:]
     dev = "cuda" if device.type == "cuda" else "cpu"
     s = timed(
-        lambda: flow.tvl1_batch(prevs, nexts, backend=backend, preset="paper", device=dev),
+        lambda: tvl1_batch(prevs, nexts, backend=backend, preset="paper", device=dev),
         1,
         device,
     )

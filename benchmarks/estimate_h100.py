@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from twostream import convlstm, models
-from twostream.config import StudyConfig, save_json
-from twostream.results import git_commit, library_versions
+from twostream.core.config import StudyConfig, save_json
+from twostream.models import convlstm
+from twostream.models import streams as models
+from twostream.study.results import git_commit, library_versions
 
 REPO = Path(__file__).resolve().parents[1]
 H100_BF16_DENSE_TFLOPS = 989.0  # NVIDIA H100 SXM datasheet, dense (no sparsity)

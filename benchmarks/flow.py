@@ -53,13 +53,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
 
-from twostream import threads  # noqa: E402
+from twostream.core import threads  # noqa: E402
 
-threads.passive_wait()  # before torch starts OpenMP, as the CLI does (twostream.threads)
+threads.passive_wait()  # before torch starts OpenMP, as the CLI does (twostream.core.threads)
 
-from twostream import flow, video  # noqa: E402
-from twostream.results import git_commit, library_versions  # noqa: E402
-from twostream.utils import atomic_write_text, device_description  # noqa: E402
+from twostream.core.runtime import atomic_write_text, device_description  # noqa: E402
+from twostream.data import video  # noqa: E402
+from twostream.flow.params import get_params  # noqa: E402
+from twostream.flow.tvl1 import to_grey, tvl1, tvl1_batch, tvl1_torch  # noqa: E402
+from twostream.study.results import git_commit, library_versions  # noqa: E402
 
 SHARED = Path(os.environ.get("TWOSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
 KINDS = ("translation", "rotzoom", "nonrigid")
@@ -145,7 +147,7 @@ def speed_rows(args, devices):
         for preset in args.presets:
             n1 = args.pairs
             cv2.setNumThreads(1)
-            t = timed(partial(flow.tvl1_batch, prevs[:n1], nexts[:n1], preset=preset, workers=1))
+            t = timed(partial(tvl1_batch, prevs[:n1], nexts[:n1], preset=preset, workers=1))
             rows.append(
                 dict(
                     size=size,
@@ -159,9 +161,7 @@ def speed_rows(args, devices):
             )
             if cores > 1:
                 nk = max(n1, cores)
-                t = timed(
-                    partial(flow.tvl1_batch, prevs[:nk], nexts[:nk], preset=preset, workers=cores)
-                )
+                t = timed(partial(tvl1_batch, prevs[:nk], nexts[:nk], preset=preset, workers=cores))
                 rows.append(
                     dict(
                         size=size,
@@ -182,13 +182,13 @@ def speed_rows(args, devices):
                     nb = args.cuda_batch
                     bp = [prevs[i % len(prevs)] for i in range(nb)]
                     bn = [nexts[i % len(nexts)] for i in range(nb)]
-                    flow.tvl1_batch(
+                    tvl1_batch(
                         bp[:2], bn[:2], backend="torch", preset=preset, device=dev
                     )  # warm-up
                     _sync(dev)
 
                 def run(dev=dev, bp=bp, bn=bn, nb=nb, preset=preset):
-                    flow.tvl1_batch(
+                    tvl1_batch(
                         bp, bn, backend="torch", preset=preset, device=dev, batch_size=nb,
                         workers=1,
                     )  # fmt: skip
@@ -216,7 +216,7 @@ def accuracy_rows(args, devices):
     pairs = [gt_pair(k, h, w, seed=i) for i, k in enumerate(KINDS)]
     for preset in args.presets:
         for backend, dev in [("opencv", "cpu")] + [("torch", d) for d in devices]:
-            flows = flow.tvl1_batch(
+            flows = tvl1_batch(
                 [p[0] for p in pairs],
                 [p[1] for p in pairs],
                 backend=backend,
@@ -237,11 +237,11 @@ def real_rows(args, devices):
     if not pairs:
         return [], {}
     prevs, nexts = [p[1] for p in pairs], [p[2] for p in pairs]
-    cv = {pre: flow.tvl1_batch(prevs, nexts, preset=pre) for pre in args.presets}
+    cv = {pre: tvl1_batch(prevs, nexts, preset=pre) for pre in args.presets}
     rows = []
     for preset in args.presets:
         for dev in devices:
-            tf = flow.tvl1_batch(prevs, nexts, backend="torch", preset=preset, device=dev)
+            tf = tvl1_batch(prevs, nexts, backend="torch", preset=preset, device=dev)
             for (rel, _, _), a, b in zip(pairs, cv[preset], tf, strict=True):
                 rows.append(
                     dict(
@@ -296,7 +296,7 @@ def op_counts(before) -> dict:
     """Tensor operations per inner iteration (aten ops that touch memory; views apart)."""
     import torch
 
-    from twostream import tvl1_torch as T
+    from twostream.flow import tvl1_torch as T
 
     out = {"after_eager": T.count_ops(), "after_eager_masked": T.count_ops(masked=True)}
     for v in out.values():
@@ -318,13 +318,13 @@ def compiled_kernels_per_iteration() -> dict | None:
     (for a 1-iteration chunk), compiled afresh (FX graph cache off, so codegen runs)."""
     import torch
 
-    from twostream import tvl1_torch as T
+    from twostream.flow import tvl1_torch as T
 
     if not T.compiler_available():
         return None
     from torch._inductor import config, metrics
 
-    L = T._Level(1, 240, 320, torch.device("cpu"), flow.get_params("paper"))
+    L = T._Level(1, 240, 320, torch.device("cpu"), get_params("paper"))
     counts = {}
     with config.patch(fx_graph_cache=False):
         for k in (1, 2):
@@ -342,15 +342,15 @@ def versus_rows(args):
     import cv2
     import torch
 
-    from twostream import tvl1_torch as T
+    from twostream.flow import tvl1_torch as T
 
     w, h = video.parse_size("320x240")
     named = [(f"synthetic {k}", *gt_pair(k, h, w, seed=i)) for i, k in enumerate(KINDS)]
     named += [(rel, a, b, None) for rel, a, b in real_pairs("320x240", args.versus_real)]
-    prevs = [flow.to_grey(x[1]) for x in named]  # real clips decode to BGR
-    nexts = [flow.to_grey(x[2]) for x in named]
+    prevs = [to_grey(x[1]) for x in named]  # real clips decode to BGR
+    nexts = [to_grey(x[2]) for x in named]
     preset = args.versus_preset
-    params = flow.get_params(preset)
+    params = get_params(preset)
     before = load_before(args.before_ref) if args.before_ref else None
     has_cc = T.compiler_available()
 
@@ -361,12 +361,12 @@ def versus_rows(args):
     def opencv(n_workers, cv_threads):
         def run():
             cv2.setNumThreads(cv_threads)
-            return flow.tvl1_batch(prevs, nexts, preset=preset, workers=n_workers)
+            return tvl1_batch(prevs, nexts, preset=preset, workers=n_workers)
 
         return run
 
     def torch_pairs(n_workers, compile_=False):
-        return lambda: flow.tvl1_batch(
+        return lambda: tvl1_batch(
             prevs, nexts, backend="torch", preset=preset, workers=n_workers, compile=compile_
         )
 
@@ -376,7 +376,7 @@ def versus_rows(args):
             out = []
             for a, b in zip(prevs, nexts, strict=True):
                 ta, tb = torch.from_numpy(a).float()[None], torch.from_numpy(b).float()[None]
-                out.append(flow.tvl1_torch(ta, tb, params)[0].permute(1, 2, 0).numpy())
+                out.append(tvl1_torch(ta, tb, params)[0].permute(1, 2, 0).numpy())
             return np.stack(out)
 
         return run
@@ -406,7 +406,7 @@ def versus_rows(args):
     if has_cc:  # compile outside the timing (inductor caches it for the process)
         set_threads(1)
         t0 = time.perf_counter()
-        flow.tvl1_batch(prevs[:1], nexts[:1], backend="torch", preset=preset, workers=1,
+        tvl1_batch(prevs[:1], nexts[:1], backend="torch", preset=preset, workers=1,
                         compile=True)  # fmt: skip
         t_compile = time.perf_counter() - t0
     for rep in range(args.repeats):
@@ -469,7 +469,7 @@ def batch_rows(args, device, rows: list, emit) -> list:
                 nexts = [base[i % 8][1] for i in range(bs)]
                 row = dict(size=size, mode=mode, batch=bs, preset=args.batch_preset)
                 try:
-                    run = partial(flow.tvl1_batch, prevs, nexts, backend="torch",
+                    run = partial(tvl1_batch, prevs, nexts, backend="torch",
                                   preset=args.batch_preset, device=device, batch_size=bs,
                                   workers=1, **kw)  # fmt: skip
                     t0 = time.perf_counter()
@@ -517,7 +517,7 @@ def agreement_rows(args, device, rows: list, emit) -> list:
         pair = load_pair(name)
         torch.set_num_threads(max(1, threads.cores()))
         t0 = time.perf_counter()
-        cpu = flow.tvl1(pair["prev"], pair["next"], backend="torch", preset=args.agreement_preset)
+        cpu = tvl1(pair["prev"], pair["next"], backend="torch", preset=args.agreement_preset)
         cpu_s = time.perf_counter() - t0
         e_cpu = masked_epe(cpu, pair["gt"], pair["valid"])
         for mode in args.modes:
@@ -527,7 +527,7 @@ def agreement_rows(args, device, rows: list, emit) -> list:
                        epe_cpu=e_cpu)  # fmt: skip
             try:
                 t0 = time.perf_counter()
-                dev = flow.tvl1_batch([pair["prev"]], [pair["next"]], backend="torch",
+                dev = tvl1_batch([pair["prev"]], [pair["next"]], backend="torch",
                                       preset=args.agreement_preset, device=device,
                                       compile=mode == "compile",
                                       cuda_graphs=mode == "graphs")[0]  # fmt: skip
@@ -617,7 +617,7 @@ def main(argv=None) -> int:
         command=" ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         args=vars(args),
         sections=args.sections,
-        presets={k: dataclasses.asdict(flow.get_params(k)) for k in args.presets},
+        presets={k: dataclasses.asdict(get_params(k)) for k in args.presets},
     )
 
     def emit():

@@ -36,9 +36,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lib"))
 
-from twostream import flow  # noqa: E402
-from twostream.results import git_commit, library_versions  # noqa: E402
-from twostream.utils import atomic_write_text, device_description  # noqa: E402
+from twostream.core.runtime import atomic_write_text, device_description  # noqa: E402
+from twostream.flow import tvl1 as flow  # noqa: E402
+from twostream.flow.flo import read_flo  # noqa: E402
+from twostream.flow.params import get_params  # noqa: E402
+from twostream.study.results import git_commit, library_versions  # noqa: E402
 
 SHARED = Path(os.environ.get("TWOSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
 GT_ROOT = SHARED / "flow_gt"
@@ -103,7 +105,7 @@ def load_pair(name: str, root: Path = GT_ROOT) -> dict:
         if img is None:
             raise FileNotFoundError(root / rel)
         imgs.append(flow.to_grey(img))
-    gt = flow.read_flo(root / gt_rel)
+    gt = read_flo(root / gt_rel)
     valid = np.isfinite(gt).all(-1) & (np.abs(gt) < UNKNOWN_FLOW).all(-1)
     if invalid_rel:
         valid &= cv2.imread(str(root / invalid_rel), cv2.IMREAD_GRAYSCALE) < 128
@@ -276,9 +278,7 @@ def main(argv=None) -> int:
         note="every method timed in this one process, one after the other, on the same "
         "threads; the machine is shared, so compare ratios, not absolute seconds",
         data=str(GT_ROOT),
-        presets={
-            p: dataclasses.asdict(flow.get_params(p)) for p in ("opencv_cpu", "paper", "fast")
-        },
+        presets={p: dataclasses.asdict(get_params(p)) for p in ("opencv_cpu", "paper", "fast")},
         rows=rows,
         agreement=agreement,
         flyingchairs_paper_vs_fast=chairs,

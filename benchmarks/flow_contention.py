@@ -4,7 +4,7 @@ One 320x240 pair (``paper`` preset, the smoke-size pair of the test-suite issue)
 fresh process for each condition (OpenMP reads its wait policy at start-up):
 
 * ``project``: ``flow.tvl1_batch(..., backend="torch")`` as the library runs it: passive
-  OpenMP waiting and one thread for a batch this small (``twostream.threads``);
+  OpenMP waiting and one thread for a batch this small (``twostream.core.threads``);
 * ``torch default``: ``flow.tvl1_torch`` with torch's defaults (one spinning thread per core).
 
 each with 0, 1 and 2 CPU-bound spin loops beside it, all six conditions run in turn in
@@ -41,7 +41,7 @@ sys.path.insert(0, {bench!r})
 import numpy as np
 import torch
 from flow import gt_pair
-from twostream import flow
+from twostream.flow import tvl1 as flow
 policy, repeats = sys.argv[1], int(sys.argv[2])
 prev, nxt, _ = gt_pair("translation", 240, 320)
 seen = []  # torch threads in force when the solver runs (inside tvl1_batch's thread rules)
@@ -56,7 +56,7 @@ def once():
     else:
         a = torch.from_numpy(prev).float()[None]
         b = torch.from_numpy(nxt).float()[None]
-        flow.tvl1_torch(a, b, flow.get_params("paper"), compile=False)
+        flow.tvl1_torch(a, b, get_params("paper"), compile=False)
 flow.tvl1_batch([prev[:64, :64]], [nxt[:64, :64]], backend="torch", preset="fast")  # warm-up
 times, cpu = [], []
 for _ in range(repeats):
@@ -101,8 +101,8 @@ def _read(path: str) -> str | None:
 
 
 def main(argv=None) -> int:
-    from twostream.results import git_commit, library_versions
-    from twostream.utils import atomic_write_text, device_description
+    from twostream.core.runtime import atomic_write_text, device_description
+    from twostream.study.results import git_commit, library_versions
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=1, help="timed runs per process (median)")

@@ -106,8 +106,8 @@ import json, sys, time
 from pathlib import Path
 
 sys.path.insert(0, "lib")
-from twostream.results import git_commit, library_versions
-from twostream.utils import atomic_write_text, device_description
+from twostream.study.results import git_commit, library_versions
+from twostream.core.runtime import atomic_write_text, device_description
 
 steps_file, out, dry, budget, wall = sys.argv[1:6]
 steps = []

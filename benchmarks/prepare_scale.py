@@ -59,7 +59,7 @@ def write_videos(root: Path, n: int, *, classes: int, frames: int, size: tuple[i
     import cv2
     import numpy as np
 
-    from twostream.utils import progress
+    from twostream.core.runtime import progress
 
     w, h = size
     t0 = time.perf_counter()
@@ -84,16 +84,17 @@ def write_videos(root: Path, n: int, *, classes: int, frames: int, size: tuple[i
 
 def child_main(videos: str, out: str, workers: int, what: str) -> None:
     """One measured run in this process; prints one JSON line."""
-    from twostream import prepare as pp
+    from twostream.prepare import run as pp
+    from twostream.prepare.options import PrepareOptions
 
     t0 = time.perf_counter()
     if what == "status":  # what `twostream plan` pays on a complete folder
-        from twostream.config import StudyConfig, stage_fields
+        from twostream.core.config import StudyConfig, stage_fields
 
         # StudyConfig places rawframes beside videos: <root>/<dataset>/{videos,rawframes};
         # its rawframes fields set to prepare()'s defaults, what the runs above used
         root = Path(videos).parents[1]
-        same = {f: getattr(pp.PrepareOptions(), f) for f in stage_fields("rawframes")}
+        same = {f: getattr(PrepareOptions(), f) for f in stage_fields("rawframes")}
         cfg = StudyConfig(dataset="ucf101", data_root=str(root), **same)
         assert cfg.videos_dir == Path(videos) and cfg.rawframes_dir == Path(out), (cfg, out)
         done, todo = pp.rawframes_status(cfg)
@@ -280,8 +281,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
 
-    from twostream.results import git_commit, library_versions
-    from twostream.utils import atomic_write_text, device_description
+    from twostream.core.runtime import atomic_write_text, device_description
+    from twostream.study.results import git_commit, library_versions
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     window = min(args.window, args.videos // 2)
@@ -328,7 +329,7 @@ def main() -> int:
             after = read_markers(out_b)
             new_rows = [r for r in after if r["mtime_ns"] > killed["killed_at_ns"]]
             redone = {r["video"] for r in new_rows}
-            from twostream.video import find_videos
+            from twostream.data.video import find_videos
 
             everything = set(find_videos(videos)[0])
             assert resumed["ok"] == args.videos and resumed["failed"] == 0, resumed

@@ -43,11 +43,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from twostream.models import build_stream
-from twostream.rawframes import TrainSteps
-from twostream.results import git_commit, library_versions
-from twostream.transforms import StackTransform
-from twostream.utils import atomic_write_text, device_description
+from twostream.core.runtime import atomic_write_text, device_description
+from twostream.data.datasets import TrainSteps
+from twostream.data.transforms import StackTransform
+from twostream.models.streams import build_stream
+from twostream.study.results import git_commit, library_versions
 
 MODES = ("fp32", "bf16_cl", "compile")
 STREAM_MODALITY = {"spatial": "rgb", "temporal": "flow"}

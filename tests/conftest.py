@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from twostream import threads
+from twostream.core import threads
 
 # One of PYTEST_XDIST_WORKER_COUNT sibling processes: cores / workers threads each, passive
-# OpenMP waiting (inherited by every subprocess a test starts). See twostream.threads.
+# OpenMP waiting (inherited by every subprocess a test starts). See twostream.core.threads.
 threads.configure_process(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 REPO = Path(__file__).resolve().parents[1]

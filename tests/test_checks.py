@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twostream import checks
-from twostream.checks import CheckFailed
+from twostream.study import checks
+from twostream.study.checks import CheckFailed
 
 
 def test_splits():
@@ -125,7 +125,7 @@ def test_every_accuracy_needs_n_and_an_interval_and_every_difference_a_verdict()
         with pytest.raises(CheckFailed, match="95%"):
             checks.intervals(ok.drop(columns=[drop]), name="t")
     # the table writer refuses such a table
-    from twostream.results import save_table
+    from twostream.study.results import save_table
 
     with pytest.raises(CheckFailed, match="no \\['n'"):
         save_table(ok.drop(columns=["n"]), "bad")

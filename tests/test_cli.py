@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from twostream.cli import COMMANDS, main
+from twostream.cli.main import COMMANDS, main
 
 
 def test_top_level_help(capsys):
@@ -27,7 +27,7 @@ def test_python_dash_m_works():
 def test_params_and_set_overrides_reach_the_config(tmp_path):
     import argparse
 
-    from twostream.config import add_config_arguments, config_from_args
+    from twostream.core.config import add_config_arguments, config_from_args
 
     params = tmp_path / "p.yaml"
     params.write_text("backbone: resnet34\nseed: 3\n")

@@ -11,11 +11,11 @@ import shutil
 import numpy as np
 import pytest
 
-from twostream import stages
-from twostream.cli import main
-from twostream.config import StudyConfig
-from twostream.errors import UserError
-from twostream.rundir import RunDir
+from twostream.cli.main import main
+from twostream.core.config import StudyConfig
+from twostream.core.errors import UserError
+from twostream.pipeline import graph as stages
+from twostream.train.rundir import RunDir
 
 # 3 classes x 8 clips, 2 epochs of each stage: both streams, features and a head in ~10 s
 TINY = dict(
@@ -120,7 +120,7 @@ def test_evaluate_reproduces_the_scores_the_run_wrote(study, which, capsys):
 
 @pytest.mark.slow
 def test_evaluate_other_settings_and_refusals(study, tmp_path, capsys):
-    from twostream.evaluate import evaluate_run
+    from twostream.train.evaluate import evaluate_run
 
     _, runs = study
     m = evaluate_run(runs["spatial"].path, crops=10, segments=5, split=2, device="cpu")
@@ -155,7 +155,7 @@ def test_stage_commands_refuse_a_real_data_set_without_params(capsys):
 def test_the_config_source_is_the_first_line(tmp_path, capsys):
     import argparse
 
-    from twostream.config import add_config_arguments, config_from_args
+    from twostream.core.config import add_config_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_config_arguments(parser)

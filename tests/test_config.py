@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from twostream.config import StudyConfig, load_params
-from twostream.errors import UserError
-from twostream.utils import atomic_write_text, project_root
+from twostream.core.config import StudyConfig, load_params
+from twostream.core.errors import UserError
+from twostream.core.runtime import atomic_write_text, project_root
 
 PARAMS = project_root() / "params"
 FIELDS = [f.name for f in dataclasses.fields(StudyConfig)]
@@ -68,7 +68,7 @@ def test_atomic_write_leaves_no_temp_on_error(tmp_path):
     class Boom(Exception):
         pass
 
-    from twostream.utils import atomic_path
+    from twostream.core.runtime import atomic_path
 
     with pytest.raises(Boom), atomic_path(target) as tmp:
         tmp.write_text("half")

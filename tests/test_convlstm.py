@@ -1,4 +1,4 @@
-"""twostream.convlstm: eq. 6 against a plain loop transcription, input-conv paths, state, heads."""
+"""twostream.models.convlstm: eq. 6 against a plain loop transcription, input-conv paths, state, heads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from twostream.convlstm import (
+from twostream.core.errors import UserError
+from twostream.models.convlstm import (
     FCLSTM,
     ConvLSTM,
     ConvLSTMCell,
@@ -14,8 +15,7 @@ from twostream.convlstm import (
     build_head,
     count_parameters,
 )
-from twostream.errors import UserError
-from twostream.fusion import FUSIONS
+from twostream.models.fusion import FUSIONS
 
 FUSION_NAMES = ["sum", "max", "concat", "concat_interleaved", "conv"]
 Bn, T, C, H, W, HID, K = 2, 3, 8, 4, 4, 6, 5  # tiny sizes

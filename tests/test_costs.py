@@ -1,14 +1,16 @@
-"""The plan's cost model (twostream.costs): every stage priced, totals add up, figures say
+"""The plan's cost model (twostream.study.costs): every stage priced, totals add up, figures say
 what they rest on, the paper presets have one Table 1 cell, the cache holds only used taps."""
 
 import math
 
 import pytest
 
-from twostream import costs, stages
-from twostream.config import StudyConfig
-from twostream.features import needed_taps
-from twostream.utils import project_root
+from twostream.core.config import StudyConfig
+from twostream.core.runtime import project_root
+from twostream.pipeline import graph as stages
+from twostream.study import cost_model, costs
+from twostream.study import plan as study_plan
+from twostream.train.features import needed_taps
 
 PARAMS = project_root() / "params"
 FIGURES = ("wall_hours", "gpu_hours", "cpu_core_hours", "disk_gb")
@@ -25,13 +27,13 @@ def ucf_paper_costs(ucf_paper):
 
 
 def test_plan_output_lists_a_cost_for_every_stage(capsys):
-    from twostream.cli import main
+    from twostream.cli.main import main
 
     assert main(["plan", "--params", str(PARAMS / "ucf101-paper.yaml"),
                  "--set", "data_root=/nonexistent/data"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     cfg = StudyConfig.from_yaml(PARAMS / "ucf101-paper.yaml", data_root="/nonexistent/data")
-    rows = stages.plan(cfg)
+    rows = study_plan.plan(cfg)
     lines = out.splitlines()
     for r in rows:
         line = next(ln for ln in lines if f" {r['what']} " in ln)
@@ -44,7 +46,7 @@ def test_plan_output_lists_a_cost_for_every_stage(capsys):
 
 
 def test_every_plan_row_has_a_priced_stage(ucf_paper, ucf_paper_costs):
-    rows = stages.plan(ucf_paper)
+    rows = study_plan.plan(ucf_paper)
     assert [s.row["what"] for s in ucf_paper_costs.stages] == [r["what"] for r in rows]
     for s in ucf_paper_costs.stages:
         assert s.disk_gb.value is not None and s.wall_hours.value is not None
@@ -65,8 +67,8 @@ def test_the_placeholder_is_table3_priced_at_the_params_cell(ucf_paper, ucf_pape
     last = ucf_paper_costs.stages[-1]
     assert last.row["for"] == "Table 3 + audit"
     chosen = {"layer": ucf_paper.fusion_layer, "method": ucf_paper.fusion_method}
-    listed = {(n, c) for _, n, c in stages.plan_entries(ucf_paper) if n is not None}
-    expected = {(n, c) for _, n, c in stages.table3_nodes(ucf_paper, chosen)} - listed
+    listed = {(n, c) for _, n, c in study_plan.plan_entries(ucf_paper) if n is not None}
+    expected = {(n, c) for _, n, c in study_plan.table3_nodes(ucf_paper, chosen)} - listed
     assert last.runs == len(expected) > 0
 
 
@@ -88,22 +90,22 @@ def test_gpu_figures_are_estimates_and_without_jsons_nothing_is_measured(ucf_pap
 
 
 def test_assumptions_are_printed():
-    b = costs.Bases.load()
+    b = cost_model.Bases.load()
     names = dict(b.assumptions())
     assert "GPU" in names and "UCF101" in names and "BACKWARD_OVER_FORWARD" in names
-    assert str(costs.UCF101_VIDEOS) in names["UCF101"]
+    assert str(cost_model.UCF101_VIDEOS) in names["UCF101"]
 
 
 @pytest.mark.parametrize("name", ["ucf101-paper", "hmdb51-paper"])
 def test_paper_params_have_one_table1_cell_and_no_table2_sweep(name):
     cfg = StudyConfig.from_yaml(PARAMS / f"{name}.yaml", data_root="/nonexistent/data")
-    nodes = stages.study_nodes(cfg)
+    nodes = study_plan.study_nodes(cfg)
     table1 = [n for why, n in nodes if why == "Table 1"]
     cells = {(n.get("layer"), n.get("method"), n.get("layers"), n.get("kernel")) for n in table1}
     assert len(cells) == 1 and len(table1) == len(cfg.head_seeds)
     table2 = [n for why, n in nodes if why == "Table 2"]
     assert set(table2) <= set(table1)  # Table 2's one cell is Table 1's run
-    whats = [r["for"] for r in stages.plan(cfg)]
+    whats = [r["for"] for r in study_plan.plan(cfg)]
     assert "Table 2" not in whats  # listed once, under Table 1
     full = StudyConfig.from_yaml(PARAMS / f"{name.split('-')[0]}.yaml", data_root=cfg.data_root)
     assert cfg.replace(table1_layers=full.table1_layers, table1_methods=full.table1_methods,
@@ -114,7 +116,7 @@ def test_paper_params_have_one_table1_cell_and_no_table2_sweep(name):
 @pytest.mark.parametrize("name", ["ucf101", "hmdb51", "ucf101-paper", "hmdb51-paper", "test"])
 def test_cached_taps_are_the_taps_the_heads_read(name):
     cfg = StudyConfig.from_yaml(PARAMS / f"{name}.yaml", data_root="/nonexistent/data")
-    nodes = stages.study_nodes(cfg)
+    nodes = study_plan.study_nodes(cfg)
     cached = {n.get("tap") for why, n in nodes if n.stage == "features"}
     read = {f.get("tap") for _, n in nodes if n.stage == "head" for f in stages.needs(n)}
     assert cached == read == set(needed_taps(cfg))
@@ -123,7 +125,7 @@ def test_cached_taps_are_the_taps_the_heads_read(name):
 def test_a_tap_no_head_reads_is_not_cached():
     cfg = StudyConfig(table1_layers=("conv3_x", "fc"), table1_methods=(), fusion_layer="conv5_x")
     assert needed_taps(cfg) == ("conv5_x",)
-    taps = {n.get("tap") for _, n in stages.study_nodes(cfg) if n.stage == "features"}
+    taps = {n.get("tap") for _, n in study_plan.study_nodes(cfg) if n.stage == "features"}
     assert taps == {"conv5_x"}
 
 
@@ -131,7 +133,7 @@ def test_feature_disk_is_the_shape_times_float16():
     cfg = StudyConfig.from_yaml(PARAMS / "ucf101.yaml", data_root="/nonexistent/data")
     # conv5_x of ResNet-101 at 224: 7 x 7 x 2048, T = 25, float16: 5.0176 MB per video
     assert costs._feature_bytes(cfg, "conv5_x") == 25 * 2048 * 7 * 7 * 2
-    assert costs._feature_videos(cfg, 1) == costs.UCF101_VIDEOS
+    assert costs._feature_videos(cfg, 1) == cost_model.UCF101_VIDEOS
 
 
 def test_head_flops_match_the_flop_counter_on_a_small_head():
@@ -139,12 +141,12 @@ def test_head_flops_match_the_flop_counter_on_a_small_head():
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
-    from twostream.convlstm import build_head
-    from twostream.models import tap_channels
+    from twostream.models.convlstm import build_head
+    from twostream.models.streams import tap_channels
 
     cfg = StudyConfig(convlstm_hidden=16, num_segments=3, input_size=64)  # conv5_x grid 2 x 2
     c = tap_channels(cfg.backbone, "conv5_x")
-    prof = costs.head_profile(cfg, "conv5_x", "sum", 2, 3, num_classes=5)
+    prof = cost_model.head_profile(cfg, "conv5_x", "sum", 2, 3, num_classes=5)
     head = build_head(kind="convlstm", in_channels=c, num_classes=5, fusion="sum", layers=2,
                       kernel=3, hidden=16)  # fmt: skip
     a = torch.randn(2, 3, c, 2, 2)

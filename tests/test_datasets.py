@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from twostream import dataset_report
-from twostream.cli import main
-from twostream.dataset_report import check_videos
-from twostream.datasets import (
+from twostream.cli.main import main
+from twostream.core.errors import UserError
+from twostream.data import summary as dataset_report
+from twostream.data.splits import (
     VideoRecord,
     hmdb51_group,
     list_videos,
@@ -18,7 +18,7 @@ from twostream.datasets import (
     load_split,
     train_val_split,
 )
-from twostream.errors import UserError
+from twostream.data.summary import check_videos
 
 # ----------------------------------------------------------------------------- official UCF101
 

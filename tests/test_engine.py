@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
-from twostream import engine
-from twostream.selection import better, selected_epoch, selection_key
+from twostream.core.selection import better, selected_epoch, selection_key
+from twostream.train import engine
 
 PY = sys.executable
 TRAINERS = ("stream", "head")
@@ -30,7 +30,7 @@ TIMINGS = ["seconds", "data_s", "compute_s", "samples_per_s"]
 def write_fake_dataset(root: Path, *, classes=4, groups=6, frames=9, h=20, w=24, seed=0):
     """UCF101-format split files, random-texture rawframes and random feature maps of
     ``classes`` x ``groups`` clips (groups 5-6 are the test set)."""
-    from twostream.features import feature_path, save_npy
+    from twostream.train.features import feature_path, save_npy
 
     rng = np.random.default_rng(seed)
     d = root / "synthetic"
@@ -67,8 +67,12 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     import torch
     torch.set_num_threads(1)
-    from twostream import distributed as dist, engine, heads, streams
-    from twostream.config import StudyConfig
+    from twostream.train import distributed as dist
+    from twostream.train import engine
+    from twostream.train import head_trainer as heads
+    from twostream.train import stream_trainer as streams
+    from twostream.data.splits import split_records
+    from twostream.core.config import StudyConfig
 
     trainer, root, run_dir, out, pause_epoch, ddp = sys.argv[1:7]
     real = engine.train_one_epoch
@@ -93,7 +97,7 @@ SCRIPT = textwrap.dedent(
     else:
         dirs = {s: Path(root) / "maps" / s for s in ("spatial", "temporal")}
         res = heads.train_head(cfg, split=1, feature_dirs=dirs,
-                               records=streams.split_records(cfg, 1), classes=["C0", "C1", "C2", "C3"],
+                               records=split_records(cfg, 1), classes=["C0", "C1", "C2", "C3"],
                                run=run_dir, resume=True)
     if dist.is_main():
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -205,7 +209,7 @@ def test_selection_is_val_top1_then_loss_then_earlier():
 
 
 def test_fit_records_rows_and_steps_the_plateau_scheduler(tmp_path):
-    from twostream.rundir import RunDir
+    from twostream.train.rundir import RunDir
 
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)

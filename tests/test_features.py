@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from twostream.config import StudyConfig
-from twostream.errors import UserError
-from twostream.features import (
+from twostream.core.config import StudyConfig
+from twostream.core.errors import UserError
+from twostream.train.features import (
     FeatureCache,
     check_taps,
     disk_table,
@@ -142,7 +142,7 @@ def test_kill_9_then_rerun_gives_identical_files(tmp_path):
             f"""
             import sys
             from pathlib import Path
-            from twostream.features import extract_features
+            from twostream.train.features import extract_features
             root = Path(sys.argv[1])
             delay = float(sys.argv[2])
             videos = {VIDEOS!r}
@@ -258,9 +258,9 @@ def test_extract_stream_with_real_stream(tmp_path):
     """A real (random) resnet18 checkpoint over JPEG rawframes: one pass for both taps."""
     import cv2
 
-    from twostream import features
-    from twostream.checkpoint import save_checkpoint
-    from twostream.models import build_stream
+    from twostream.models.streams import build_stream
+    from twostream.train import features
+    from twostream.train.checkpoint import save_checkpoint
 
     cfg = StudyConfig(
         data_root=str(tmp_path),
@@ -309,8 +309,8 @@ def test_extract_stream_with_real_stream(tmp_path):
     assert m["complete"] and m["shape"] == [2, 512, 1, 1] and m["checkpoint_sha1"]
     assert json.loads((out["fc"]["spatial"] / "manifest.json").read_text())["shape"] == [2, 512]
     # the cached maps are the stream's own features of the eval-transformed steps
-    from twostream.rawframes import VideoSteps
-    from twostream.transforms import eval_transform
+    from twostream.data.datasets import VideoSteps
+    from twostream.data.transforms import eval_transform
 
     x = VideoSteps(
         recs,
@@ -337,7 +337,7 @@ def test_values_beyond_float16_are_clipped_with_a_warning(tmp_path):
     import numpy as np
     import torch
 
-    from twostream.features import FLOAT16_MAX, extract_features
+    from twostream.train.features import FLOAT16_MAX, extract_features
 
     class Huge(torch.nn.Module):
         def features(self, x, taps):

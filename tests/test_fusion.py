@@ -1,12 +1,12 @@
-"""twostream.fusion: hand-computed outputs of every method (eqs. 1-5), shapes, registry."""
+"""twostream.models.fusion: hand-computed outputs of every method (eqs. 1-5), shapes, registry."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from twostream.errors import UserError
-from twostream.fusion import (
+from twostream.core.errors import UserError
+from twostream.models.fusion import (
     FUSIONS,
     Fusion,
     build_fusion,

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from twostream import heads
-from twostream.config import StudyConfig
-from twostream.convlstm import FusionConvLSTM, count_parameters
-from twostream.errors import UserError
-from twostream.features import FeatureCache, feature_path, prefuse, save_npy
+from twostream.core.config import StudyConfig
+from twostream.core.errors import UserError
+from twostream.models.convlstm import FusionConvLSTM, count_parameters
+from twostream.train import head_trainer as heads
+from twostream.train.features import FeatureCache, feature_path, prefuse, save_npy
 
 K, T, C, H = 3, 4, 4, 3
 CLASSES = ["C0", "C1", "C2"]
@@ -203,7 +203,7 @@ def test_prefused_cache_trains_like_sum(setup, tmp_path):
 
 
 def test_unknown_names_fail_clearly(setup, tmp_path):
-    from twostream import stages
+    from twostream.pipeline import graph as stages
 
     cfg, _, _, train = setup
     with pytest.raises(UserError, match="known methods: concat"):
@@ -215,7 +215,7 @@ def test_unknown_names_fail_clearly(setup, tmp_path):
 
 
 def test_cli_rejects_an_unknown_tap_in_one_line(capsys):
-    from twostream.cli import main
+    from twostream.cli.main import main
 
     assert main(["train-convlstm", "--layer", "conv9_x"]) == 2
     err = capsys.readouterr().err
@@ -258,9 +258,7 @@ def test_feature_cache_controls_are_fixed_per_video(setup):
 
 def test_time_average_and_controls_train_and_are_recorded(setup, tmp_path, monkeypatch):
     cfg, records, maps, _ = setup
-    import twostream.streams
-
-    monkeypatch.setattr(twostream.streams, "split_records", lambda cfg, split: records)
+    monkeypatch.setattr(heads, "split_records", lambda cfg, split: records)
     kw = dict(split=1, feature_dirs=maps, records=records, classes=CLASSES)
     tavg = heads.train_head(cfg, run=tmp_path / "tavg", kind="tavg", **kw)
     assert tavg["head"] == "tavg" and tavg["top1"] > 1 / K  # learnable: channel k = class k

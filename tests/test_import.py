@@ -1,4 +1,4 @@
-"""twostream.prepare_import: adopting rawframes + flow that denseflow or mmaction2 tools made.
+"""twostream.prepare.import_rawframes: adopting rawframes + flow that denseflow or mmaction2 tools made.
 
 The acceptance check: ``prepare`` runs on a few tiny videos, its output is renamed into
 denseflow naming (0-based, flow_x_/flow_y_) and mmaction2-test naming (1-based, x_/y_),
@@ -23,13 +23,14 @@ import pytest
 import torch
 from test_prepare import TINY_FLOW, tree_hashes, write_video
 
-from twostream import flow, layout
-from twostream import prepare as pp
-from twostream import prepare_import as pi
-from twostream import prepare_state as ps
-from twostream.datasets import VideoRecord
-from twostream.errors import UserError
-from twostream.rawframes import TrainSteps, VideoSteps
+from twostream.core.errors import UserError
+from twostream.data import layout
+from twostream.data.datasets import TrainSteps, VideoSteps
+from twostream.data.splits import VideoRecord
+from twostream.flow.images import dequantize, quantization_step, quantize
+from twostream.prepare import import_rawframes as pi
+from twostream.prepare import run as pp
+from twostream.prepare import state as ps
 
 CLIPS = {"Jump/v_Jump_g01_c01.avi": 6, "Jump/v_Jump_g02_c01.avi": 5, "Run/v_Run_g01_c01.avi": 7,
          "Run/v_Run_g02_c01.avi": 5, "Run/v_Run_g03_c01.avi": 6, "Sit/v_Sit_g01_c01.avi": 5}  # fmt: skip
@@ -134,8 +135,8 @@ def test_import_gives_the_bytes_and_tensors_prepare_made(scheme, clips, made, tm
 
 
 def test_stage_graph_sees_imported_rawframes_done(clips, made, tmp_path):
-    from twostream.config import StudyConfig
-    from twostream.stages import Node, is_done
+    from twostream.core.config import StudyConfig
+    from twostream.pipeline.graph import Node, is_done
 
     cfg = StudyConfig(dataset="ucf101", data_root=str(tmp_path / "data"))
     shutil.copytree(clips, cfg.videos_dir)
@@ -272,13 +273,13 @@ def test_requantization_from_bound_15_to_20(tmp_path):
         y = cv2.imread(str(src / f"flow_y_{i:05d}.jpg"), cv2.IMREAD_GRAYSCALE)
         assert np.array_equal(x, blocks(levels))  # the source decodes exactly
         source = np.stack([x, y], axis=-1)  # (128, 128, 2) at bound 15
-        expected = flow.quantize(flow.dequantize(source, bound=15.0), bound=20.0)
+        expected = quantize(dequantize(source, bound=15.0), bound=20.0)
         got = layout.read_flow(tmp_path / "out" / "A" / "v_a", i)
         assert np.array_equal(got, expected)
         # in pixels: the same motion within half a level of the coarser 20 px quantisation
-        px_src = flow.dequantize(source, bound=15.0)
+        px_src = dequantize(source, bound=15.0)
         px_got = layout.read_flow_pixels(tmp_path / "out" / "A" / "v_a", i, bound=20.0)
-        assert np.abs(px_got - px_src).max() <= 0.5 * flow.quantization_step(bound=20.0) + 1e-5
+        assert np.abs(px_got - px_src).max() <= 0.5 * quantization_step(bound=20.0) + 1e-5
     assert expected[0, 0, 0] == 32 and expected[-1, -1, 0] == 223  # -15 px and +15 px
     prov = json.loads((tmp_path / "out" / ps.CONFIG_FILE).read_text())["provenance"]
     assert (prov["source_bound"], prov["target_bound"], prov["requantized"]) == (15.0, 20.0, True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twostream import layout
-from twostream.errors import UserError
+from twostream.core.errors import UserError
+from twostream.data import layout
 
 
 def test_names_are_one_based_indices_zero_based():

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from twostream.cli import main
-from twostream.dataset_layout import layout
-from twostream.dataset_report import check_videos
-from twostream.datasets import list_videos, load_classes, load_split
-from twostream.errors import UserError
+from twostream.cli.main import main
+from twostream.core.errors import UserError
+from twostream.data.official import layout
+from twostream.data.splits import list_videos, load_classes, load_split
+from twostream.data.summary import check_videos
 
 UCF_CLASSES = ["ApplyEyeMakeup", "Hammering", "HandstandPushups"]
 

@@ -1,11 +1,12 @@
-"""The mechanism checks and negative controls (twostream.mechanisms) can fail: each verdict
+"""The mechanism checks and negative controls (twostream.study.mechanisms) can fail: each verdict
 is computed on outcomes where its mechanism is present and where it is broken, and flips."""
 
 import numpy as np
 import pytest
 
-from twostream import mechanisms as mech
-from twostream.errors import UserError
+from twostream.core.errors import UserError
+from twostream.study import mechanisms as mech
+from twostream.study import plan as study_plan
 
 FAMS = ("motion", "binding", "order", "appearance")
 PER_FAMILY = 60  # test videos per family and split
@@ -63,7 +64,7 @@ def test_every_check_passes_when_its_mechanism_shows():
     assert table.set_index("check").loc["M5", "a"] == mech.TEMPORAL_CONVLSTM  # chosen on val
     for col in ("diff", "diff_ci_low", "diff_ci_high"):
         assert table[col].notna().all()
-    from twostream import checks
+    from twostream.study import checks
 
     checks.intervals(table, name="mechanism_checks")  # every number with its n and interval
 
@@ -140,7 +141,7 @@ def test_n_for_a_ten_point_difference_by_hand():
 def _families_table(outcomes, families):
     import pandas as pd
 
-    from twostream import stats
+    from twostream.core import stats
 
     rows = []
     for m, parts in outcomes.items():
@@ -153,7 +154,7 @@ def _families_table(outcomes, families):
 
 
 def test_notebook_check_catches_a_verdict_its_interval_does_not_give():
-    from twostream import checks
+    from twostream.study import checks
 
     fams = _families()
     out = _working(fams)
@@ -171,18 +172,17 @@ def test_notebook_check_catches_a_verdict_its_interval_does_not_give():
 
 
 def test_plan_lists_every_head_the_checks_train_and_none_on_real_data():
-    from twostream import stages
-    from twostream.config import StudyConfig
+    from twostream.core.config import StudyConfig
 
     cfg = StudyConfig()
-    nodes = stages.mechanism_nodes(cfg)
+    nodes = study_plan.mechanism_nodes(cfg)
     heads = [n for why, n in nodes if n.stage == "head"]
     assert len(heads) == len(mech.head_specs(cfg)) * len(cfg.splits) * len(cfg.head_seeds)
     args = [dict(n.args) for n in heads]
     assert sum(a.get("kind") == "tavg" for a in args) == len(cfg.splits)
     assert sum(bool(a.get("misalign")) for a in args) == len(cfg.splits)
     assert sum(bool(a.get("permute_labels")) for a in args) == len(cfg.splits)
-    planned = {r["what"] for r in stages.plan(cfg)}
+    planned = {r["what"] for r in study_plan.plan(cfg)}
     assert {str(n) for n in heads} <= planned
     assert not mech.applies(cfg.replace(synth_version=2))
-    assert stages.mechanism_nodes(cfg.replace(dataset="ucf101")) == []
+    assert study_plan.mechanism_nodes(cfg.replace(dataset="ucf101")) == []

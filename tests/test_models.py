@@ -4,9 +4,15 @@ import pytest
 import torch
 import torchvision
 
-from twostream import models
-from twostream.errors import UserError
-from twostream.models import TAPS, build_stream, cross_modality_conv, load_stream, tap_channels
+from twostream.core.errors import UserError
+from twostream.models import streams as models
+from twostream.models.streams import (
+    TAPS,
+    build_stream,
+    cross_modality_conv,
+    load_stream,
+    tap_channels,
+)
 
 
 def test_cross_modality_conv_is_the_averaged_rgb_kernel():
@@ -159,7 +165,7 @@ def test_a_small_batch_overfits():
 
 
 def test_load_stream_roundtrip(tmp_path):
-    from twostream.checkpoint import save_checkpoint
+    from twostream.train.checkpoint import save_checkpoint
 
     net = build_stream(modality="flow", backbone="resnet18", num_classes=6, flow_length=2)
     path = save_checkpoint(

@@ -15,8 +15,8 @@ import pytest
 import tomllib
 import yaml
 
-from twostream.cli import COMMANDS
-from twostream.config import StudyConfig
+from twostream.cli.main import COMMANDS
+from twostream.core.config import StudyConfig
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -78,7 +78,7 @@ def test_notebooks_committed_without_outputs(nb_path):
 
 
 def test_notebook_kernelspec_is_the_kernel_the_makefile_registers():
-    from twostream.runner import KERNEL
+    from twostream.study.report import KERNEL
 
     registered = re.search(
         r"ipykernel install --user --name (\S+)", (REPO / "Makefile").read_text()

@@ -14,8 +14,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from twostream import plots  # noqa: E402
-from twostream.results import save_figure  # noqa: E402
+from twostream.study import plots  # noqa: E402
+from twostream.study.results import save_figure  # noqa: E402
 
 CLASSES = ["TranslateRight", "TranslateLeft", "RotateCounterclockwise", "ZoomOut"]
 

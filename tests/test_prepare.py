@@ -1,4 +1,4 @@
-"""twostream.prepare: rawframes layout, resume after kill -9, failures, shards, workers, CLI.
+"""twostream.prepare.run: rawframes layout, resume after kill -9, failures, shards, workers, CLI.
 
 Videos are written here with cv2.VideoWriter (MJPG: any size, no codec licence) as a
 smooth random texture translated by a known (dx, dy) per frame, so the flow JPEGs can be
@@ -21,10 +21,12 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream import layout
-from twostream import prepare as pp
-from twostream import prepare_state as ps
-from twostream.errors import UserError
+from twostream.core.errors import UserError
+from twostream.data import layout
+from twostream.flow import params as flow_params
+from twostream.prepare import run as pp
+from twostream.prepare import state as ps
+from twostream.prepare.options import PrepareOptions
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLOW = {"nscales": 2, "warps": 1, "inner_iterations": 10}
@@ -151,7 +153,7 @@ def test_layout_counts_and_flow_matches_the_motion(reference, clips):
 def test_rgb_jpeg_and_flow_direction(tmp_path):
     """A red video stays red in img_*.jpg (colour order), and the quantised flow of a
     known translation decodes back to it (x and y not swapped, sign right)."""
-    from twostream import flow
+    from twostream.flow.images import dequantize  # noqa: PLC0415
 
     vids = tmp_path / "v"
     write_video(vids / "move.avi", frames=4, size=(64, 48), shift=(3, 1))
@@ -168,7 +170,7 @@ def test_rgb_jpeg_and_flow_direction(tmp_path):
     assert rgb[..., 0].mean() > 200 and rgb[..., 1:].mean() < 30
     # content moves by (-3, -1) px per frame; bound quantisation step is 40/255 px
     q = layout.read_flow(out / "move", 1)
-    f = flow.dequantize(q, method="bound", bound=20.0)[12:-12, 12:-12]
+    f = dequantize(q, method="bound", bound=20.0)[12:-12, 12:-12]
     assert np.allclose(np.median(f.reshape(-1, 2), axis=0), [-3.0, -1.0], atol=0.3)
 
 
@@ -193,7 +195,7 @@ def test_kill_9_then_resume_is_byte_identical(clips, reference, tmp_path):
     out = tmp_path / "rawframes"
     # the CLI's defaults are the test preset's (bound 2.5); prepare()'s are TSN's (20)
     args = ["--videos", str(clips), "--out", str(out), "--workers", "2", "--quiet",
-            "--bound", str(pp.PrepareOptions().flow_bound)]  # fmt: skip
+            "--bound", str(PrepareOptions().flow_bound)]  # fmt: skip
     args += [f"--flow-param={k}={v}" for k, v in TINY_FLOW.items()]
     markers = out / ps.STATE_DIR / "videos"
     for kill_after in (2, 6):  # two kills at different points
@@ -244,10 +246,9 @@ def test_changed_parameters_or_source_redo(tmp_path, monkeypatch):
     assert s.reused == 0 and s.ok == 2
     assert json.loads((out / ps.CONFIG_FILE).read_text())["params"]["short_side"] == 16
     assert cv2.imread(str(out / "a" / "img_00001.jpg")).shape[:2] == (16, 24)
-    from twostream import flow
 
-    changed = dict(flow.PRESETS, fast=flow.PRESETS["fast"].replace(theta=0.2))
-    monkeypatch.setattr(flow, "PRESETS", changed)  # a preset redefined in a later version
+    changed = dict(flow_params.PRESETS, fast=flow_params.PRESETS["fast"].replace(theta=0.2))
+    monkeypatch.setattr(flow_params, "PRESETS", changed)  # a preset redefined in a later version
     assert run_prepare(vids, out, short_side=16).reused == 0
     write_video(vids / "b.avi", frames=6, seed=2)  # the source changed
     os.utime(vids / "b.avi", ns=(1, 1))
@@ -328,7 +329,7 @@ def test_jpeg_encoding_is_deterministic_across_processes():
     img = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)
     here = hashlib.sha256(layout.encode_jpeg(img, layout.JPEG_QUALITY)).hexdigest()
     code = (
-        "import numpy as np, hashlib; from twostream.layout import encode_jpeg, JPEG_QUALITY;"
+        "import numpy as np, hashlib; from twostream.data.layout import encode_jpeg, JPEG_QUALITY;"
         "img = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8);"
         "print(hashlib.sha256(encode_jpeg(img, JPEG_QUALITY)).hexdigest())"
     )
@@ -388,7 +389,7 @@ def test_bad_arguments_fail_clearly(tmp_path):
 def test_prepare_all_real_clips(real_clips, tmp_path):
     """Every reference clip (XviD, H.264, MKV, GIF, 1080p, odd names) decodes and flows.
     Short side 64 and a cut-down TV-L1 keep this a decoding/orchestration test."""
-    from twostream.video import count_frames
+    from twostream.data.video import count_frames
 
     out = tmp_path / "rawframes"
     s = run_prepare(real_clips, out, short_side=64, flow_preset="fast", workers=2,
@@ -442,7 +443,7 @@ def _die_on_3(task: int) -> int:
 def test_a_worker_that_dies_costs_only_its_own_task():
     """multiprocessing.Pool would wait forever for the lost task; map_tasks retries the
     tasks in flight one at a time and hands the one that kills its process to `crashed`."""
-    from twostream.prepare_video import map_tasks
+    from twostream.prepare.pool import map_tasks
 
     crashes = []
     got = list(map_tasks(_die_on_3, list(range(8)), workers=2,
@@ -456,11 +457,11 @@ def test_a_worker_that_dies_costs_only_its_own_task():
 def test_crash_record_marks_the_video_failed(clips, tmp_path):
     import dataclasses
 
-    from twostream.prepare_video import crash_record
+    from twostream.prepare.worker import crash_record
 
     out = tmp_path / "rawframes"
     video = pp.find_videos(clips)[0][1]
-    opts = pp.PrepareOptions(flow_params=tuple(TINY_FLOW.items()))
+    opts = PrepareOptions(flow_params=tuple(TINY_FLOW.items()))
     (layout.video_folder(out, video)).mkdir(parents=True)  # what the dead worker wrote
     task = (str(clips), str(out), video, dataclasses.asdict(opts), 16, None)
     rec = crash_record(task, "the worker process died")

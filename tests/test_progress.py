@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from twostream import engine
-from twostream.rundir import RunDir
+from twostream.train import engine
+from twostream.train.rundir import RunDir
 
 
 def _tiny_fit(run=None, *, epochs=2, **kw):

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from twostream.errors import UserError
-from twostream.layout import count_rawframes, video_folder
-from twostream.rawframes import TrainSteps, VideoSteps
-from twostream.transforms import StackTransform
+from twostream.core.errors import UserError
+from twostream.data.datasets import TrainSteps, VideoSteps
+from twostream.data.layout import count_rawframes, video_folder
+from twostream.data.transforms import StackTransform
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from twostream import runner
-from twostream.errors import UserError
+from twostream.core.errors import UserError
+from twostream.study import report as runner
 
 
 def _nb(path, *sources, params="seed = 0"):
@@ -40,7 +40,7 @@ def test_runs_in_order_injects_params_and_writes_report(study):
     nbs, params, results = study
     _nb(
         nbs / "00_a.ipynb",
-        "import pandas as pd\nfrom twostream.results import save_table\n"
+        "import pandas as pd\nfrom twostream.study.results import save_table\n"
         "save_table(pd.DataFrame({'seed': [seed]}), 'streams', caption='c')",
     )
     _nb(nbs / "01_b.ipynb", "x = seed * 2")
@@ -92,7 +92,7 @@ def test_two_parameter_files_leave_two_separate_complete_reports(tmp_path, monke
     nbs.mkdir()
     _nb(
         nbs / "00_a.ipynb",
-        "import pandas as pd\nfrom twostream.results import save_table\n"
+        "import pandas as pd\nfrom twostream.study.results import save_table\n"
         "save_table(pd.DataFrame({'seed': [seed]}), 'streams', caption='c')",
     )
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
@@ -112,7 +112,7 @@ def test_two_parameter_files_leave_two_separate_complete_reports(tmp_path, monke
 @pytest.mark.slow
 def test_other_parameters_in_the_same_folder_replace_instead_of_merging(study, capsys):
     nbs, params, results = study
-    _nb(nbs / "00_a.ipynb", "import pandas as pd\nfrom twostream.results import save_table\n"
+    _nb(nbs / "00_a.ipynb", "import pandas as pd\nfrom twostream.study.results import save_table\n"
         "save_table(pd.DataFrame({'seed': [seed]}), 't_' + str(seed), caption='c')")  # fmt: skip
     _nb(nbs / "01_b.ipynb", "x = 1")
     runner.reproduce(params, notebooks_dir=nbs)

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from twostream.errors import UserError
-from twostream.saliency import cam, grad_cam, overlay, saliency
+from twostream.core.errors import UserError
+from twostream.study.saliency import cam, grad_cam, overlay, saliency
 
 
 class TinyStream(nn.Module):
@@ -88,7 +88,7 @@ def test_gradcam_hand_computation_conv3(model_x):
 
 
 def test_works_with_real_streamnet():
-    from twostream.models import build_stream
+    from twostream.models.streams import build_stream
 
     torch.manual_seed(0)
     net = build_stream(modality="flow", backbone="resnet18", num_classes=3, flow_length=2).eval()

@@ -9,9 +9,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from twostream import stages
-from twostream.config import STAGES, StudyConfig, stage_fields
-from twostream.features import feature_path, read_cache_manifest
+from twostream.core.config import STAGES, StudyConfig, stage_fields
+from twostream.pipeline import graph as stages
+from twostream.study import plan as study_plan
+from twostream.train.features import feature_path, read_cache_manifest
 
 
 def test_every_field_declares_known_stages_and_keys_follow_them():
@@ -51,19 +52,19 @@ def tiny(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_tiny_study_through_the_graph_then_cached(tiny, capsys):
-    from twostream.cli import main
+    from twostream.cli.main import main
 
-    before = stages.plan(tiny)
+    before = study_plan.plan(tiny)
     assert before and all(r["status"] != "cached" for r in before)
     stages.head(tiny)  # conv5_x / sum, 1 layer 3x3: needs every stage upstream
-    after = {r["what"]: r["status"] for r in stages.plan(tiny)}
+    after = {r["what"]: r["status"] for r in study_plan.plan(tiny)}
     assert after["dataset"] == after["rawframes"] == "cached"
     assert after["stream spatial, split 1"] == after["stream temporal, split 1"] == "cached"
     assert after["head conv5_x/sum 1 layer(s) 3x3, split 1"] == "cached"
     assert after["features spatial fc, split 1"] == "to run"
     assert after["head fc/sum 1 layer(s), split 1"] == "to run"
     # Table 2's cell is Table 1's (conv5_x, sum, 1 layer 3x3): listed once
-    rows = [r["what"] for r in stages.plan(tiny)]
+    rows = [r["what"] for r in study_plan.plan(tiny)]
     assert rows.count("head conv5_x/sum 1 layer(s) 3x3, split 1") == 1
     assert main(["plan", "--set", f"data_root={tiny.data_root}", "--set", "splits=[1]",
                  "--set", "table1_layers=[conv5_x, fc]", "--set", "table1_methods=[sum]",
@@ -76,8 +77,8 @@ def test_a_tiny_study_through_the_graph_then_cached(tiny, capsys):
 def test_a_finished_head_is_reused_and_a_new_checkpoint_makes_features_stale(tiny):
     import torch
 
-    from twostream.checkpoint import save_checkpoint
-    from twostream.models import load_stream
+    from twostream.models.streams import load_stream
+    from twostream.train.checkpoint import save_checkpoint
 
     first = stages.head(tiny)
     stamp = (first["run_dir"] / "results.json").stat().st_mtime_ns
@@ -110,15 +111,15 @@ def test_table3_builds_table1_itself_and_never_reads_a_results_table(tiny, tmp_p
     """Notebook 05 alone: Table 1's runs are built when missing, its cell is the validation
     argmax of those runs, and a table1_fusion.csv lying in results/ (another data set's, say)
     changes nothing."""
-    from twostream import study
-    from twostream.selection import select_cell
+    from twostream.core.selection import select_cell
+    from twostream.study import tables as study
 
     decoy = tmp_path / "results" / "tables"
     decoy.mkdir(parents=True)
     (decoy / "table1_fusion.csv").write_text("layer,method,top1\nfc,concat,1.0\n")
     monkeypatch.setenv("TWOSTREAM_RESULTS", str(tmp_path / "results"))
     cfg = tiny.replace(table1_methods=("sum", "max"))  # Table 1 cells no earlier test trained
-    cells = [n for why, n in stages.study_nodes(cfg) if why == "Table 1"]
+    cells = [n for why, n in study_plan.study_nodes(cfg) if why == "Table 1"]
     assert not all(stages.is_done(cfg, n) for n in cells)
     final = study.final_comparison(cfg)
     assert all(stages.is_done(cfg, n) for n in cells)

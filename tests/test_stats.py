@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from twostream import stats
+from twostream.core import stats
 
 
 def test_wilson_matches_hand_values():

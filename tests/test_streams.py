@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from twostream import stages
-from twostream.errors import UserError
-from twostream.streams import evaluate_stream, make_optimizer, make_scheduler, stream_name
+from twostream.core.errors import UserError
+from twostream.core.names import stream_name
+from twostream.pipeline import graph as stages
+from twostream.train.stream_trainer import evaluate_stream, make_optimizer, make_scheduler
 
 PY = sys.executable
 
@@ -55,7 +56,7 @@ def test_plateau_divides_lr_by_ten_on_validation_accuracy():
 
 
 def test_stream_names_and_run_dirs():
-    from twostream.config import StudyConfig
+    from twostream.core.config import StudyConfig
 
     assert stream_name("rgb") == "spatial" and stream_name("flow") == "temporal"
     with pytest.raises(UserError, match="spatial"):
@@ -97,9 +98,9 @@ def test_train_stream_cli_end_to_end_on_a_tiny_synthetic_set(tmp_path):
         assert z["scores"].shape[1] == 3 and len(z["labels"]) == len(z["videos"]) > 0
         np.testing.assert_allclose(z["scores"].sum(1), 1.0, rtol=1e-5)
 
-    from twostream.config import StudyConfig
-    from twostream.models import load_stream
-    from twostream.study import load_streams
+    from twostream.core.config import StudyConfig
+    from twostream.models.streams import load_stream
+    from twostream.study.tables import load_streams
 
     net = load_stream(run / "checkpoint_best.pt")
     assert net.in_channels == 4 and net.classifier.out_features == 3
@@ -118,7 +119,7 @@ def test_train_stream_cli_end_to_end_on_a_tiny_synthetic_set(tmp_path):
 
 
 def test_bad_cli_set_is_a_user_error():
-    from twostream.config import parse_key_values
+    from twostream.core.config import parse_key_values
 
     assert parse_key_values(["lr_spatial=0.5", "backbone=resnet34", "splits=[1, 2]"]) == {
         "lr_spatial": 0.5,

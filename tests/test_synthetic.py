@@ -13,15 +13,15 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream import synthetic_set
-from twostream.cli import main
-from twostream.config import StudyConfig
-from twostream.dataset_report import check_videos
-from twostream.datasets import list_videos, load_classes, load_split
-from twostream.errors import UserError
-from twostream.synthetic import CLASS_NAMES, clip_spec, ground_truth_flow, render_frame
-from twostream.synthetic_set import SynthParams, ensure_dataset, generate, load_clip_spec
-from twostream.video import read_frames
+from twostream.cli.main import main
+from twostream.core.config import StudyConfig
+from twostream.core.errors import UserError
+from twostream.data.splits import list_videos, load_classes, load_split
+from twostream.data.summary import check_videos
+from twostream.data.video import read_frames
+from twostream.synthetic import writer as synthetic_set
+from twostream.synthetic.clip import CLASS_NAMES, clip_spec, ground_truth_flow, render_frame
+from twostream.synthetic.writer import SynthParams, ensure_dataset, generate, load_clip_spec
 
 TINY = dict(classes=3, clips_per_class=4, groups=4, frames=5, width=48, height=32, version=2)
 # sha256 of a fixed v2 render (frames + one flow per clip) with the code of the v2 release:

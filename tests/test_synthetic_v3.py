@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream import synthetic_v3 as v3
-from twostream.synthetic_set import SynthParams, generate, load_clip_spec
-from twostream.video import read_frames
+from twostream.data.video import read_frames
+from twostream.synthetic import families as v3
+from twostream.synthetic.writer import SynthParams, generate, load_clip_spec
 
 SMOKE = dict(frames=17, width=80, height=60)  # params/smoke.yaml's geometry
 

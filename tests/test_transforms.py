@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from twostream.config import StudyConfig
-from twostream.transforms import (
+from twostream.core.config import StudyConfig
+from twostream.data.transforms import (
     FLOW_ZERO,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -30,7 +30,7 @@ def test_hflip_mirrors_and_negates_flow_x_only():
 
 
 def test_hflip_negates_the_dequantised_flow():
-    from twostream.flow import dequantize, quantize
+    from twostream.flow.images import dequantize, quantize
 
     rng = np.random.default_rng(0)
     f = rng.uniform(-25, 25, size=(5, 7, 2)).astype(np.float32)

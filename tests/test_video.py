@@ -1,13 +1,13 @@
-"""Decoding, resizing and temporal sampling (twostream.video)."""
+"""Decoding, resizing and temporal sampling (twostream.data.video)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from twostream import video
-from twostream.errors import UserError
-from twostream.video import VideoDecodeError
+from twostream.core.errors import UserError
+from twostream.data import video
+from twostream.data.video import VideoDecodeError
 
 # Frame counts obtained by decoding every frame once (OpenCV 5 / FFmpeg); the containers
 # claim the same except flipping_a_pancake.mkv, which says 311.

@@ -1,0 +1,31 @@
+"""``twostream plan``: every stage a parameter file needs, priced."""
+
+from __future__ import annotations
+
+import argparse
+
+from twostream.core.config import (
+    add_config_arguments,
+    config_from_args,
+)
+from twostream.study.costs import format_plan, plan_costs
+from twostream.study.plan import plan_entries
+
+
+def cli_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+
+
+def cli_main(args: argparse.Namespace) -> int:
+
+    cfg = config_from_args(args)
+    entries = plan_entries(cfg)
+    rows = [r for r, _, _ in entries]
+    source = args.params or "the test preset (StudyConfig defaults)"
+    print(f"plan for {source}: data set {cfg.dataset}, data in {cfg.dataset_dir}")
+    pc = plan_costs(cfg, entries)
+    for line in format_plan(pc):
+        print(line)
+    cached = sum(r["status"] == "cached" for r in rows)
+    print(f"{len(rows)} stages: {cached} cached, {len(rows) - cached} to run")
+    return 0

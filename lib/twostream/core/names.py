@@ -1,0 +1,77 @@
+"""The study's vocabulary, defined once: stream and modality names, data sets, flow
+quantisations, head kinds and the method labels every table, check and figure prints.
+
+Nothing here imports torch: the CLI, ``twostream runs`` and the report use these names
+without starting a framework.
+"""
+
+from __future__ import annotations
+
+from twostream.core.errors import UserError
+
+# ----------------------------------------------------------------------------- streams
+
+# The one map between the two streams and their input modality (the paper's "spatial" stream
+# reads RGB frames, the "temporal" stream stacks of optical flow).
+MODALITY = {"spatial": "rgb", "temporal": "flow"}
+STREAMS = tuple(MODALITY)  # ("spatial", "temporal")
+MODALITIES = tuple(MODALITY.values())  # ("rgb", "flow")
+ALIASES = {"rgb": "spatial", "flow": "temporal", "spatial": "spatial", "temporal": "temporal"}
+
+
+def stream_name(stream: str) -> str:
+    """'rgb'/'spatial' -> 'spatial', 'flow'/'temporal' -> 'temporal'."""
+    if stream not in ALIASES:
+        raise UserError(f"unknown stream {stream!r}; known: spatial (rgb), temporal (flow)")
+    return ALIASES[stream]
+
+
+# ----------------------------------------------------------------------------- data
+
+REAL_DATASETS = ("ucf101", "hmdb51")  # also the two official split-file formats
+DATASETS = ("synthetic", *REAL_DATASETS)
+DATA_NAMES = {"synthetic": "synthetic smoke", "ucf101": "UCF101", "hmdb51": "HMDB51"}
+
+# How a flow field becomes a uint8 JPEG: a fixed +-bound (TSN, denseflow) or the authors'
+# per-frame min-max mapping.
+QUANTIZATIONS = ("bound", "minmax")
+
+# ----------------------------------------------------------------------------- heads
+
+
+def head_kind(layer: str) -> str:
+    """``fc`` is the FC-LSTM baseline; every convolutional tap feeds a ConvLSTM."""
+    return "fclstm" if layer == "fc" else "convlstm"
+
+
+# ----------------------------------------------------------------------------- method labels
+# What the tables, the mechanism checks, the audit and the figures call each model.
+
+SPATIAL, TEMPORAL, LATE = "spatial only", "temporal only", "late score fusion"
+TWO_STREAM = "two-stream ConvLSTM"
+SPATIAL_CONVLSTM, TEMPORAL_CONVLSTM = "spatial-only ConvLSTM", "temporal-only ConvLSTM"
+FC_LSTM = "FC-LSTM (pooled vectors)"
+TIME_AVERAGE = "time-average (no recurrence)"
+BEST_SINGLE = "better single-stream ConvLSTM"  # resolved on validation
+
+__all__ = [
+    "ALIASES",
+    "BEST_SINGLE",
+    "DATASETS",
+    "DATA_NAMES",
+    "FC_LSTM",
+    "LATE",
+    "MODALITIES",
+    "MODALITY",
+    "QUANTIZATIONS",
+    "REAL_DATASETS",
+    "SPATIAL",
+    "SPATIAL_CONVLSTM",
+    "STREAMS",
+    "TEMPORAL",
+    "TEMPORAL_CONVLSTM",
+    "TIME_AVERAGE",
+    "TWO_STREAM",
+    "head_kind",
+    "stream_name",
+]

@@ -1,0 +1,379 @@
+"""The study's stage graph: every cached stage, what it reads, which knobs change it, where
+its output lives and when it is done.
+
+    dataset ─► rawframes ─► stream (spatial|temporal, split) ─► features (stream, split, tap)
+                                                                       │
+                                              head (split, layer, method, layers, kernel) ◄┘
+
+==========  =====================================  ==================================  ==============================
+stage       output                                 reads                               done when
+==========  =====================================  ==================================  ==============================
+dataset     ``<data>/<dataset>/{videos,splits}``   -                                   synthetic.json matches / files present
+rawframes   ``<data>/<dataset>/rawframes/``        dataset                             every video's marker matches
+stream      ``runs/<stream>-split<k>-<key>/``      rawframes                           results.json complete
+features    ``features/<stream>-<backbone>-<tap>-split<k>-<key>/``   stream            manifest complete, same checkpoint
+head        ``runs/<kind>-split<k>-<layer>-<method>-<arch>-<key>/``  features x 2      results.json complete
+==========  =====================================  ==================================  ==============================
+
+A node's ``key`` hashes the StudyConfig fields declared for its stage (``config.knob``), its
+arguments and the keys of the nodes it reads, so changing a knob re-runs exactly the stages
+downstream of it. :func:`ensure` builds a node after its inputs, under a lock on its output
+(a second process waits, then reuses the result); :func:`plan` lists every node a study
+needs with its status, without computing anything (``twostream plan --params FILE``).
+The notebooks build what they need only through :func:`streams`, :func:`features` and
+:func:`head`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twostream.core.config import (
+    StudyConfig,
+    stage_fields,
+    to_jsonable,
+)
+from twostream.core.errors import UserError
+from twostream.core.names import STREAMS as STREAM_NAMES
+from twostream.core.runtime import stage_lock
+from twostream.data.splits import load_classes, load_split, split_records
+from twostream.models.fusion import check_fusion, is_parameter_free
+from twostream.prepare.run import ensure_rawframes, rawframes_status
+from twostream.synthetic.writer import ensure_dataset, is_current, synth_params
+from twostream.train import distributed as dist
+from twostream.train.features import (
+    check_taps,
+    extract_stream,
+    file_digest,
+    missing_videos,
+    prefuse,
+    read_cache_manifest,
+)
+from twostream.train.head_trainer import head_kind, load_head_run, train_head
+from twostream.train.rundir import RunDir
+from twostream.train.stream_trainer import train_stream
+
+
+@dataclass(frozen=True)
+class Node:
+    """One cached unit of work: a stage and its arguments (sorted name/value pairs)."""
+
+    stage: str
+    args: tuple[tuple[str, Any], ...] = ()
+
+    def get(self, name: str) -> Any:
+        return dict(self.args)[name]
+
+    def __str__(self) -> str:
+        a = dict(self.args)
+        if self.stage == "stream":
+            return f"stream {a['stream']}, split {a['split']}"
+        if self.stage == "features":
+            return f"features {a['stream']} {a['tap']}, split {a['split']}"
+        if self.stage == "head":
+            arch = f"{a['layers']} layer(s)" + (
+                "" if a["layer"] == "fc" else f" {a['kernel']}x{a['kernel']}"
+            )
+            seed = f", seed {a['seed']}" if a.get("seed") else ""
+            kind = {"tavg": "time-average "}.get(a.get("kind", ""), "")
+            ctrl = "".join(f", {c.replace('_', ' ')}" for c in CONTROLS if a.get(c))
+            return f"{kind}head {a['layer']}/{a['method']} {arch}, split {a['split']}{seed}{ctrl}"
+        return self.stage
+
+
+def _node(stage: str, **args: Any) -> Node:
+    return Node(stage, tuple(sorted(args.items())))
+
+
+def stream_node(stream: str, split: int) -> Node:
+    return _node("stream", stream=stream, split=int(split))
+
+
+def features_node(stream: str, split: int, tap: str) -> Node:
+    return _node("features", stream=stream, split=int(split), tap=tap)
+
+
+# Negative controls a head can be trained under (twostream.study.mechanisms): misalign = the
+# temporal maps' grid cells permuted per video before fusion; permute_labels = the training
+# videos' labels shuffled.
+CONTROLS = ("misalign", "permute_labels")
+
+
+def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
+              prefused: bool = False, seed: int = 0, *, kind: str | None = None,
+              misalign: bool = False, permute_labels: bool = False) -> Node:  # fmt: skip
+    """A head run. ``kind``: None = the layer's (ConvLSTM, ``fc``: FC-LSTM) or ``"tavg"``
+    (time-average); the variants and controls enter the node (and its key) only when set,
+    so the plain heads keep their keys."""
+    if layer == "fc":
+        kernel = 0  # the FC-LSTM has no kernel: one node whatever cfg.convlstm_kernel says
+    extra: dict[str, Any] = {}
+    if kind not in (None, "convlstm", "fclstm"):
+        if kind != "tavg" or layer == "fc":
+            raise UserError(f"head kind {kind!r} needs a convolutional tap (known: tavg)")
+        extra["kind"] = kind
+    if misalign:
+        if layer == "fc":
+            raise UserError("misalign permutes feature-map cells: it needs a convolutional tap")
+        extra["misalign"], prefused = True, False
+    if permute_labels:
+        extra["permute_labels"] = True
+    return _node("head", split=int(split), layer=layer, method=method, layers=int(layers),
+                 kernel=int(kernel), prefused=bool(prefused), seed=int(seed), **extra)  # fmt: skip
+
+
+def needs(node: Node) -> tuple[Node, ...]:
+    """The nodes whose output ``node`` reads."""
+    if node.stage == "dataset":
+        return ()
+    if node.stage == "rawframes":
+        return (Node("dataset"),)
+    if node.stage == "stream":
+        return (Node("rawframes"),)
+    if node.stage == "features":
+        return (stream_node(node.get("stream"), node.get("split")),)
+    if node.stage == "head":
+        return tuple(features_node(s, node.get("split"), node.get("layer")) for s in STREAM_NAMES)
+    raise UserError(f"unknown stage {node.stage!r}")
+
+
+@functools.lru_cache(maxsize=4096)
+def key(cfg: StudyConfig, node: Node) -> str:
+    """8 hex digits: the node's stage fields, its arguments and its inputs' keys."""
+    fields = stage_fields(node.stage)
+    if node.stage == "dataset" and cfg.dataset != "synthetic":
+        fields = ("dataset",)  # the synthetic set's knobs mean nothing for real data
+    d = to_jsonable(cfg)
+    payload = {
+        "stage": node.stage,
+        "fields": {f: d[f] for f in fields},
+        "args": [list(a) for a in node.args],
+        "needs": [key(cfg, n) for n in needs(node)],
+    }
+    return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def output(cfg: StudyConfig, node: Node) -> Path:
+    """Where ``node``'s output lives."""
+    a, k = dict(node.args), key(cfg, node)
+    if node.stage == "dataset":
+        return cfg.dataset_dir
+    if node.stage == "rawframes":
+        return cfg.rawframes_dir
+    if node.stage == "stream":
+        return cfg.runs_dir / f"{a['stream']}-split{a['split']}-{k}"
+    if node.stage == "features":
+        return cfg.features_dir / f"{a['stream']}-{cfg.backbone}-{a['tap']}-split{a['split']}-{k}"
+
+    arch = f"l{a['layers']}" if a["layer"] == "fc" else f"l{a['layers']}k{a['kernel']}"
+    arch += f"-s{a['seed']}" if a.get("seed") else ""
+    arch += "".join(f"-{c.replace('_', '')}" for c in CONTROLS if a.get(c))
+    kind = a.get("kind") or head_kind(a["layer"])
+    return cfg.runs_dir / f"{kind}-split{a['split']}-{a['layer']}-{a['method']}-{arch}-{k}"
+
+
+def head_config(cfg: StudyConfig, node: Node) -> StudyConfig:
+    """The resolved config of a head run: its arguments written into the fields they set."""
+    a = dict(node.args)
+    return cfg.replace(split=a["split"], fusion_layer=a["layer"], fusion_method=a["method"],
+                       convlstm_layers=a["layers"],
+                       convlstm_kernel=a["kernel"] or cfg.convlstm_kernel)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- done rules
+
+
+def _stream_checkpoint(cfg: StudyConfig, stream: str, split: int) -> Path:
+    return RunDir(output(cfg, stream_node(stream, split))).best_checkpoint
+
+
+def _features_done(cfg: StudyConfig, node: Node, videos: Sequence[str] | None = None) -> bool:
+
+    folder = output(cfg, node)
+    m = read_cache_manifest(folder) or {}
+    if not m.get("complete"):
+        return False
+    ckpt = _stream_checkpoint(cfg, node.get("stream"), node.get("split"))
+    if not ckpt.is_file() or m.get("checkpoint_sha1") != file_digest(ckpt):
+        return False
+    return not missing_videos(folder, videos if videos is not None else _cached_videos(cfg, node))
+
+
+def _cached_videos(cfg: StudyConfig, node: Node) -> list[str]:
+    return [r.path for r in feature_records(cfg, node.get("split"))]
+
+
+def feature_records(cfg: StudyConfig, split: int) -> list:
+    """Every video of the split (official train list, then test list) in the cache's order."""
+
+    train, test = load_split(cfg.split_format, cfg.splits_dir, split)
+    return list(dict.fromkeys([*train, *test]))
+
+
+def is_done(cfg: StudyConfig, node: Node) -> bool:
+    """Does ``node``'s output exist, complete, for this config?"""
+    if node.stage == "dataset":
+        if cfg.dataset == "synthetic":
+            return is_current(cfg.dataset_dir, synth_params(cfg))
+        return cfg.videos_dir.is_dir() and cfg.splits_dir.is_dir()
+    if node.stage == "rawframes":
+        if not is_done(cfg, Node("dataset")):
+            return False
+
+        done, todo = rawframes_status(cfg)
+        return done > 0 and todo == 0
+    if node.stage in ("stream", "head"):
+        return RunDir(output(cfg, node)).is_finished()
+    if node.stage == "features":
+        if not is_done(cfg, stream_node(node.get("stream"), node.get("split"))):
+            return False
+        return _features_done(cfg, node)
+    raise UserError(f"unknown stage {node.stage!r}")
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _run(cfg: StudyConfig, node: Node) -> None:
+    """Compute ``node`` (its inputs exist)."""
+    if node.stage == "dataset":
+        ensure_dataset(cfg)
+    elif node.stage == "rawframes":
+        ensure_rawframes(cfg, show_progress=True)
+    elif node.stage == "stream":
+        train_stream(cfg, stream=node.get("stream"), split=node.get("split"),
+                     run=output(cfg, node), resume=True)  # fmt: skip
+    elif node.stage == "features":
+        _run_features(cfg, node.get("stream"), node.get("split"), [node.get("tap")])
+    elif node.stage == "head":
+        _run_head(cfg, node)
+
+
+def _run_features(cfg: StudyConfig, stream: str, split: int, taps: Sequence[str]) -> None:
+    """Extract the given taps of one stream in one forward pass (stale folders removed)."""
+
+    dirs = {tap: output(cfg, features_node(stream, split, tap)) for tap in taps}
+    if dist.is_main():
+        for d in dirs.values():  # made from another checkpoint: its files must not be kept
+            if d.exists():
+                shutil.rmtree(d)
+    dist.barrier()
+    extract_stream(cfg, stream=stream, records=feature_records(cfg, split),
+                   checkpoint=_stream_checkpoint(cfg, stream, split), dirs=dirs)  # fmt: skip
+
+
+def _run_head(cfg: StudyConfig, node: Node) -> None:
+
+    hcfg = head_config(cfg, node)
+    split = node.get("split")
+    dirs = {s: output(cfg, features_node(s, split, node.get("layer"))) for s in STREAM_NAMES}
+    records = split_records(hcfg, split)
+    if node.get("prefused"):
+        every = [r.path for recs in records.values() for r in recs]
+        dirs = {"fused": prefuse(dirs, node.get("method"), every)}
+    classes = list(load_classes(cfg.split_format, cfg.splits_dir))
+    a = dict(node.args)
+    train_head(hcfg, split=split, feature_dirs=dirs, records=records, classes=classes,
+               run=output(cfg, node), seed=a["seed"], resume=True, kind=a.get("kind"),
+               misalign=a.get("misalign", False),
+               permute_labels=a.get("permute_labels", False))  # fmt: skip
+
+
+def ensure(cfg: StudyConfig, node: Node) -> Path:
+    """Build ``node`` after its inputs unless it is done; returns its output folder.
+
+    The check and the computation happen under a lock on the output, so two processes that
+    need the same node compute it once. Under torchrun the dataset and rawframes stages run
+    on rank 0 only; the training stages run on every rank.
+    """
+    for n in needs(node):
+        ensure(cfg, n)
+    out = output(cfg, node)
+    if is_done(cfg, node):
+        return out
+    single = node.stage in ("dataset", "rawframes") and dist.is_distributed()
+    if not single or dist.is_main():
+        with stage_lock(out, what=str(node)):
+            if not is_done(cfg, node):
+                _run(cfg, node)
+    if single:
+        dist.barrier()
+    return out
+
+
+# ----------------------------------------------------------------------------- for notebooks
+
+
+def streams(cfg: StudyConfig, split: int | None = None) -> dict[str, RunDir]:
+    """Both streams of ``split`` (default ``cfg.split``), trained when missing."""
+    split = cfg.split if split is None else int(split)
+    return {s: RunDir(ensure(cfg, stream_node(s, split))) for s in STREAM_NAMES}
+
+
+def features(cfg: StudyConfig, split: int | None = None,
+             taps: Sequence[str] | str | None = None) -> dict[str, dict[str, Path]]:  # fmt: skip
+    """``{tap: {"spatial": folder, "temporal": folder}}`` of ``split``; the taps still
+    missing for a stream are extracted together, in one forward pass."""
+
+    split = cfg.split if split is None else int(split)
+    taps = check_taps(taps or (cfg.fusion_layer,))
+    out: dict[str, dict[str, Path]] = {tap: {} for tap in taps}
+    for stream in STREAM_NAMES:
+        ensure(cfg, stream_node(stream, split))
+        nodes = {tap: features_node(stream, split, tap) for tap in taps}
+        for tap, n in nodes.items():
+            out[tap][stream] = output(cfg, n)
+        group = (
+            cfg.features_dir
+            / f"{stream}-{cfg.backbone}-split{split}-{key(cfg, stream_node(stream, split))}"
+        )
+        with stage_lock(group, what=f"{stream} features of split {split}"):
+            todo = [tap for tap, n in nodes.items() if not is_done(cfg, n)]
+            if todo:
+                _run_features(cfg, stream, split, todo)
+    return out
+
+
+def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None,
+         method: str | None = None, layers: int | None = None, kernel: int | None = None,
+         prefuse: bool = False, seed: int | None = None, kind: str | None = None,
+         misalign: bool = False, permute_labels: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One fusion + ConvLSTM (``layer="fc"``: FC-LSTM; ``kind="tavg"``: time-average) head,
+    trained when missing; returns its results (``heads.load_head_run``). Arguments default
+    to the config's fields; the seed to the first of ``cfg.head_seeds``; ``misalign`` /
+    ``permute_labels`` train it under a negative control (:data:`CONTROLS`)."""
+
+    split = cfg.split if split is None else int(split)
+    layer = check_taps([layer or cfg.fusion_layer])[0]
+    method = check_fusion(method or cfg.fusion_method)
+    node = head_node(split, layer, method, layers or cfg.convlstm_layers,
+                     kernel or cfg.convlstm_kernel, prefuse and is_parameter_free(method),
+                     cfg.head_seeds[0] if seed is None else seed, kind=kind,
+                     misalign=misalign, permute_labels=permute_labels)  # fmt: skip
+    features(cfg, split, [layer])  # both streams' taps in one pass each
+    return load_head_run(ensure(cfg, node))
+
+
+__all__ = [
+    "CONTROLS",
+    "Node",
+    "ensure",
+    "features",
+    "features_node",
+    "head",
+    "head_config",
+    "head_node",
+    "is_done",
+    "key",
+    "needs",
+    "output",
+    "stream_node",
+    "streams",
+]

@@ -1,0 +1,294 @@
+"""``twostream prepare``: a folder of videos -> mmaction2-style rawframes + TV-L1 flow JPEGs.
+
+``prepare(videos_dir, out_dir)`` decodes every video (any depth under ``videos_dir``; found
+with ``os.walk``, never a glob, because real names hold spaces and ``[ ] ( ) ! # & + ; ~ @``)
+and writes its frames and flow fields in the layout of :mod:`twostream.data.layout`, plus::
+
+    <out>/manifest.jsonl                        one record per video, sorted by video
+    <out>/<name>_{train,val}_split_<k>_rawframes.txt   mmaction2 lists (with split files)
+    <out>/prepare_config.json                   the parameters the frames were made with
+    <out>/.prepare/                             markers and lock (twostream.prepare.state)
+
+Why it survives ``kill -9`` at any moment: every file is written as a temp file + rename,
+and a video counts as done only once its marker exists, which is written *after* all its
+frames (:mod:`twostream.prepare.worker`). A rerun skips videos whose marker matches (same
+parameters and resolved TV-L1 settings, same source size and mtime) and redoes the others
+after deleting their partial folder. JPEG encoding and single-threaded TV-L1 are
+deterministic, so an interrupted-then-resumed run gives the same bytes as an uninterrupted
+one. ``workers`` processes share the videos; ``shard=(i, n)`` takes every n-th video of the
+sorted list starting at the i-th (1-based), so n array jobs cover every video exactly once.
+
+The options that change the bytes (:class:`PrepareOptions`) are the StudyConfig fields of
+the ``rawframes`` stage (``config.stage_fields("rawframes")``), plus the TV-L1 overrides and
+the JPEG quality; :func:`options_from_config` maps one onto the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twostream.core.errors import UserError
+from twostream.core.runtime import atomic_write_text, progress
+from twostream.data import layout
+from twostream.data.video import find_videos
+from twostream.prepare.options import OPTION_NAMES, PrepareOptions, options_from_config
+from twostream.prepare.pool import map_tasks
+from twostream.prepare.state import (
+    CONFIG_FILE,
+    MANIFEST,
+    clean_orphan_temps,
+    exclusive_lock,
+    is_done,
+    read_marker,
+    rebuild_manifest,
+    remove_empty_parents,
+    source_stat,
+    write_lists,
+)
+from twostream.prepare.worker import crash_record, run_one
+
+# ----------------------------------------------------------------------------- options
+
+
+@dataclass
+class PrepareSummary:
+    """What one ``prepare`` call did (``str()`` gives the one-line summary)."""
+
+    out_dir: Path
+    total: int  # videos found under videos_dir
+    selected: int  # videos in this shard
+    reused: int  # already done by an earlier run, skipped
+    ok: int  # done in this shard (processed now or reused)
+    failed: int
+    failed_videos: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
+    frames: int = 0  # written in this call
+    flows: int = 0
+    ignored: int = 0  # files without a video extension
+    missing_from_disk: int = 0  # listed in split files but not found
+    wall_s: float = 0.0
+    shard: tuple[int, int] = (1, 1)
+    manifest: Path | None = None
+    lists: list[Path] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        processed = self.selected - self.reused
+        rate = processed / self.wall_s if self.wall_s > 0 else 0.0
+        shard = (
+            f" (shard {self.shard[0]}/{self.shard[1]} of {self.total})" if self.shard[1] > 1 else ""
+        )
+        extra = f"; ignored {self.ignored} non-video file(s)" if self.ignored else ""
+        if self.missing_from_disk:
+            extra += f"; {self.missing_from_disk} video(s) listed in the splits are not on disk"
+        return (
+            f"prepare: {self.selected} videos{shard}: {self.ok} ok ({self.reused} reused), "
+            f"{self.failed} failed; wrote {self.frames} frames + {self.flows} flows in "
+            f"{self.wall_s:.1f} s ({rate:.2f} videos/s) -> {self.out_dir}{extra}"
+        )
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
+    """``"2/3"`` -> ``(2, 3)``; None -> ``(1, 1)``."""
+    if text is None:
+        return 1, 1
+    if isinstance(text, tuple | list):
+        i, n = (int(v) for v in text)
+    else:
+        try:
+            i_s, n_s = str(text).split("/")
+            i, n = int(i_s), int(n_s)
+        except ValueError:
+            raise UserError(
+                f"--shard {text!r} is not i/n (e.g. 2/3 for the second of three)"
+            ) from None
+    if not (n >= 1 and 1 <= i <= n):
+        raise UserError(f"--shard {i}/{n}: need 1 <= i <= n")
+    return i, n
+
+
+def shard_videos(videos: Sequence[str], shard: tuple[int, int]) -> list[str]:
+    """Every n-th video of the sorted list starting at the i-th: disjoint, covering for i=1..n."""
+    i, n = shard
+    return list(sorted(videos)[i - 1 :: n])
+
+
+# ----------------------------------------------------------------------------- prepare
+
+
+def pending_videos(videos_dir: Path, out: Path, options: PrepareOptions, videos: Sequence[str],
+                   *, states: dict[str, dict] | None = None):  # fmt: skip
+    """(to do, reused): the videos of ``videos`` whose marker does not match ``options``.
+    ``states``, when given, receives the markers of the reused videos (for the manifest)."""
+    key = options.key()
+    todo, reused = [], 0
+    for video in videos:
+        try:
+            source = source_stat(videos_dir / video)
+        except OSError:
+            source = None
+        state = read_marker(out, video)
+        if is_done(state, key, source):
+            reused += 1
+            if states is not None:
+                states[video] = state
+        else:
+            todo.append(video)
+    return todo, reused
+
+
+def prepare(
+    videos_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    splits_dir: str | os.PathLike | None = None,
+    dataset: str = "ucf101",
+    list_name: str | None = None,
+    flow_params: dict[str, float] | None = None,
+    workers: int = 1,
+    shard: str | tuple[int, int] | None = None,
+    flow_batch: int = 16,
+    show_progress: bool = True,
+    wait: bool = False,
+    **options: Any,
+) -> PrepareSummary:
+    """Decode and flow every video under ``videos_dir`` into ``out_dir`` (resumable).
+
+    ``options`` are :class:`PrepareOptions` fields (``short_side``, ``flow_preset``, ...);
+    ``flow_params`` overrides single TV-L1 parameters of the preset. ``splits_dir`` +
+    ``dataset`` ("ucf101" | "hmdb51" split-file format) add mmaction2 annotation lists named
+    ``<list_name or dataset>_{train,val}_split_<k>_rawframes.txt``. Never raises for a bad
+    video: it is recorded as failed in the manifest (see ``summary.failed``); raises
+    ``UserError`` for bad arguments, or when another unsharded run holds ``out_dir``
+    (``wait=True`` waits for it instead).
+    """
+    start = time.perf_counter()
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise TypeError(f"prepare() got unknown option(s) {unknown}; known: {OPTION_NAMES}")
+    opts = PrepareOptions(**options, flow_params=tuple((flow_params or {}).items()))
+    if int(workers) < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if dataset not in ("ucf101", "hmdb51"):
+        raise UserError(f"--dataset must be ucf101 or hmdb51 (split-file format), got {dataset!r}")
+    shard_t = parse_shard(shard)
+    videos_dir = Path(videos_dir).resolve()
+    out = Path(out_dir).resolve()
+    if out == videos_dir:
+        raise UserError(
+            "--out must differ from --videos (rawframes would be mixed with the videos)"
+        )
+    all_videos, ignored = find_videos(videos_dir, exclude=out)
+    out.mkdir(parents=True, exist_ok=True)
+    key = opts.key()
+
+    lock = exclusive_lock(out, wait=wait) if shard_t[1] == 1 else contextlib.nullcontext()
+    with lock:
+        # Unsharded runs hold the lock, so every temp file is an orphan; shards running
+        # side by side only remove old ones.
+        clean_orphan_temps(out, min_age_s=0.0 if shard_t[1] == 1 else 600.0)
+        config_text = json.dumps({**opts.describe(), "params_key": key}, indent=2,
+                                 sort_keys=True) + "\n"  # fmt: skip
+        cfg_path = out / CONFIG_FILE
+        if not cfg_path.is_file() or cfg_path.read_text() != config_text:
+            atomic_write_text(cfg_path, config_text)  # markers with another key are redone
+
+        conflicts = layout.folder_conflicts(all_videos)
+        selected = shard_videos(all_videos, shard_t)
+        known: dict[str, dict] = {}  # markers read once per run (rebuild_manifest reuses them)
+        todo, reused = pending_videos(videos_dir, out, opts, selected, states=known)
+        tasks = [(str(videos_dir), str(out), v, dataclasses.asdict(opts), int(flow_batch),
+                  conflicts.get(v)) for v in todo]  # fmt: skip
+
+        frames = flows = 0
+        quiet = {} if show_progress else {"disable": True}
+        bar = progress(total=len(tasks), unit="video", desc="prepare", **quiet)
+        try:
+            for rec in map_tasks(run_one, tasks, workers=int(workers), crashed=crash_record):
+                frames += rec["frames"]
+                flows += rec["flows"]
+                bar.update(1)
+        finally:
+            bar.close()
+
+        records = rebuild_manifest(out, all_videos, key, known=known)
+        remove_empty_parents(out, [r["rawframes"] for r in records.values() if r["status"] != "ok"])
+        lists, missing = [], 0
+        if splits_dir is not None:
+            lists, missing = write_lists(out, records, dataset=dataset, splits_dir=Path(splits_dir),
+                                         name=list_name or dataset)  # fmt: skip
+
+    mine = [records[v] for v in selected if v in records]
+    failed = [(r["video"], r["error"]) for r in mine if r["status"] != "ok"]
+    return PrepareSummary(
+        out_dir=out, total=len(all_videos), selected=len(selected), reused=reused,
+        ok=sum(r["status"] == "ok" for r in mine), failed=len(failed), failed_videos=failed,
+        frames=frames, flows=flows, ignored=ignored, missing_from_disk=missing,
+        wall_s=time.perf_counter() - start, shard=shard_t, manifest=out / MANIFEST, lists=lists,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- the study's stage
+
+
+def rawframes_status(cfg) -> tuple[int, int]:
+    """(videos done, videos to do) of ``cfg``'s rawframes, without doing anything."""
+    if not cfg.videos_dir.is_dir():
+        return 0, -1  # the data set is not there yet: unknown
+    videos, _ = find_videos(cfg.videos_dir, exclude=cfg.rawframes_dir)
+    todo, reused = pending_videos(cfg.videos_dir, cfg.rawframes_dir, options_from_config(cfg),
+                                  videos)  # fmt: skip
+    return reused, len(todo)
+
+
+def ensure_rawframes(cfg, *, show_progress: bool = True) -> Path:
+    """Rawframes of ``cfg``'s data set (videos + split files must exist), built or resumed
+    (cheap when complete). Run by the ``rawframes`` stage of ``twostream.pipeline.graph``."""
+    opts = options_from_config(cfg)
+    summary = prepare(
+        cfg.videos_dir,
+        cfg.rawframes_dir,
+        splits_dir=cfg.splits_dir if cfg.splits_dir.is_dir() else None,
+        dataset=cfg.split_format,
+        list_name=cfg.dataset,
+        workers=cfg.prep_workers,
+        show_progress=show_progress,
+        wait=True,
+        **{k: v for k, v in dataclasses.asdict(opts).items() if k != "flow_params"},
+    )
+    if summary.reused < summary.selected or summary.failed:
+        print(summary)
+    if summary.ok == 0:
+        raise UserError(f"no video of {cfg.videos_dir} could be prepared; see {summary.manifest}")
+    if summary.failed:
+        import warnings
+
+        first = summary.failed_videos[0]
+        warnings.warn(
+            f"{summary.failed} video(s) failed to prepare and have no rawframes "
+            f"(first: {first[0]}: {first[1]}); see {summary.manifest}",
+            stacklevel=2,
+        )
+    return cfg.rawframes_dir
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+__all__ = [
+    "PrepareSummary",
+    "ensure_rawframes",
+    "parse_shard",
+    "prepare",
+    "rawframes_status",
+    "shard_videos",
+]

@@ -1,0 +1,432 @@
+"""The cost model behind ``twostream plan``: the assumptions (named constants, printed with the plan),
+a figure and its provenance (measured / computed / estimate), the bases read from committed
+benchmark JSON, and the work counts and FLOP profiles of each stage's unit of work.
+
+:mod:`twostream.study.costs` prices each stage of a plan from these."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twostream.core.config import StudyConfig
+from twostream.core.runtime import project_root
+from twostream.data.splits import load_split
+from twostream.models.fusion import fusion_out_channels, is_parameter_free
+from twostream.models.streams import build_stream, tap_channels
+from twostream.train.features import tap_grid
+from twostream.train.head_trainer import head_kind
+
+RESULTS_DIR = project_root() / "benchmarks" / "results"
+
+
+GIB = 1024**3
+
+
+# Data-set sizes (published; used when the split files are not on this machine).
+# UCF101 (Soomro et al. 2012, ucfTrainTestlist): 13,320 clips, 101 classes; the three official
+# splits' train/test list lengths.
+UCF101_VIDEOS = 13320
+
+
+UCF101_CLASSES = 101
+
+
+UCF101_SPLITS = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}
+
+
+# HMDB51 (Kuehne et al. 2011, testTrainMulti_7030_splits): 6,766 clips, 51 classes; every split
+# lists 70 train + 30 test clips per class (the rest are unused in that split).
+HMDB51_VIDEOS = 6766
+
+
+HMDB51_CLASSES = 51
+
+
+HMDB51_SPLITS = {k: (3570, 1530) for k in (1, 2, 3)}
+
+
+# Mean frames per clip (issue 13's figures; UCF101's published mean clip length 7.21 s at 25
+# fps gives 180). Frame pairs per clip = frames - 1.
+MEAN_FRAMES = {"ucf101": 186, "hmdb51": 94}
+
+
+# Native frame size of both data sets' clips (UCF101: 320x240 for every clip; HMDB51: height
+# 240, width mostly 320).
+NATIVE_SIZE = {"ucf101": (320, 240), "hmdb51": (320, 240)}
+
+
+# Size of the official video archives (UCF101.rar 6.5 GB, hmdb51_org.rar 2.0 GB).
+VIDEO_ARCHIVE_GB = {"ucf101": 6.5, "hmdb51": 2.0}
+
+
+# The GPU the estimates are for, and its sustained throughput: read from estimate-h100.json's
+# "assumptions" when that file is there; these fallbacks repeat benchmarks/estimate_h100.py's
+# defaults (NVIDIA H100 SXM datasheet: 989 TFLOP/s dense bf16, 3.35 TB/s HBM3; 10% of peak
+# sustained by ResNet training; 50% of HBM bandwidth for TV-L1; 16 cores feeding it).
+GPU_NAME = "H100 SXM"
+
+
+GPU_BF16_TFLOPS = 989.0
+
+
+GPU_UTILISATION = 0.10
+
+
+GPU_HBM_TB_S = 3.35
+
+
+GPU_BANDWIDTH_UTILISATION = 0.5
+
+
+HOST_CORES = 16
+
+
+# JPEG decode + augment, images/s on ONE process, when dry_run-cpu.json is absent (the order
+# it measured: 516 RGB, 157 flow stacks).
+DATA_RATE_FALLBACK = {"rgb": 500.0, "flow": 150.0}
+
+
+# Backward ~ 2x forward FLOPs (weight gradient + input gradient, each a forward's worth):
+# the usual rule, which the FLOP counter confirms for convolutions.
+BACKWARD_OVER_FORWARD = 2.0
+
+
+# TV-L1 memory traffic: ~20 float32 maps streamed per pixel and iteration (estimate_h100.py).
+TVL1_BYTES_PER_PIXEL_ITERATION = 20 * 4
+
+
+# prepare's CPU work per frame besides flow: one video decode and three JPEG encodes (RGB,
+# flow x, flow y); each is assumed to cost one JPEG decode of a frame, the rate dry_run-cpu.json
+# measured for RGB loading.
+PREPARE_JPEG_OPS_PER_FRAME = 4.0
+
+
+# Sizes when no benchmark JSON gives them: bytes per JPEG frame at 341x256 (the order of
+# disk_usage.json's measurement), cold read MB/s (convlstm-cpu.json's order), prepare worker RSS.
+FRAME_BYTES_FALLBACK = {"rgb": 26000.0, "flow": 9500.0}
+
+
+READ_MB_S_FALLBACK = 200.0
+
+
+PREPARE_WORKER_MIB_FALLBACK = 70.0
+
+
+# Optimiser state bytes per parameter: SGD with momentum (streams) keeps weight, gradient and
+# momentum in float32; Adam (heads) weight, gradient and two moments.
+STREAM_BYTES_PER_PARAM = 12
+
+
+HEAD_BYTES_PER_PARAM = 16
+
+
+# Feature extraction: videos per forward on a GPU (features.extract_stream's default).
+FEATURE_BATCH_VIDEOS = 16
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number with its kind (measured / computed / estimate / unknown) and basis."""
+
+    value: float | None
+    kind: str  # "measured" | "computed" | "estimate" | "unknown"
+    basis: str
+
+    @property
+    def tag(self) -> str:
+        return {"measured": "m", "computed": "c", "estimate": "e", "unknown": "?"}[self.kind]
+
+    def __add__(self, other: Figure) -> Figure:
+        """Sum of two figures: unknown parts count as 0 (they are not modelled); the kind is
+        the weakest of the parts that contribute (estimate < measured < computed)."""
+        parts = [f for f in (self, other) if f.value]
+        if not parts:
+            known = [f for f in (self, other) if f.value is not None]
+            return known[0] if known else UNKNOWN
+        order = ("estimate", "measured", "computed")
+        kind = min((f.kind for f in parts), key=order.index)
+        value = sum(f.value for f in parts)
+        return Figure(value, kind, parts[0].basis if len(parts) == 1 else "sum")
+
+
+ZERO = Figure(0.0, "computed", "none")
+
+
+UNKNOWN = Figure(None, "unknown", "not modelled")
+
+
+@dataclass
+class StageCost:
+    """The costs of one plan row (``runs`` nodes; more than one for the Table 3 placeholder)."""
+
+    row: dict[str, str]
+    runs: int
+    gpu_hours: Figure = ZERO
+    cpu_core_hours: Figure = ZERO
+    wall_hours: Figure = ZERO
+    disk_gb: Figure = ZERO
+    gpu_mem_gib: Figure = UNKNOWN
+    ram_gib: Figure = UNKNOWN
+    cores_to_feed: float | None = None  # host cores that keep the GPU busy (data-bound stages)
+    note: str = ""
+
+    def figures(self) -> dict[str, Figure]:
+        return {"wall_h": self.wall_hours, "gpu_h": self.gpu_hours,
+                "cpu_core_h": self.cpu_core_hours, "disk_gb": self.disk_gb,
+                "gpu_mem_gib": self.gpu_mem_gib, "ram_gib": self.ram_gib}  # fmt: skip
+
+
+@dataclass
+class Bases:
+    """Unit costs read from ``benchmarks/results/`` (or the named fallbacks), with sources."""
+
+    results_dir: Path
+    found: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    gpu_name: str = GPU_NAME
+    tflops: float = GPU_BF16_TFLOPS
+    utilisation: float = GPU_UTILISATION
+    hbm_tb_s: float = GPU_HBM_TB_S
+    bandwidth_utilisation: float = GPU_BANDWIDTH_UTILISATION
+    cores: int = HOST_CORES
+    gpu_source: str = "constants in twostream.study.costs (estimate_h100.py's defaults)"
+    data_rate: dict[str, float] = field(default_factory=lambda: dict(DATA_RATE_FALLBACK))
+    data_source: str | None = None
+    flow_cpu: dict[tuple[str, str], float] = field(default_factory=dict)  # pairs/s, 320x240
+    flow_source: str | None = None
+    frame_bytes: dict[str, float] = field(default_factory=lambda: dict(FRAME_BYTES_FALLBACK))
+    frame_source: str | None = None
+    read_mb_s: float = READ_MB_S_FALLBACK
+    read_source: str | None = None
+    worker_mib: float = PREPARE_WORKER_MIB_FALLBACK
+    worker_source: str | None = None
+    gpu_benchmarks: list[str] = field(default_factory=list)
+
+    def _load(self, name: str) -> dict | None:
+        p = self.results_dir / name
+        if not p.is_file():
+            self.missing.append(name)
+            return None
+        self.found.append(name)
+        return json.loads(p.read_text())
+
+    @classmethod
+    def load(cls, results_dir: str | Path | None = None) -> Bases:
+        b = cls(Path(results_dir) if results_dir is not None else RESULTS_DIR)
+        est = b._load("estimate-h100.json")
+        if est:
+            a = est.get("assumptions", {})
+            b.tflops = float(a.get("bf16_dense_tflops", b.tflops))
+            b.utilisation = float(a.get("utilisation", b.utilisation))
+            b.hbm_tb_s = float(a.get("hbm_tb_s", b.hbm_tb_s))
+            b.bandwidth_utilisation = float(a.get("bandwidth_utilisation", b.bandwidth_utilisation))
+            b.cores = int(a.get("cpu_cores", b.cores))
+            b.gpu_source = "estimate-h100.json's assumptions (itself an estimate, not a run)"
+        dry = b._load("dry_run-cpu.json")
+        if dry:
+            for stage in dry.get("stages", []):
+                m = re.search(r"data (\d+(?:\.\d+)?) img/s", stage.get("throughput", ""))
+                if m:
+                    key = "rgb" if stage["stage"].startswith("spatial") else "flow"
+                    b.data_rate[key] = float(m.group(1))
+            b.data_source = f"dry_run-cpu.json ({dry.get('device')})"
+        flow = b._load("flow-cpu.json")
+        if flow:
+            for r in flow.get("speed", []):
+                if r.get("size") == "320x240" and r.get("device") == "cpu x1 thread":
+                    b.flow_cpu[(r["backend"], r["preset"])] = float(r["pairs_per_s"])
+            b.flow_source = f"flow-cpu.json ({flow.get('device')}, 320x240, 1 thread)"
+        disk = b._load("disk_usage.json")
+        if disk and disk.get("per_frame"):
+            pf = disk["per_frame"]
+            b.frame_bytes = {"rgb": float(pf["rgb_bytes"]), "flow": float(pf["flow_xy_bytes"])}
+            b.frame_source = (
+                f"disk_usage.json ({disk.get('frames_measured')} real UCF101 frames at short side "
+                f"{disk.get('short_side')})"
+            )
+        conv = b._load("convlstm-cpu.json")
+        if conv:
+            for r in (conv.get("read") or {}).values():
+                b.read_mb_s = float(r["cold_mb_per_s"])
+                b.read_source = f"convlstm-cpu.json ({conv.get('device')}, cold reads)"
+                break
+        prep = b._load("prepare-scale-cpu.json")
+        if prep and (prep.get("full_run") or {}).get("worker_maxrss_mib"):
+            b.worker_mib = float(prep["full_run"]["worker_maxrss_mib"])
+            b.worker_source = f"prepare-scale-cpu.json ({prep.get('device')}, tiny videos)"
+        b.gpu_benchmarks = sorted(
+            p.name for p in b.results_dir.glob("*.json")
+            if p.name.startswith(("gpu-suite-", "dry_run-")) and p.name != "dry_run-cpu.json"
+        )  # fmt: skip
+        return b
+
+    @property
+    def flops_per_s(self) -> float:
+        return self.tflops * 1e12 * self.utilisation
+
+    def gpu_basis(self) -> str:
+        return (f"FLOPs / ({self.utilisation:.0%} of {self.gpu_name} {self.tflops:g} TFLOP/s bf16;"
+                f" {self.gpu_source})")  # fmt: skip
+
+    def assumptions(self) -> list[tuple[str, str]]:
+        """(name, value and source) of every assumption the figures use, for printing."""
+        out = [
+            ("GPU", f"{self.gpu_name}, {self.tflops:g} TFLOP/s dense bf16 at {self.utilisation:.0%}"
+                    f" sustained, {self.hbm_tb_s:g} TB/s HBM at {self.bandwidth_utilisation:.0%} "
+                    f"for TV-L1: {self.gpu_source}"),
+            ("GPU benchmarks", ", ".join(self.gpu_benchmarks) if self.gpu_benchmarks else
+             "none committed (no dry_run-<gpu>.json / gpu-suite-<gpu>.json): every GPU-hour is "
+             "an estimate"),
+            ("host cores", f"{self.cores} feeding the GPU (JPEG decode), {self.gpu_source}"),
+            ("data rate", f"{self.data_rate['rgb']:g} RGB / {self.data_rate['flow']:g} flow images/s "
+                          f"per core: {self.data_source or 'DATA_RATE_FALLBACK (no dry_run-cpu.json)'}"),
+            ("BACKWARD_OVER_FORWARD", f"{BACKWARD_OVER_FORWARD:g} (backward ~ 2x forward FLOPs)"),
+            ("PREPARE_JPEG_OPS_PER_FRAME", f"{PREPARE_JPEG_OPS_PER_FRAME:g} JPEG-decode equivalents "
+                                           "per frame (video decode + 3 JPEG encodes)"),
+            ("frame bytes", f"{self.frame_bytes['rgb']:.0f} RGB + {self.frame_bytes['flow']:.0f} "
+                            f"flow x+y bytes/frame at 341x256: "
+                            f"{self.frame_source or 'FRAME_BYTES_FALLBACK (no disk_usage.json)'}"),
+            ("feature reads", f"{self.read_mb_s:.0f} MB/s cold: "
+                              f"{self.read_source or 'READ_MB_S_FALLBACK (no convlstm-cpu.json)'}"),
+            ("UCF101", f"{UCF101_VIDEOS} videos, {UCF101_CLASSES} classes, splits (train, test) "
+                       f"{UCF101_SPLITS}, {MEAN_FRAMES['ucf101']} frames/video, "
+                       f"{VIDEO_ARCHIVE_GB['ucf101']} GB archive"),
+            ("HMDB51", f"{HMDB51_VIDEOS} videos, {HMDB51_CLASSES} classes, splits (train, test) "
+                       f"{HMDB51_SPLITS[1]} each, {MEAN_FRAMES['hmdb51']} frames/video, "
+                       f"{VIDEO_ARCHIVE_GB['hmdb51']} GB archive"),
+        ]  # fmt: skip
+        return out
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Video counts of one split and the data set's frame statistics."""
+
+    videos: int  # the whole data set
+    train: int  # official train list (carved into train / val)
+    test: int
+    frames: float  # mean frames per video
+    width: int  # rawframes size
+    height: int
+    source: str
+
+    def train_val(self, val_fraction: float) -> tuple[int, int]:
+        val = int(round(self.train * val_fraction))
+        return self.train - val, val
+
+
+def _frame_size(cfg: StudyConfig, native: tuple[int, int]) -> tuple[int, int]:
+    if cfg.resize:
+        w, h = (int(v) for v in str(cfg.resize).lower().split("x"))
+        return w, h
+    w, h = native
+    if cfg.short_side:
+        s = cfg.short_side / min(w, h)
+        return int(round(w * s)), int(round(h * s))
+    return w, h
+
+
+def sizes(cfg: StudyConfig, split: int) -> Sizes:
+    """Counted from the split files when they are on this machine, else the published counts."""
+    counted = None
+    if cfg.splits_dir.is_dir():
+        try:
+            tr, te = load_split(cfg.split_format, cfg.splits_dir, split)
+            counted = (len(tr), len(te))
+        except Exception:  # noqa: BLE001 - a partial tree: fall back to the published counts
+            counted = None
+    if cfg.dataset == "synthetic":
+        videos = cfg.synth_classes * cfg.synth_clips_per_class
+        tr, te = counted or (videos - videos // cfg.synth_groups, videos // cfg.synth_groups)
+        src = "split files" if counted else "synth_* fields (one test group per split)"
+        w, h = _frame_size(cfg, (cfg.synth_width, cfg.synth_height))
+        return Sizes(videos, tr, te, float(cfg.synth_frames), w, h, src)
+    published = UCF101_SPLITS if cfg.dataset == "ucf101" else HMDB51_SPLITS
+    videos = UCF101_VIDEOS if cfg.dataset == "ucf101" else HMDB51_VIDEOS
+    tr, te = counted or published[split]
+    w, h = _frame_size(cfg, NATIVE_SIZE[cfg.dataset])
+    src = "split files" if counted else f"{cfg.dataset} published split sizes"
+    return Sizes(videos, tr, te, float(MEAN_FRAMES[cfg.dataset]), w, h, src)
+
+
+@functools.lru_cache(maxsize=16)
+def stream_profile(backbone: str, modality: str, input_size: int, flow_length: int,
+                   num_classes: int) -> dict[str, float]:  # fmt: skip
+    """FLOPs and memory of one ResNet stream per image, counted on the meta device:
+    train (forward + backward) and feature forward FLOPs, parameters, the bytes autograd saves
+    for the backward (float32; bf16 autocast stores about half) and the largest activation."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = build_stream(modality=modality, backbone=backbone, num_classes=num_classes,
+                       flow_length=flow_length).to("meta")  # fmt: skip
+    params = {id(p) for p in net.parameters()}
+    c = 3 if modality == "rgb" else 2 * flow_length
+    n = 2  # batch norm in training mode needs two values per channel (tiny inputs)
+    x = torch.randn(n, c, input_size, input_size, device="meta")
+    y = torch.zeros(n, dtype=torch.long, device="meta")
+    saved = {"bytes": 0, "max": 0}
+
+    def pack(t):
+        if id(t) not in params:
+            n = t.numel() * t.element_size()
+            saved["bytes"] += n
+            saved["max"] = max(saved["max"], n)
+        return t
+
+    with FlopCounterMode(display=False) as fwd:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = F.cross_entropy(net(x), y)
+    with FlopCounterMode(display=False) as bwd:
+        loss.backward()
+    return {"train_flops": float(fwd.get_total_flops() + bwd.get_total_flops()) / n,
+            "fwd_flops": float(fwd.get_total_flops()) / n, "saved_bytes": float(saved["bytes"]) / n,
+            "max_activation_bytes": float(saved["max"]) / n,
+            "params": float(sum(p.numel() for p in net.parameters()))}  # fmt: skip
+
+
+def head_profile(cfg: StudyConfig, layer: str, method: str, layers: int, kernel: int,
+                 kind: str | None = None, num_classes: int = 101) -> dict[str, float]:  # fmt: skip
+    """Closed-form FLOPs, parameters and saved-activation bytes per video of one head.
+
+    ConvLSTM layer l (input channels in_l, hidden Ch, k x k, grid h x w, T steps): forward
+    2 (in_l + Ch) 4Ch k^2 h w T (input_conv + hidden_conv); training adds
+    BACKWARD_OVER_FORWARD forwards, less the input gradient of the cached features when the
+    fusion has no parameters. FC-LSTM: the same with k = 1, h = w = 1.
+    """
+
+    c = tap_channels(cfg.backbone, layer)
+    grid = tap_grid(cfg.input_size, layer) or (1, 1)
+    hw, T, ch = grid[0] * grid[1], cfg.num_segments, cfg.convlstm_hidden
+    cf = c if method in ("spatial", "temporal") else fusion_out_channels(method, channels=c)
+    kind = kind or head_kind(layer)
+    k2 = 1 if kind == "fclstm" else kernel * kernel
+    fwd, params, act = 0.0, 0.0, 2.0 * c * hw * T * 4  # both streams' float32 inputs
+    if method == "conv":
+        fwd += 2.0 * 2 * c * c * hw * T
+        params += 2 * c * c + c
+    if kind == "tavg":
+        fwd += 2.0 * cf * num_classes
+        params += cf * num_classes
+        return {"train_flops": fwd * (1 + BACKWARD_OVER_FORWARD), "fwd_flops": fwd,
+                "params": params, "saved_bytes": act}  # fmt: skip
+    first_input = 0.0
+    for n in range(layers):
+        cin = cf if n == 0 else ch
+        f = 2.0 * (cin + ch) * 4 * ch * k2 * hw * T
+        fwd += f
+        if n == 0:
+            first_input = 2.0 * cin * 4 * ch * k2 * hw * T
+        params += (cin + ch) * 4 * ch * k2 + 4 * ch
+        act += (cin + 8 * ch) * hw * T * 4  # inputs, 4 gates, c, tanh(c), h, ...
+    fwd += 2.0 * ch * hw * num_classes
+    params += ch * hw * num_classes
+    train = fwd * (1 + BACKWARD_OVER_FORWARD)
+    if method in ("spatial", "temporal") or is_parameter_free(method):
+        train -= first_input  # the cached features need no gradient (a conv fusion's output does)
+    return {"train_flops": train, "fwd_flops": fwd, "params": params, "saved_bytes": act}

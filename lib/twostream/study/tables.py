@@ -1,0 +1,335 @@
+"""The study's tables as functions over run results: the streams, Tables 1, 2 and 3.
+
+Every function asks :mod:`twostream.pipeline.graph` for the runs it needs (built when missing,
+reused when cached) and reads their results; none reads a notebook's output file. Every
+choice is made on validation by :mod:`twostream.core.selection`; the test split is only
+reported. Every accuracy comes with its n and 95% interval, every comparison is paired on
+the same test videos with its difference, interval and verdict (:mod:`twostream.core.stats`).
+
+* :func:`streams_table` — each fine-tuned stream's video-level accuracy.
+* :func:`fusion_ablation` — Table 1: fusion layer x fusion method (``fc`` = FC-LSTM), each
+  cell against the cell chosen on validation (:func:`chosen_cell`).
+* :func:`convlstm_study` — Table 2: ConvLSTM depth x kernel size, the same way.
+* :func:`final_comparison` — Table 3: per split, spatial-only, temporal-only, late score
+  fusion (weight chosen on validation), the two-stream ConvLSTM at Table 1's chosen cell
+  and its two single-stream ConvLSTMs; the mean over splits and paired comparisons.
+  :func:`comparison_table` sets our rows beside the paper's and the literature's numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from twostream.core import stats
+from twostream.core.config import StudyConfig
+from twostream.core.metrics import classification_metrics
+from twostream.core.names import DATA_NAMES, LATE, SPATIAL_CONVLSTM, TEMPORAL_CONVLSTM, TWO_STREAM
+from twostream.core.selection import select_cell
+from twostream.pipeline import graph as stages
+from twostream.study.results import LITERATURE
+from twostream.train.rundir import RunDir
+from twostream.train.stream_trainer import load_stream_run
+
+LATE_FUSION_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)  # weight of the temporal stream
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def correct(run: dict, part: str = "test") -> np.ndarray:
+    """Per-video correctness (n,) of a finished run (stream or head) on ``part``."""
+    z = run[part] if part in run and isinstance(run[part], dict) and "scores" in run[part] else None
+    if z is None:
+        z = RunDir(run["run_dir"]).load_scores(part)
+    return stats.correct_of(z["scores"], z["labels"])
+
+
+def interval_columns(prefix: str, correct_) -> dict[str, Any]:
+    """``<prefix>top1``, ``<prefix>n`` and its 95% interval (``stats.interval``)."""
+    iv = stats.interval(correct_)
+    p = prefix
+    return {f"{p}top1": iv["top1"], f"{p}n": iv["n"], f"{p}top1_ci_low": iv["ci_low"],
+            f"{p}top1_ci_high": iv["ci_high"]}  # fmt: skip
+
+
+def pair_columns(name: str, res: dict) -> dict[str, Any]:
+    """``diff_<name>``, its interval and ``verdict_<name>`` from ``stats.paired``."""
+    return {f"diff_{name}": res["diff"], f"diff_{name}_ci_low": res["ci_low"],
+            f"diff_{name}_ci_high": res["ci_high"], f"verdict_{name}": res["verdict"]}  # fmt: skip
+
+
+def head_runs(cfg: StudyConfig, *, split: int, layer: str, method: str, layers: int | None = None,
+              kernel: int | None = None, protocol: str | None = None) -> list[dict]:  # fmt: skip
+    """One head configuration on ``split`` for every seed of ``cfg.head_seeds``."""
+    c = cfg if protocol is None else cfg.replace(protocol=protocol)
+    return [stages.head(c, split=split, layer=layer, method=method, layers=layers, kernel=kernel,
+                        seed=s) for s in cfg.head_seeds]  # fmt: skip
+
+
+def stack(runs: list[dict], part: str = "test") -> np.ndarray:
+    """(seeds, n) per-video correctness of the seeds of one configuration."""
+    return np.stack([correct(r, part) for r in runs])
+
+
+def cell_row(runs: list[dict]) -> dict[str, Any]:
+    """A table row for the seeds of one configuration: test and validation accuracy with n
+    and interval, the spread over seeds, the selected epoch(s) and the epochs run."""
+    test, val = stack(runs, "test"), stack(runs, "val")
+    return {
+        "seeds": len(runs),
+        **interval_columns("", test),
+        "top1_std": float(np.std(test.mean(axis=1), ddof=1)) if len(runs) > 1 else 0.0,
+        **interval_columns("val_", val),
+        "val_loss": float(np.mean([r["val_loss"] for r in runs])),
+        "selected_epoch": "/".join(str(r["best_epoch"]) for r in runs),
+        "epochs": int(max(len(r["history"]) for r in runs)),
+    }
+
+
+def _compare_to_chosen(rows: list[dict], stacks: list[np.ndarray], chosen: int) -> None:
+    """Each row against the chosen one (diff = chosen - this): does the test confirm it?"""
+    for i, row in enumerate(rows):
+        if i == chosen:
+            row.update({"diff_chosen": np.nan, "diff_chosen_ci_low": np.nan,
+                        "diff_chosen_ci_high": np.nan, "verdict_chosen": "chosen"})  # fmt: skip
+        else:
+            row.update(pair_columns("chosen", stats.paired(stacks[i], stacks[chosen])))
+        row["chosen"] = i == chosen
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+def load_streams(cfg: StudyConfig, split: int | None = None) -> dict[str, dict]:
+    """Both finished stream runs of ``split`` (trained when missing), as ``load_stream_run``."""
+
+    return {s: load_stream_run(run) for s, run in stages.streams(cfg, split).items()}
+
+
+def streams_table(loaded: dict[str, dict], split: int):
+    """One row per stream: test and validation top-1 with n and 95% interval at the
+    validation-selected epoch, the epochs run, the initial weights and the test crops."""
+    import pandas as pd
+
+    rows = []
+    for stream, run in loaded.items():
+        rows.append({
+            "stream": stream, "split": int(split), **interval_columns("", correct(run, "test")),
+            **interval_columns("val_", correct(run, "val")), "chance": 1.0 / run["num_classes"],
+            "num_classes": int(run["num_classes"]), "selected_epoch": int(run["best_epoch"]),
+            "epochs": int(len(run["history"])), "weights": run.get("weights", ""),
+            "test_crops": int(run.get("test_crops", 1)),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- Tables 1, 2
+
+
+def fusion_ablation(cfg: StudyConfig, *, split: int | None = None):
+    """Table 1: every tap x fusion method at ``cfg.convlstm_layers`` / ``cfg.convlstm_kernel``
+    (``fc`` = the FC-LSTM baseline), each cell against the one chosen on validation among the
+    convolutional taps. Returns (table, {(layer, method): [run per seed]}, chosen index)."""
+    import pandas as pd
+
+    split = cfg.split if split is None else int(split)
+    stages.features(cfg, split, cfg.table1_layers)  # one extraction pass for every tap
+    rows, runs, stacks = [], {}, []
+    for layer in cfg.table1_layers:
+        for method in cfg.table1_methods:
+            rs = head_runs(cfg, split=split, layer=layer, method=method)
+            runs[(layer, method)] = rs
+            stacks.append(stack(rs))
+            rows.append({"layer": layer, "method": method, "head": rs[0]["head"], **cell_row(rs),
+                         "values_per_video": rs[0]["values_per_video"],
+                         "params": rs[0]["params"]})  # fmt: skip
+    conv = [i for i, r in enumerate(rows) if r["layer"] != "fc"] or list(range(len(rows)))
+    chosen = conv[select_cell([rows[i] for i in conv])]
+    _compare_to_chosen(rows, stacks, chosen)
+    return pd.DataFrame(rows), runs, chosen
+
+
+def chosen_cell(cfg: StudyConfig) -> dict[str, Any]:
+    """Table 1's cell with the best validation accuracy among the convolutional taps (the
+    two-stream ConvLSTM of Table 3 and of the audit), from the runs themselves; Table 1's
+    runs are trained first when missing. Returns layer, method, val_top1, val_loss, reason."""
+    table, _, i = fusion_ablation(cfg)
+    row = table.iloc[i]
+    reason = (
+        f"Table 1's cell with the best validation top-1 on split {cfg.split} among "
+        f"{int((table['layer'] != 'fc').sum())} convolutional cells: {row['layer']}/{row['method']}, "
+        f"val top-1 {100 * row['val_top1']:.1f}% of {int(row['val_n'])} videos "
+        f"(ties: lower val loss {row['val_loss']:.4f}, then the earlier cell)"
+    )
+    return {"layer": str(row["layer"]), "method": str(row["method"]),
+            "val_top1": float(row["val_top1"]), "val_loss": float(row["val_loss"]),
+            "reason": reason}  # fmt: skip
+
+
+def convlstm_study(cfg: StudyConfig, *, split: int | None = None):
+    """Table 2: ConvLSTM depth x kernel at ``cfg.fusion_layer`` / ``cfg.fusion_method``, each
+    cell against the one chosen on validation. Returns (table, {(layers, kernel): history of
+    the first seed}, chosen index)."""
+    import pandas as pd
+
+    split = cfg.split if split is None else int(split)
+    rows, histories, stacks = [], {}, []
+    for layers in cfg.table2_layers:
+        for kernel in cfg.table2_kernels:
+            rs = head_runs(cfg, split=split, layer=cfg.fusion_layer, method=cfg.fusion_method,
+                           layers=layers, kernel=kernel)  # fmt: skip
+            histories[(int(layers), int(kernel))] = rs[0]["history"]
+            stacks.append(stack(rs))
+            rows.append({"layers": int(layers), "kernel": int(kernel), **cell_row(rs),
+                         "params": rs[0]["params"]})  # fmt: skip
+    chosen = select_cell(rows)
+    _compare_to_chosen(rows, stacks, chosen)
+    return pd.DataFrame(rows), histories, chosen
+
+
+# ----------------------------------------------------------------------------- Table 3
+
+
+def late_fusion(val_a: dict, val_b: dict, test_a: dict, test_b: dict, num_classes: int) -> dict:
+    """Weighted score fusion ``(1 - w) * spatial + w * temporal``, ``w`` chosen on validation.
+
+    Ties go to the weight closest to 0.5 (the usual equal-weight fusion), so the choice is
+    deterministic.
+    """
+    for a, b in ((val_a, val_b), (test_a, test_b)):
+        if not np.array_equal(a["videos"], b["videos"]):
+            raise ValueError("the two streams scored different videos; re-run their evaluation")
+    best_w, best_acc = 0.5, -1.0
+    for w in sorted(LATE_FUSION_GRID, key=lambda w: abs(w - 0.5)):
+        acc = classification_metrics(
+            (1 - w) * val_a["scores"] + w * val_b["scores"], val_a["labels"], num_classes
+        )["top1"]
+        if acc > best_acc + 1e-12:
+            best_w, best_acc = float(w), acc
+    fused = (1 - best_w) * test_a["scores"] + best_w * test_b["scores"]
+    out = classification_metrics(fused, test_a["labels"], num_classes)
+    out.update(weight_temporal=best_w, val_top1=best_acc, scores=fused, labels=test_a["labels"])
+    return out
+
+
+def final_comparison(cfg: StudyConfig) -> dict[str, Any]:
+    """Everything Table 3 needs for each split of ``cfg.splits`` (built when missing).
+
+    Returns ``per_split`` (one row per method and split), ``summary`` (mean over splits),
+    ``pairs`` (paired comparisons over the splits' test videos), ``chosen`` (the cell and why),
+    ``correct`` ({method: [per split (seeds, n)]}), ``val`` (validation top-1 per split and
+    method) and ``confusion`` (the two-stream ConvLSTM's on ``cfg.split``).
+    """
+    import pandas as pd
+
+    chosen = chosen_cell(cfg)
+    layer, method = chosen["layer"], chosen["method"]
+    rows, val = [], {}
+    correct_by: dict[str, list[np.ndarray]] = {}
+    confusion = None
+    for split in cfg.splits:
+        runs = {s: load_stream_run(r) for s, r in stages.streams(cfg, split).items()}
+        sp, tp = runs["spatial"], runs["temporal"]
+        k = int(sp["num_classes"])
+        late = late_fusion(sp["val"], tp["val"], sp["test"], tp["test"], k)
+        heads = {TWO_STREAM: head_runs(cfg, split=split, layer=layer, method=method),
+                 SPATIAL_CONVLSTM: head_runs(cfg, split=split, layer=layer, method="spatial"),
+                 TEMPORAL_CONVLSTM: head_runs(cfg, split=split, layer=layer, method="temporal")}  # fmt: skip
+        methods = {"spatial only": (correct(sp)[None], correct(sp, "val")[None], None),
+                   "temporal only": (correct(tp)[None], correct(tp, "val")[None], None),
+                   LATE: (stats.correct_of(late["scores"], late["labels"])[None],
+                                         None, late["weight_temporal"])}  # fmt: skip
+        for name, rs in heads.items():
+            methods[name] = (stack(rs), stack(rs, "val"), None)
+        val[split] = {LATE: late["val_top1"]}
+        for name, (test_c, val_c, weight) in methods.items():
+            correct_by.setdefault(name, []).append(test_c)
+            if val_c is not None:
+                val[split][name] = float(val_c.mean())
+            rows.append({"method": name, "split": split, "seeds": int(test_c.shape[0]),
+                         **interval_columns("", test_c),
+                         "top1_std": float(np.std(test_c.mean(axis=1), ddof=1)) if len(test_c) > 1 else 0.0,
+                         "late_fusion_weight": weight})  # fmt: skip
+        if split == cfg.split or confusion is None:
+            first = heads[TWO_STREAM][0]
+            confusion = {"confusion": first["test"]["confusion"], "split": split,
+                         "classes": first["classes"], "top1": first["top1"]}  # fmt: skip
+    per_split = pd.DataFrame(rows)
+    summary = summarise(per_split, correct_by, cfg.dataset)
+    pairs = comparisons(correct_by, val)
+    return {"per_split": per_split, "summary": summary, "pairs": pairs, "chosen": chosen,
+            "correct": correct_by, "val": val, "confusion": confusion}  # fmt: skip
+
+
+def summarise(per_split, correct_by: dict[str, list[np.ndarray]], dataset: str):
+    """One row per method: the mean over splits with its 95% interval (videos resampled
+    within each split), the spread over splits, the videos and splits."""
+    import pandas as pd
+
+    rows = []
+    for name in dict.fromkeys(per_split["method"]):
+        parts = correct_by[name]
+        iv = stats.interval(parts)
+        accs = per_split.loc[per_split["method"] == name, "top1"].to_numpy(float)
+        rows.append({"method": name, "measured_on": DATA_NAMES.get(dataset, dataset),
+                     "top1_mean": iv["top1"], "n": iv["n"], "top1_mean_ci_low": iv["ci_low"],
+                     "top1_mean_ci_high": iv["ci_high"],
+                     "top1_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                     "splits": len(parts), "source": "this study (measured)"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _best_on_val(val: dict, names: list[str]) -> str:
+    """The method of ``names`` with the best mean validation top-1 over the splits."""
+    means = [np.mean([v[n] for v in val.values()]) for n in names]
+    return names[int(np.argmax(means))]
+
+
+def comparisons(correct_by: dict[str, list[np.ndarray]], val: dict):
+    """Table 3's paired comparisons (B against A, over the splits' test videos)."""
+    import pandas as pd
+
+    single = _best_on_val(val, [SPATIAL_CONVLSTM, TEMPORAL_CONVLSTM])
+    stream = _best_on_val(val, ["spatial only", "temporal only"])
+    plan = [
+        ("feature-map fusion beats late score fusion", LATE, TWO_STREAM),
+        ("two streams beat the better single-stream ConvLSTM (chosen on validation)", single,
+         TWO_STREAM),
+        ("the ConvLSTM beats averaging the temporal stream over time", "temporal only",
+         TEMPORAL_CONVLSTM),
+        ("late fusion beats the better single stream (chosen on validation)", stream,
+         LATE),
+    ]  # fmt: skip
+    rows = []
+    for claim, a, b in plan:
+        res = stats.paired(correct_by[a], correct_by[b])
+        rows.append({"comparison": claim, "a": a, "b": b, **interval_columns("a_", correct_by[a]),
+                     **interval_columns("b_", correct_by[b]), **diff_columns(res)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def diff_columns(res: dict) -> dict[str, Any]:
+    """``diff`` (B - A), its interval, ``verdict`` and McNemar's p of ``stats.paired``."""
+    return {"diff": res["diff"], "diff_ci_low": res["ci_low"], "diff_ci_high": res["ci_high"],
+            "verdict": res["verdict"], "p_mcnemar": res["p_mcnemar"]}  # fmt: skip
+
+
+def comparison_table(summary, dataset: str):
+    """Table 3: our measured rows beside the paper's and the literature's reported numbers."""
+    import pandas as pd
+
+    ours = summary.copy()
+    ours["reported_ucf101"] = np.nan
+    ours["reported_hmdb51"] = np.nan
+    empty = {"top1_mean": np.nan, "n": np.nan, "top1_mean_ci_low": np.nan,
+             "top1_mean_ci_high": np.nan, "top1_std": np.nan, "splits": 3}  # fmt: skip
+    lit = pd.DataFrame([
+        {"method": r["method"], **empty, "measured_on": "reported (not run here)",
+         "source": r["source"], "reported_ucf101": r["ucf101"], "reported_hmdb51": r["hmdb51"]}
+        for r in LITERATURE
+    ])  # fmt: skip
+    cols = ["method", "measured_on", "top1_mean", "n", "top1_mean_ci_low", "top1_mean_ci_high",
+            "top1_std", "splits", "reported_ucf101", "reported_hmdb51", "source"]  # fmt: skip
+    return pd.concat([ours[cols], lit[cols]], ignore_index=True)

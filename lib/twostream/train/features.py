@@ -1,0 +1,474 @@
+"""Feature-map cache: both fine-tuned streams' maps at named taps, per video, float16.
+
+Why a cache: the ConvLSTM of Tables 1 and 2 trains for tens of epochs on frozen stream
+features, so the ResNets run *once* per video here and every ConvLSTM epoch afterwards only
+reads arrays (the authors' code did the same offline). Layout (one file per video, stream
+and tap, so extraction is resumable and trivially shardable)::
+
+    <features>/<stream>-<backbone>-<tap>-split<k>-<key>/<Class>/<video stem>.npy   (T, C, H, W) float16
+    <features>/<stream>-<backbone>-<tap>-split<k>-<key>/manifest.json    shapes, dtype, checkpoint
+
+``stream`` is ``spatial`` or ``temporal``; ``tap`` one of ``models.TAPS`` (``fc`` stores
+(T, C) vectors); the folder is the ``features`` stage of :mod:`twostream.pipeline.graph`: its key
+hashes the sampling knobs and the stream run's key, and the manifest records the SHA-1 of
+the stream checkpoint the maps came from, so new weights or another T never reuse stale maps.
+
+Extraction: all requested taps come out of ONE forward pass; many videos' T steps go
+through the network together (``batch_videos`` x T images per forward), on the GPU with bf16
+autocast and channels_last when there is one; under ``torchrun`` rank r takes videos
+r::world. Videos are processed in fixed chunks of the rank's shard, and a chunk is recomputed
+as a whole when any of its files is missing, so batch composition (hence every number) is
+the same after a ``kill -9`` and a rerun; each file is written atomically.
+
+Disk (float16, per video and stream = T x H x W x C x 2 bytes; see :func:`disk_table`):
+at the paper's scale (ResNet-101, 224 input, T = 25, UCF101's 13,320 videos) conv5_x is
+7x7x2048 -> 5.0 MB per video and stream, 67 GB per stream, 134 GB for both; conv4_x
+(14x14x1024) and conv5_x_inner (torchvision's bottleneck: 7x7x512 -> 1.25 MB) differ as the
+table says; conv3_x (28x28x512) is 20 MB / 267 GB per stream; fc (2048-d) 0.1 MB. Storing the
+*fused* maps of a parameter-free fusion once (:func:`prefuse`, sum or max) halves that
+(e.g. conv5_x sum: 67 GB instead of 134 GB) and halves the reads per epoch; concat and conv
+fusion need both streams (concat would store 2C channels, i.e. no saving).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from twostream.core.config import StudyConfig, save_json
+from twostream.core.errors import UserError
+from twostream.core.names import MODALITY
+from twostream.core.runtime import atomic_path, autocast_context, progress
+from twostream.core.threads import loader_kwargs
+from twostream.data.datasets import VideoSteps
+from twostream.data.transforms import eval_transform
+from twostream.models import streams as models
+from twostream.models.fusion import build_fusion, is_parameter_free
+from twostream.models.streams import load_stream, tap_channels
+from twostream.train import distributed as dist
+from twostream.train import engine
+
+MANIFEST = "manifest.json"
+DTYPE = np.float16
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+# FeatureCache loads everything into RAM when the cache is at most this big (auto mode).
+IN_MEMORY_LIMIT = int(os.environ.get("TWOSTREAM_CACHE_RAM_BYTES", 2 * 1024**3))
+
+
+# ----------------------------------------------------------------------------- naming
+
+
+def check_taps(taps: Sequence[str] | str) -> tuple[str, ...]:
+    """Validate tap names (a list or "a,b") against ``models.TAPS``, de-duplicated."""
+
+    if isinstance(taps, str):
+        taps = [t.strip() for t in taps.split(",") if t.strip()]
+    return models.check_taps(tuple(dict.fromkeys(taps)))
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes (the checkpoint's identity in the cache key)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def feature_path(folder: str | os.PathLike, video: str) -> Path:
+    """``Class/v_x.avi`` -> ``<folder>/Class/v_x.npy``."""
+    rel = Path(video)
+    return Path(folder) / rel.parent / f"{rel.stem}.npy"
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    # np.save(path) would append ".npy" to the temporary name: write through a handle.
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+def read_cache_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
+    p = Path(folder) / MANIFEST
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def missing_videos(folder: str | os.PathLike, videos: Sequence[str]) -> list[str]:
+    return [v for v in videos if not feature_path(folder, v).is_file()]
+
+
+# ----------------------------------------------------------------------------- extraction
+
+
+class _Chunks(torch.utils.data.Dataset):
+    """Chunk k -> the stacked inputs (n, T, C, H, W) of its videos (decoded in workers)."""
+
+    def __init__(self, dataset, chunks: list[list[int]]):
+        self.dataset, self.chunks = dataset, chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, k: int):
+        xs = [torch.as_tensor(self.dataset[i][0]) for i in self.chunks[k]]
+        return k, torch.stack(xs)  # (n, T, C, H, W)
+
+
+@torch.no_grad()
+def extract_features(
+    model: torch.nn.Module,
+    dataset,
+    videos: Sequence[str],
+    out_dirs: Mapping[str, str | os.PathLike],
+    *,
+    batch_videos: int = 4,
+    device: str | torch.device = "cpu",
+    amp: bool = True,
+    rank: int = 0,
+    world: int = 1,
+    num_workers: int = 0,
+    desc: str = "features",
+) -> dict[str, int]:
+    """Write ``out_dirs[tap]/<Class>/<stem>.npy`` for every video of this rank's shard.
+
+    ``dataset[i]`` -> ``(x (T, C, H, W), label)`` for ``videos[i]``; ``model.features(x,
+    taps)`` -> ``{tap: (N, C, H, W) or (N, C)}``. Existing files are kept (resume). Returns
+    counts of videos computed and skipped on this rank.
+    """
+    if len(dataset) != len(videos):
+        raise ValueError(f"dataset has {len(dataset)} items but {len(videos)} video names")
+    taps = list(out_dirs)
+    dev = torch.device(device)
+    shard = list(range(rank, len(videos), world))
+    # Fixed chunks of the shard: a chunk is recomputed whole, so batches never change.
+    chunks = [shard[i : i + batch_videos] for i in range(0, len(shard), batch_videos)]
+    todo = [
+        c
+        for c in chunks
+        if any(not feature_path(out_dirs[t], videos[i]).is_file() for i in c for t in taps)
+    ]
+    stats = {"computed": 0, "skipped": len(shard) - sum(len(c) for c in todo)}
+    if not todo:
+        return stats
+    model = model.to(dev).eval()
+    channels_last = dev.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loader = torch.utils.data.DataLoader(
+        _Chunks(dataset, todo),
+        batch_size=None,
+        pin_memory=dev.type == "cuda",
+        **loader_kwargs(num_workers),
+    )
+    for k, x in progress(loader, total=len(todo), desc=desc, unit="chunk"):
+        n, T = x.shape[:2]
+        x = x.flatten(0, 1).to(dev, non_blocking=True).float()  # (n*T, C, H, W)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_context(dev, amp):
+            feats = model.features(x, taps)
+        for tap in taps:
+            f = feats[tap].float().unflatten(0, (n, T))  # (n, T, C[, H, W])
+            # float16 saturates at 65504: an untrained or diverged network can exceed it,
+            # and a silent inf would poison every ConvLSTM trained on the cache.
+            big = int((f.abs() > FLOAT16_MAX).sum())
+            if big:
+                warnings.warn(
+                    f"{tap}: {big} feature values exceed the float16 range and were clipped "
+                    f"to +-{FLOAT16_MAX:g}; check the stream checkpoint (untrained or diverged?)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                f = f.clamp(-FLOAT16_MAX, FLOAT16_MAX)
+            arr = f.cpu().numpy().astype(DTYPE)
+            for j, i in enumerate(todo[k]):
+                path = feature_path(out_dirs[tap], videos[i])
+                if not path.is_file():
+                    save_npy(path, np.ascontiguousarray(arr[j]))
+        stats["computed"] += n
+    return stats
+
+
+def write_manifest(folder: str | os.PathLike, videos: Sequence[str], **info: Any) -> Path:
+    """``manifest.json``: per-video shape, dtype, bytes, completeness and provenance."""
+    folder = Path(folder)
+    missing = missing_videos(folder, videos)
+    shape = None
+    gone = set(missing)
+    present = [v for v in videos if v not in gone]
+    if present:
+        shape = list(np.load(feature_path(folder, present[0]), mmap_mode="r").shape)
+    values = int(np.prod(shape)) if shape else None
+    return save_json(
+        {
+            **info,
+            "dtype": np.dtype(DTYPE).name,
+            "shape": shape,  # per video: (T, C, H, W), or (T, C) for fc
+            "values_per_video": values,
+            "bytes_per_video": None if values is None else values * np.dtype(DTYPE).itemsize,
+            "videos": len(videos),
+            "missing": len(missing),
+            "complete": not missing,
+            "layout": "<Class>/<video stem>.npy",
+        },
+        folder / MANIFEST,
+    )
+
+
+def extract_stream(cfg: StudyConfig, *, stream: str, records, checkpoint: Path,
+                   dirs: Mapping[str, Path], batch_videos: int | None = None) -> None:  # fmt: skip
+    """Extract one stream's taps ``dirs`` (``{tap: folder}``) for ``records`` with the
+    stream ``checkpoint``, then write each folder's manifest (the ``features`` stage)."""
+
+    device, rank, world = engine.setup_device(cfg)
+    if batch_videos is None:
+        batch_videos = 16 if device.type == "cuda" else 4
+    videos = [r.path for r in records]
+    modality = MODALITY[stream]
+    dataset = VideoSteps(records, cfg.rawframes_dir, modality=modality,
+                         num_segments=cfg.num_segments, flow_length=cfg.flow_length,
+                         transform=eval_transform(cfg, modality))  # fmt: skip
+    extract_features(load_stream(checkpoint), dataset, videos, dirs, batch_videos=batch_videos,
+                     device=device, amp=cfg.amp, rank=rank, world=world,
+                     num_workers=cfg.num_workers, desc=f"{stream} features")  # fmt: skip
+    dist.barrier()
+    if dist.is_main():
+        sha = file_digest(checkpoint)
+        for tap, d in dirs.items():
+            write_manifest(d, videos, stream=stream, modality=modality, backbone=cfg.backbone,
+                           tap=tap, checkpoint=str(checkpoint), checkpoint_sha1=sha,
+                           config=cfg.to_dict())  # fmt: skip
+    dist.barrier()
+
+
+# ----------------------------------------------------------------------------- pre-fusion
+
+
+def prefuse(dirs: Mapping[str, str | os.PathLike], method: str, videos: Sequence[str]) -> Path:
+    """Store ``method(spatial, temporal)`` once for a parameter-free fusion (sum, max).
+
+    Writes ``fused<method>-<rest of the spatial folder name>-<hash>`` beside the stream
+    folders (atomic, resumable) and returns it. Learned fusions (conv) must see both streams.
+    """
+
+    if not is_parameter_free(method):
+        raise UserError(
+            f"fusion {method!r} learns parameters, so its input cannot be pre-fused; "
+            "pre-fuse only parameter-free methods (sum, max)"
+        )
+    a_dir, b_dir = Path(dirs["spatial"]), Path(dirs["temporal"])
+    tag = hashlib.sha1(f"{a_dir.name}|{b_dir.name}".encode()).hexdigest()[:8]
+    rest = a_dir.name.split("-", 1)[1].rsplit("-", 1)[0]  # <backbone>-<tap>
+    out = a_dir.parent / f"fused{method}-{rest}-{tag}"
+    todo = missing_videos(out, videos)
+    if todo:
+        fusion = None
+        for v in todo:
+            a = torch.from_numpy(np.load(feature_path(a_dir, v)).astype(np.float32))
+            b = torch.from_numpy(np.load(feature_path(b_dir, v)).astype(np.float32))
+            if fusion is None:
+                fusion = build_fusion(method, channels=a.shape[1])
+            y = fusion(a, b)  # (T, C', ...): T is the batch axis of a per-step fusion
+            save_npy(feature_path(out, v), y.numpy().astype(DTYPE))
+    if not (read_cache_manifest(out) or {}).get("complete"):
+        write_manifest(
+            out, videos, fusion=method, spatial=str(a_dir), temporal=str(b_dir), prefused=True
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+class FeatureCache(torch.utils.data.Dataset):
+    """Cached features of a list of videos as float32 tensors.
+
+    ``dirs``: ``{"spatial": folder, "temporal": folder}`` (two streams), or
+    ``{"fused": folder}`` for a pre-fused cache (then ``b`` is an empty tensor and
+    ``self.prefused`` is True; call the head's ``forward_fused``).
+
+    ``cache[i]`` -> ``(a (T, C, H, W), b (T, C, H, W), label)`` (``fc``: (T, C));
+    ``cache[[i, j, ...]]`` -> the batched tensors, which a ``DataLoader(batch_size=None,
+    sampler=BatchSampler(...))`` uses to fetch a whole batch in one indexing operation.
+    ``in_memory=None`` loads everything into RAM (as float16) when the cache is at most
+    ``IN_MEMORY_LIMIT`` bytes, so smoke epochs never touch the disk.
+
+    Negative controls (:mod:`twostream.study.mechanisms`), each a fixed function of the video's
+    path and ``control_seed`` (so the same video gets the same draw in every batch, order
+    and epoch, and on every rank):
+
+    * ``misalign=True``: the temporal stream's grid cells are permuted (one permutation per
+      video, the same at every time step): both streams keep *what* they saw, but where
+      the appearance is no longer where its motion is.
+    * ``shuffle_steps=True``: the T time steps of both streams are permuted alike (one
+      permutation per video): what happened is kept, its order is not.
+    """
+
+    def __init__(
+        self,
+        dirs: Mapping[str, str | os.PathLike],
+        records: Sequence,
+        *,
+        in_memory: bool | None = None,
+        misalign: bool = False,
+        shuffle_steps: bool = False,
+        control_seed: int = 0,
+    ) -> None:
+        self.misalign, self.shuffle_steps = bool(misalign), bool(shuffle_steps)
+        self.control_seed = int(control_seed)
+        self.prefused = "fused" in dirs
+        if self.prefused and self.misalign:
+            raise UserError("misalign needs both streams' maps, not a pre-fused cache")
+        names = ("fused",) if self.prefused else ("spatial", "temporal")
+        missing_keys = [n for n in names if n not in dirs]
+        if missing_keys:
+            raise UserError(f"FeatureCache needs folders for {names}, missing {missing_keys}")
+        self.dirs = {n: Path(dirs[n]) for n in names}
+        self.videos = [r.path for r in records]
+        self.labels = torch.tensor([int(r.label) for r in records], dtype=torch.long)
+        for d in self.dirs.values():
+            gone = missing_videos(d, self.videos)
+            if gone:
+                raise UserError(
+                    f"feature cache {d} lacks {len(gone)} of {len(self.videos)} videos "
+                    f"(e.g. {gone[0]}); run `twostream extract-features` (or stages.features(cfg, split, taps))"
+                )
+        self._ram: dict[str, torch.Tensor] = {}
+        self.shape: tuple[int, ...] = ()
+        self.in_memory = False
+        if not self.videos:  # e.g. no validation split (val_fraction 0)
+            return
+        first = {
+            n: np.load(feature_path(d, self.videos[0]), mmap_mode="r") for n, d in self.dirs.items()
+        }
+        self.shape = tuple(first[names[0]].shape)  # per video: (T, C, H, W) or (T, C)
+        nbytes = sum(a.nbytes for a in first.values()) * len(self.videos)
+        self.in_memory = nbytes <= IN_MEMORY_LIMIT if in_memory is None else bool(in_memory)
+        if self.in_memory:
+            for n, d in self.dirs.items():
+                arr = np.stack([np.load(feature_path(d, v)) for v in self.videos])  # (N, T, ...)
+                self._ram[n] = torch.from_numpy(arr)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    @property
+    def values_per_video(self) -> int:
+        """Feature values of ONE stream (or of the fused map) per video: T x C x H x W."""
+        return int(np.prod(self.shape))
+
+    def _get(self, name: str, idx: list[int]) -> torch.Tensor:
+        if self.in_memory:
+            return self._ram[name][idx].float()
+        d = self.dirs[name]
+        return torch.from_numpy(
+            np.stack([np.load(feature_path(d, self.videos[i])) for i in idx])
+        ).float()
+
+    def __getitem__(self, idx):
+        single = isinstance(idx, (int, np.integer))
+        ids = [int(idx)] if single else [int(i) for i in idx]
+        if self.prefused:
+            a, b = self._get("fused", ids), torch.empty(0)
+        else:
+            a, b = self._get("spatial", ids), self._get("temporal", ids)
+        if self.misalign or self.shuffle_steps:
+            a, b = self._controls(ids, a, b)
+        y = self.labels[ids]
+        if single:
+            return a[0], (b if self.prefused else b[0]), y[0]
+        return a, b, y
+
+    def _rng(self, i: int, what: str) -> np.random.Generator:
+        import zlib
+
+        return np.random.default_rng(
+            [self.control_seed, zlib.crc32(f"{what}:{self.videos[i]}".encode())]
+        )
+
+    def _controls(self, ids: list[int], a: torch.Tensor, b: torch.Tensor):
+        """Apply the negative controls to a batch a, b (N, T, C, H, W) / (N, T, C)."""
+        a, b = a.clone(), b.clone() if b.numel() else b
+        for j, i in enumerate(ids):
+            if self.shuffle_steps:
+                order = torch.from_numpy(self._rng(i, "steps").permutation(a.shape[1]))
+                a[j] = a[j, order]
+                if b.numel():
+                    b[j] = b[j, order]
+            if self.misalign:
+                if b.dim() != 5:
+                    raise UserError("misalign needs feature maps (T, C, H, W), not pooled vectors")
+                t, c, h, w = b.shape[1:]
+                cells = torch.from_numpy(self._rng(i, "cells").permutation(h * w))
+                b[j] = b[j].reshape(t, c, h * w)[..., cells].reshape(t, c, h, w)
+        return a, b
+
+
+# ----------------------------------------------------------------------------- disk
+
+
+def needed_taps(cfg: StudyConfig) -> tuple[str, ...]:
+    """The taps the study's heads read on ``cfg.split``, and only those: Table 1's layers
+    when Table 1 has a method, and ``cfg.fusion_layer`` when Table 2's grid has a cell. The
+    feature cache of ``twostream.study.plan.study_nodes`` (and the plan's disk) is exactly these; Table 3
+    adds the chosen layer on the other splits."""
+    taps: list[str] = []
+    if cfg.table1_methods:
+        taps += cfg.table1_layers
+    if cfg.table2_layers and cfg.table2_kernels:
+        taps.append(cfg.fusion_layer)
+    return tuple(dict.fromkeys(taps))
+
+
+def tap_grid(input_size: int, tap: str) -> tuple[int, int] | None:
+    """Spatial size of a ResNet tap for a square input (conv1 and maxpool halve, then each
+    stage from conv3_x halves; every halving rounds up). ``fc`` -> None."""
+    stride_steps = {
+        "conv3_x": 3,
+        "conv4_x": 4,
+        "conv5_x_inner": 5,
+        "conv5_x_branch": 5,
+        "conv5_x": 5,
+    }
+    if tap == "fc":
+        return None
+    n = int(input_size)
+    for _ in range(stride_steps[tap]):
+        n = (n + 1) // 2
+    return n, n
+
+
+def disk_table(cfg: StudyConfig, num_videos: int, *, taps: Sequence[str] | None = None):
+    """Disk the float16 cache needs per configuration: both streams vs pre-fused sum/max.
+
+    Columns: layer, storage, values_per_video (per stored map), bytes_per_video, total_gb.
+    """
+    import pandas as pd
+
+    rows = []
+    for tap in check_taps(taps or cfg.table1_layers):
+        grid = tap_grid(cfg.input_size, tap)
+        c = tap_channels(cfg.backbone, tap)
+        values = cfg.num_segments * c * (grid[0] * grid[1] if grid else 1)
+        for storage, maps in (("both streams (concat, conv)", 2), ("pre-fused (sum, max)", 1)):
+            b = values * maps * np.dtype(DTYPE).itemsize
+            rows.append(
+                {
+                    "layer": tap,
+                    "storage": storage,
+                    "values_per_video": values * maps,
+                    "bytes_per_video": b,
+                    "total_gb": b * num_videos / 1e9,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- CLI
