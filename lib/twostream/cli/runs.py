@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,12 @@ from twostream.core.errors import UserError
 from twostream.core.names import MODALITY
 from twostream.core.runtime import resolve_path
 from twostream.core.selection import selected_epoch
+from twostream.pipeline import run_names
 from twostream.train.rundir import RunDir
 
 STATUSES = ("finished", "partial", "empty")
 # stages.output's folder names: <stream>-split<k>-<key> and
 # <kind>-split<k>-<layer>-<method>-<arch>-<key> (layer and method names have no hyphen)
-_NAME = re.compile(r"^(?P<prefix>[a-z]+)-split(?P<split>\d+)-(?P<rest>.+)$")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -52,11 +51,11 @@ def stage_of(name: str, config: dict[str, Any], results: dict[str, Any]) -> tupl
     """("stream rgb" / "head convlstm conv5_x/sum l1k3", split) of a run folder."""
     stream = config.get("stream") or results.get("stream")
     split = config.get("split_index", results.get("split"))
-    m = _NAME.match(name)
-    if stream is None and m and m.group("prefix") in MODALITY:
-        stream = m.group("prefix")
+    m = run_names.parse(name)
+    if stream is None and m and m["prefix"] in MODALITY:
+        stream = m["prefix"]
     if split is None and m:
-        split = int(m.group("split"))
+        split = m["split"]
     if stream is not None:
         return f"stream {MODALITY.get(stream, stream)}", split
     if results.get("kind") == "head":
@@ -65,9 +64,9 @@ def stage_of(name: str, config: dict[str, Any], results: dict[str, Any]) -> tupl
         )
         return f"head {results['head']} {results['layer']}/{results['method']} {arch}", split
     if m:  # a head that has not finished: its folder name says what it is
-        parts = m.group("rest").split("-")
+        parts = m["parts"]
         if len(parts) >= 4:
-            return f"head {m.group('prefix')} {parts[0]}/{parts[1]} {'-'.join(parts[2:-1])}", split
+            return f"head {m['prefix']} {parts[0]}/{parts[1]} {'-'.join(parts[2:-1])}", split
     return "unknown", split
 
 

@@ -45,6 +45,7 @@ from twostream.core.names import STREAMS as STREAM_NAMES
 from twostream.core.runtime import stage_lock
 from twostream.data.splits import load_classes, load_split, split_records
 from twostream.models.fusion import check_fusion, is_parameter_free
+from twostream.pipeline import run_names
 from twostream.prepare.run import ensure_rawframes, rawframes_status
 from twostream.synthetic.writer import ensure_dataset, is_current, synth_params
 from twostream.train import distributed as dist
@@ -168,15 +169,25 @@ def output(cfg: StudyConfig, node: Node) -> Path:
     if node.stage == "rawframes":
         return cfg.rawframes_dir
     if node.stage == "stream":
-        return cfg.runs_dir / f"{a['stream']}-split{a['split']}-{k}"
+        return cfg.runs_dir / run_names.stream_run(a["stream"], a["split"], k)
     if node.stage == "features":
-        return cfg.features_dir / f"{a['stream']}-{cfg.backbone}-{a['tap']}-split{a['split']}-{k}"
+        return cfg.features_dir / run_names.feature_cache(
+            a["stream"], cfg.backbone, a["tap"], a["split"], k
+        )
 
-    arch = f"l{a['layers']}" if a["layer"] == "fc" else f"l{a['layers']}k{a['kernel']}"
-    arch += f"-s{a['seed']}" if a.get("seed") else ""
-    arch += "".join(f"-{c.replace('_', '')}" for c in CONTROLS if a.get(c))
+    controls = tuple(c for c in CONTROLS if a.get(c))
     kind = a.get("kind") or head_kind(a["layer"])
-    return cfg.runs_dir / f"{kind}-split{a['split']}-{a['layer']}-{a['method']}-{arch}-{k}"
+    return cfg.runs_dir / run_names.head_run(
+        kind=kind,
+        split=a["split"],
+        layer=a["layer"],
+        method=a["method"],
+        layers=a["layers"],
+        kernel=a["kernel"],
+        seed=a.get("seed", 0),
+        controls=controls,
+        key=k,
+    )
 
 
 def head_config(cfg: StudyConfig, node: Node) -> StudyConfig:
@@ -330,9 +341,8 @@ def features(cfg: StudyConfig, split: int | None = None,
         nodes = {tap: features_node(stream, split, tap) for tap in taps}
         for tap, n in nodes.items():
             out[tap][stream] = output(cfg, n)
-        group = (
-            cfg.features_dir
-            / f"{stream}-{cfg.backbone}-split{split}-{key(cfg, stream_node(stream, split))}"
+        group = cfg.features_dir / run_names.feature_group(
+            stream, cfg.backbone, split, key(cfg, stream_node(stream, split))
         )
         with stage_lock(group, what=f"{stream} features of split {split}"):
             todo = [tap for tap, n in nodes.items() if not is_done(cfg, n)]

@@ -34,7 +34,8 @@ from twostream.core.runtime import atomic_write_text, device_description, projec
 from twostream.core.stats import fmt_interval, fmt_pct
 from twostream.core.threads import passive_wait
 from twostream.study.mechanisms import MEANING
-from twostream.study.results import LITERATURE, git_commit, library_versions
+from twostream.study.paper import LITERATURE
+from twostream.study.results import git_commit, library_versions
 
 DATA_STATEMENT = {
     "synthetic": (

@@ -28,7 +28,7 @@ from twostream.core.metrics import classification_metrics
 from twostream.core.names import DATA_NAMES, LATE, SPATIAL_CONVLSTM, TEMPORAL_CONVLSTM, TWO_STREAM
 from twostream.core.selection import select_cell
 from twostream.pipeline import graph as stages
-from twostream.study.results import LITERATURE
+from twostream.study.paper import LITERATURE
 from twostream.train.rundir import RunDir
 from twostream.train.stream_trainer import load_stream_run
 
