@@ -40,8 +40,8 @@ reproduce: $(STAMP)
 	$(VENV)/bin/twostream reproduce --params $(PARAMS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lib tests benchmarks notebooks
-	$(VENV)/bin/ruff format --check lib tests benchmarks
+	$(VENV)/bin/ruff check lib tests benchmarks notebooks tools
+	$(VENV)/bin/ruff format --check lib tests benchmarks tools
 	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)

@@ -96,3 +96,13 @@ def test_layers_contract_kept_and_broken_by_an_upward_import(tmp_path):
     broken = _lint(tmp_path)
     assert broken.returncode != 0
     assert "twostream.core.config -> twostream.study.report" in broken.stdout
+
+
+def test_readme_lists_every_module_as_the_generator_prints_it():
+    """The README's module table is tools/architecture_table.py's output: every module of
+    every folder, in the contract's order (regenerate it after adding a module)."""
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "architecture_table.py")],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("-->\n", readme.index("<!-- modules:")) + 4
+    assert readme[start : readme.index("<!-- /modules -->")] == out

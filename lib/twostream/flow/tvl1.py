@@ -1,4 +1,4 @@
-"""Dual TV-L1 optical flow (two backends), uint8 quantisation and colour-wheel rendering.
+"""Dual TV-L1 optical flow, two backends (OpenCV on the CPU; a batched PyTorch port for CPU or GPU).
 
 Backends
 --------

@@ -1,4 +1,4 @@
-"""The work of ``twostream prepare`` on one video, and the worker pool that runs it.
+"""The work of ``twostream prepare`` on one video: decode, TV-L1, JPEGs, and its completion marker.
 
 :func:`process_video` decodes a video in a stream, writes each frame as a JPEG and feeds
 chunks of consecutive frame pairs to TV-L1, writing each flow field's quantised x / y
