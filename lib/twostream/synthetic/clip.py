@@ -52,8 +52,21 @@ TEXTURES = ("noise", "stripes", "checker", "rings")
 # ----------------------------------------------------------------------------- clip spec
 
 
+class UCFNamed:
+    """UCF101's naming of a clip, for any spec with ``class_name``, ``group`` and ``clip``."""
+
+    @property
+    def name(self) -> str:
+        return f"v_{self.class_name}_g{self.group:02d}_c{self.clip:02d}"
+
+    @property
+    def path(self) -> str:
+        """Relative to the videos folder, as in the split files."""
+        return f"{self.class_name}/{self.name}.avi"
+
+
 @dataclass(frozen=True)
-class ClipSpec:
+class ClipSpec(UCFNamed):
     """Everything needed to render one clip and its exact flow (hashable, JSON-able)."""
 
     class_name: str
@@ -88,15 +101,6 @@ class ClipSpec:
     radius: int  # object radius in sprite pixels (displayed radius = radius * scale)
     object_seed: int
     scene_seed: int
-
-    @property
-    def name(self) -> str:
-        return f"v_{self.class_name}_g{self.group:02d}_c{self.clip:02d}"
-
-    @property
-    def path(self) -> str:
-        """Relative to the videos folder, as in the split files."""
-        return f"{self.class_name}/{self.name}.avi"
 
     # ---------------------------------------------------------------- motion model
     def pose(self, t: float) -> tuple[float, float, float, float]:

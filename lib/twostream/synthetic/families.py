@@ -65,6 +65,7 @@ from twostream.core.errors import UserError
 from twostream.synthetic.clip import (
     SHAPES,
     TEXTURES,
+    UCFNamed,
     _grid,
     _uniform,
     drift_canvas,
@@ -181,7 +182,7 @@ def _segment_at(segments, t: int):
 
 
 @dataclass(frozen=True)
-class Clip:
+class Clip(UCFNamed):
     """Everything needed to render one v3 clip and its exact flow (hashable)."""
 
     class_name: str
@@ -195,14 +196,6 @@ class Clip:
     bvx: float
     bvy: float
     scene_seed: int
-
-    @property
-    def name(self) -> str:
-        return f"v_{self.class_name}_g{self.group:02d}_c{self.clip:02d}"
-
-    @property
-    def path(self) -> str:
-        return f"{self.class_name}/{self.name}.avi"
 
     @property
     def family(self) -> str:
