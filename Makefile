@@ -15,11 +15,12 @@ STAMP     := $(VENV)/.installed-stamp
 TEST_RESULTS ?= build/test-results
 TEST_WORKERS ?= auto
 
-.PHONY: install reproduce test lint format setup-dev clean-cache help
+.PHONY: install reproduce test rehearse lint format setup-dev clean-cache help
 
 help:
 	@echo "make reproduce [PARAMS=params/smoke.yaml]   run notebooks 00-07, write results/<params stem>/REPORT.md"
 	@echo "make test                                   lint + pytest + nbval"
+	@echo "make rehearse                               every full-scale stage at the paper's shapes on real clips (CPU, tiny counts)"
 	@echo "make setup-dev                              git hooks (nbstripout) for contributors"
 
 $(PY):
@@ -54,6 +55,11 @@ test: lint
 	TWOSTREAM_RESULTS=$(abspath $(TEST_RESULTS)) TWOSTREAM_QUIET=1 OMP_WAIT_POLICY=PASSIVE \
 	  $(PY) -m pytest notebooks tests -n $(TEST_WORKERS) --dist loadfile \
 	  --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# Every full-scale stage at the paper's shapes on the real clips of ../shared (skips without
+# them): mechanics only (finish, kill -9 + resume, compiled checkpoint loads, 2-process gloo).
+rehearse: $(STAMP)
+	TWOSTREAM_QUIET=1 OMP_WAIT_POLICY=PASSIVE $(PY) tools/rehearse.py --json build/rehearsal.json
 
 setup-dev: $(STAMP)
 	$(VENV)/bin/nbstripout --install --attributes .gitattributes

@@ -11,7 +11,8 @@ of the whole study per UCF101 split on this device.
     python benchmarks/dry_run.py                 # on the GPU when there is one
     python benchmarks/dry_run.py --quick         # CPU: tiny batches, prove the path runs
 
-Prints a table and writes benchmarks/results/dry_run-<device>.json. Extrapolations are
+Prints a table and writes benchmarks/results/dry_run-<device>.json (``--out`` folder), rewritten
+after every stage (``"complete": false`` until the last). Extrapolations are
 linear in the number of items and say which throughput they use; they are estimates.
 """
 
@@ -261,7 +262,18 @@ def main(argv=None) -> int:
     quick = args.quick or device.type == "cpu"
     cfg = PAPER.replace(pretrained="none", device=str(device), flow_device=device.type)
     batch, steps = (2, 1) if quick else (64, 5)
-    rows = []
+    tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).split()[-1].lower()
+    out_path = Path(args.out) / f"dry_run-{tag}.json"
+    rows: list[dict] = []
+
+    def partial(row: dict) -> None:
+        """Record a finished stage at once: a run stopped by a time limit keeps what it timed."""
+        rows.append(row)
+        save_json({"benchmark": "dry_run", "device": device_description(device), "quick": quick,
+                   "git_commit": git_commit(), "complete": False, "config": cfg.to_dict(),
+                   "stages": rows}, out_path)  # fmt: skip
+        print(f"  {row['stage']}: {row['throughput']} (step {row['step_s']:.3f} s)", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -287,7 +299,7 @@ def main(argv=None) -> int:
         )
         print(f"synthetic set + prepare: {time.perf_counter() - t0:.1f} s ({summary})", flush=True)
         train, _ = load_split("ucf101", root / "synth" / "splits", 1)
-        rows.append(
+        partial(
             stage_flow(
                 raw,
                 device,
@@ -296,11 +308,9 @@ def main(argv=None) -> int:
             )
         )
         for modality in ("rgb", "flow"):
-            rows.append(stage_train(cfg, train, raw, device, modality, batch, steps))
-            rows.append(
-                stage_features(cfg, train, raw, device, modality, videos=2 if quick else 16)
-            )
-        rows.append(stage_convlstm(cfg, device, batch=2 if quick else 32, steps=steps))
+            partial(stage_train(cfg, train, raw, device, modality, batch, steps))
+            partial(stage_features(cfg, train, raw, device, modality, videos=2 if quick else 16))
+        partial(stage_convlstm(cfg, device, batch=2 if quick else 32, steps=steps))
     per_split = sum(
         r["extrapolated_h"]
         for r in rows
@@ -325,6 +335,7 @@ def main(argv=None) -> int:
         "benchmark": "dry_run",
         "device": device_description(device),
         "quick": quick,
+        "complete": True,
         "git_commit": git_commit(),
         "versions": library_versions(),
         "config": cfg.to_dict(),
@@ -336,8 +347,7 @@ def main(argv=None) -> int:
         },
         "note": "linear extrapolation from a few steps; CPU runs use batch 2 and are not representative",
     }
-    tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).split()[-1].lower()
-    out = save_json(record, Path(args.out) / f"dry_run-{tag}.json")
+    out = save_json(record, out_path)
     print(f"wrote {out}")
     return 0
 

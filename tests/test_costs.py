@@ -41,7 +41,7 @@ def test_plan_output_lists_a_cost_for_every_stage(capsys):
         assert line.count("(e)") + line.count("(m)") + line.count("(c)") + line.count("(?)") + \
             line.count(" - ") >= 4, line  # fmt: skip
         assert ("GB (" in line) or (" - " in line)
-    assert "TOTAL" in out and "minimum hardware:" in out and "assumptions:" in out
+    assert "TOTAL" in out and "minimum hardware:" in out and "assumptions (" in out
     assert "GPU memory:" in out and "RAM:" in out and "disk:" in out and "cores:" in out
 
 
@@ -86,7 +86,7 @@ def test_gpu_figures_are_estimates_and_without_jsons_nothing_is_measured(ucf_pap
             if f.value and f.kind != "computed":
                 assert f.kind == "estimate"
     text = "\n".join(costs.format_plan(bare))
-    assert "absent (fallback constants used)" in text and "estimate-h100.json" in text
+    assert "absent (fallback constants used)" in text and "input-pipeline-cpu.json" in text
 
 
 def test_assumptions_are_printed():
@@ -155,3 +155,78 @@ def test_head_flops_match_the_flop_counter_on_a_small_head():
     assert math.isclose(prof["fwd_flops"] * 2, fwd.get_total_flops(), rel_tol=0.1)
     assert math.isclose(prof["params"], sum(p.numel() for p in head.parameters()), rel_tol=0.1)
     del loss
+
+
+def test_assumptions_can_be_set_and_are_printed_with_their_defaults(ucf_paper, capsys):
+    from twostream.cli.main import main
+
+    base = costs.plan_costs(ucf_paper)
+    fast = costs.plan_costs(ucf_paper, assume=["gpu_utilisation=0.24", "head_utilisation=0.6"])
+    assert fast.total("gpu_hours").value < base.total("gpu_hours").value
+    assert fast.bases["gpu_utilisation"] == 0.24 and base.bases["gpu_utilisation"] == 0.12
+    for bad in (["nonsense=1"], ["gpu_utilisation=2"], ["pipeline=gpu"], ["read_mb_s"]):
+        with pytest.raises(ValueError):
+            costs.plan_costs(ucf_paper, assume=bad)
+    assert main(["plan", "--params", str(PARAMS / "ucf101-paper.yaml"), "--set",
+                 "data_root=/nonexistent/data", "--assume", "read_mb_s=500"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    for name in cost_model.ASSUMPTIONS:
+        assert f"  {name} = " in out, name
+    assert "read_mb_s = 500.0" in out and "set with --assume" in out
+    assert "gpu_utilisation = 0.12" in out and "default" in out
+
+
+def test_the_paper_cell_fits_a_day_on_one_h100_at_the_defaults(ucf_paper_costs):
+    assert ucf_paper_costs.total("gpu_hours").value <= 24
+
+
+def test_the_loader_uses_num_workers(ucf_paper):
+    def stream_hours(workers):
+        pc = costs.plan_costs(ucf_paper.replace(num_workers=workers), assume=["pipeline=host"])
+        s = next(s for s in pc.stages if s.row["what"] == "stream temporal, split 1")
+        return s.gpu_hours.value, s.cores_to_feed
+
+    h8, feed = stream_hours(8)
+    h16, _ = stream_hours(16)
+    assert feed > 16  # the host pipeline cannot feed the GPU with 8 or 16 workers...
+    assert math.isclose(h8 / h16, 2.0, rel_tol=1e-9)  # ...so the loader bounds it: 1 / workers
+    pc = costs.plan_costs(ucf_paper)  # device pipeline: a fraction of a core per GPU
+    assert all((s.cores_to_feed or 0) < ucf_paper.num_workers for s in pc.stages)
+    assert "8 loader workers (num_workers)" in pc.minimum_hardware()["cores"]
+
+
+def test_evaluation_views_are_counted_as_they_are(ucf_paper):
+    one = costs.plan_costs(ucf_paper)
+    ten = costs.plan_costs(ucf_paper, assume=["val_views=250"])
+
+    def stream(pc):
+        return next(s for s in pc.stages if s.row["what"] == "stream spatial, split 1")
+
+    # 1 view per validation video per epoch is a small cost; 250 views every epoch is not
+    assert stream(ten).gpu_hours.value > 3 * stream(one).gpu_hours.value
+    assert "val_views = 1/video" in stream(one).gpu_hours.basis
+
+
+def test_loader_ram_is_workers_times_prefetch_times_batch(ucf_paper):
+    pc = costs.plan_costs(ucf_paper, assume=["pipeline=host"])
+    s = next(s for s in pc.stages if s.row["what"] == "stream temporal, split 1")
+    eval_bs = 2 * ucf_paper.stream_batch_size // ucf_paper.num_segments
+    item = ucf_paper.num_segments * ucf_paper.test_crops * 20 * 224 * 224 * 4  # ten-crop video
+    expected = (ucf_paper.num_workers * 2 + 2) * eval_bs * item
+    assert math.isclose(s.ram_gib.value * cost_model.GIB, expected, rel_tol=1e-9)
+    dev = costs.plan_costs(ucf_paper)
+    d = next(s for s in dev.stages if s.row["what"] == "stream temporal, split 1")
+    assert d.ram_gib.value < s.ram_gib.value / 100  # JPEG bytes, not float32 views
+
+
+def test_head_cache_reads_once_versus_every_epoch(ucf_paper):
+    once = costs.plan_costs(ucf_paper, assume=["read_mb_s=234"])
+    every = costs.plan_costs(ucf_paper, assume=["read_mb_s=234", "head_cache_reads=every_epoch"])
+
+    def head(pc):
+        return next(s for s in pc.stages if s.row["stage"] == "head")
+
+    assert head(every).gpu_hours.value > 10 * head(once).gpu_hours.value
+    per_video = 2 * costs._feature_bytes(ucf_paper, "conv5_x")
+    assert math.isclose(head(once).ram_gib.value * cost_model.GIB,
+                        cost_model.UCF101_VIDEOS * per_video, rel_tol=1e-9)  # fmt: skip

@@ -4,6 +4,7 @@ is computed on outcomes where its mechanism is present and where it is broken, a
 import numpy as np
 import pytest
 
+from twostream.core import verdicts as vd
 from twostream.core.errors import UserError
 from twostream.study import mechanisms as mech
 from twostream.study import plan as study_plan
@@ -11,6 +12,7 @@ from twostream.study import plan as study_plan
 FAMS = ("motion", "binding", "order", "appearance")
 PER_FAMILY = 60  # test videos per family and split
 K = 18
+R = 2000  # bootstrap resamples in these tests (the study uses 10,000): a shared machine
 
 
 def _families(splits=2):
@@ -49,8 +51,21 @@ def _working(families):
     return {m: _outcome(families, acc, seed=i) for i, (m, acc) in enumerate(spec.items())}
 
 
-def _verdicts(outcomes, families, **kw):
-    table = mech.evaluate_checks(outcomes, families, num_classes=K, **kw)
+def _pairs(families, **acc):
+    """Within-pair correctness of the models N1 / N2 read: the two-stream ConvLSTM tells
+    the pairs apart (95%), the shuffled one guesses on order, the misaligned one on binding."""
+    spec = {mech.TWO_STREAM: {f: 0.95 for f in FAMS},
+            mech.SHUFFLED: {**{f: 0.95 for f in FAMS}, "order": 0.5},
+            mech.MISALIGNED: {**{f: 0.95 for f in FAMS}, "binding": 0.5}}  # fmt: skip
+    spec.update(acc)
+    return {m: _outcome(families, a, seed=20 + i) for i, (m, a) in enumerate(spec.items())}
+
+
+def _verdicts(outcomes, families, pairs=None, **kw):
+    pairs = _pairs(families) if pairs is None else pairs
+    table = mech.evaluate_checks(
+        outcomes, families, num_classes=K, within_pair=pairs, resamples=R, **kw
+    )
     return dict(zip(table["check"], table["verdict"], strict=True)), table
 
 
@@ -62,8 +77,15 @@ def test_every_check_passes_when_its_mechanism_shows():
                         "N2": "as expected", "N3": "as expected"}  # fmt: skip
     assert (table.set_index("check").loc[["M1", "M2", "N1"], "n"] == 2 * PER_FAMILY).all()
     assert table.set_index("check").loc["M5", "a"] == mech.TEMPORAL_CONVLSTM  # chosen on val
-    for col in ("diff", "diff_ci_low", "diff_ci_high"):
+    for col in ("diff", "diff_ci_low", "diff_ci_high", "p_value", "p_holm", "n80_10_points"):
         assert table[col].notna().all()
+    assert (table["verdict_holm"] == table["verdict"]).all()  # strong enough for Holm too
+    rules = table.set_index("check")["rule"]
+    assert rules["M1"] == vd.Superiority().describe()
+    assert rules["N1"] == vd.AtChance(chance=0.5, margin=mech.PAIR_MARGIN).describe()
+    assert rules["N3"] == vd.AtChance(chance=1 / K, margin=mech.TOP1_MARGIN).describe()
+    assert "margin +-15.0 points" in rules["N1"] and "chance 50.0%" in rules["N2"]
+    assert table.set_index("check").loc["N1", "quantity"].startswith("within-pair")
     from twostream.study import checks
 
     checks.intervals(table, name="mechanism_checks")  # every number with its n and interval
@@ -99,13 +121,58 @@ def test_m5_uses_the_better_single_stream_on_validation():
 def test_controls_flip_when_the_mechanism_leaks_through():
     fams = _families()
     out = _working(fams)
-    out[mech.SHUFFLED] = [p.copy() for p in out[mech.TWO_STREAM]]  # order survives shuffling
-    out[mech.MISALIGNED] = [p.copy() for p in out[mech.TWO_STREAM]]  # binding survives
+    pairs = _pairs(fams)
+    pairs[mech.SHUFFLED] = [p.copy() for p in pairs[mech.TWO_STREAM]]  # order survives shuffling
+    pairs[mech.MISALIGNED] = [p.copy() for p in pairs[mech.TWO_STREAM]]  # binding survives
     out[mech.PERMUTED] = [p.copy() for p in out[mech.TWO_STREAM]]  # learnt without labels?
-    verdicts, table = _verdicts(out, fams)
-    assert verdicts["N1"] == verdicts["N2"] == verdicts["N3"] == "not as expected"
+    got, table = _verdicts(out, fams, pairs)
+    assert got["N1"] == got["N2"] == got["N3"] == "not as expected"
     row = table.set_index("check").loc["N1"]
     assert row["diff_shuffled"] == 0 and row["chance"] == mech.CHANCE_ORDER
+
+
+def test_a_control_at_zero_percent_fails():
+    """Every video wrong is as far from chance as every video right: the old rule (pass
+    whenever the interval reaches down to chance) let an all-wrong model pass."""
+    fams = _families()
+    out = _working(fams)
+    out[mech.PERMUTED] = [np.zeros_like(p) for p in out[mech.PERMUTED]]
+    pairs = _pairs(fams, **{mech.SHUFFLED: {f: 0.0 for f in FAMS},
+                            mech.MISALIGNED: {f: 0.0 for f in FAMS}})  # fmt: skip
+    got, table = _verdicts(out, fams, pairs)
+    assert got["N1"] == got["N2"] == got["N3"] == "not as expected"
+    assert (table.set_index("check").loc[["N1", "N2", "N3"], "diff_ci_high"] < 0).all()
+
+
+def test_controls_read_the_within_pair_choice_not_18_way_top1():
+    """The referee's N1: 18-way top-1 27.8% [18.1, 38.9] passed against 1/2 (its interval
+    reaches below 1/2). The control reads the choice within the pair: at 1/2 it passes
+    whatever the top-1, at 27.8% it fails."""
+    fams = _families()
+    out = _working(fams)
+    out[mech.SHUFFLED] = _outcome(fams, {f: 0.278 for f in FAMS}, seed=3)
+    assert _verdicts(out, fams)[0]["N1"] == "as expected"  # within pair at 1/2
+    pairs = _pairs(fams, **{mech.SHUFFLED: {f: 0.278 for f in FAMS}})
+    assert _verdicts(out, fams, pairs)[0]["N1"] == "not as expected"
+    # without within-pair outcomes N1 and N2 are not computed from top-1
+    table = mech.evaluate_checks(out, fams, num_classes=K, resamples=R)
+    assert "N1" not in set(table["check"]) and "N3" in set(table["check"])
+
+
+def test_within_pair_restricts_the_scores_to_the_pair():
+    classes = ["TranslateRight", "TranslateLeft", "RightLeftRight", "LeftRightLeft", "ZoomIn"]
+    partner = mech.pair_partner(classes)
+    assert partner.tolist() == [1, 0, 3, 2, -1]  # ZoomOut absent: no partner
+    scores = np.array(
+        [
+            [0.1, 0.2, 0.0, 0.0, 0.7],  # top-1 wrong, but right within its pair? no
+            [0.1, 0.2, 0.0, 0.0, 0.7],  # label 1: 0.2 > 0.1, right within the pair
+            [0.0, 0.0, 0.3, 0.3, 0.4],  # a tie within the pair: 1/2
+            [0.0, 0.0, 0.0, 0.1, 0.9],
+        ]
+    )  # label 4, no partner: top-1 (right)
+    got = mech.within_pair(scores, np.array([0, 1, 2, 4]), partner)
+    assert got.tolist() == [0.0, 1.0, 0.5, 1.0]
 
 
 def test_n2_inconclusive_when_misalignment_costs_nothing_measurable():
@@ -114,28 +181,43 @@ def test_n2_inconclusive_when_misalignment_costs_nothing_measurable():
     fams = _families()
     out = _working(fams)
     out[mech.TWO_STREAM] = [p.copy() for p in out[mech.MISALIGNED]]
-    assert _verdicts(out, fams)[0]["N2"] == "inconclusive"
+    pairs = _pairs(fams)
+    pairs[mech.TWO_STREAM] = [p.copy() for p in pairs[mech.MISALIGNED]]
+    got, table = _verdicts(out, fams, pairs)
+    assert got["N2"] == "inconclusive"
+    row = table.set_index("check").loc["N2"]
+    assert row["verdict_aligned"] == "inconclusive" and row["p_value"] >= row["p_aligned"]
 
 
 def test_checks_need_the_families():
     fams = [np.repeat(["motion"], 10)]
     out = {m: [np.ones((1, 10), bool)] for m in mech.METHODS_NEEDED}
     with pytest.raises(UserError, match="family 'binding'"):
-        mech.evaluate_checks(out, fams, num_classes=K)
+        mech.evaluate_checks(out, fams, num_classes=K, resamples=R)
 
 
 def test_missing_methods_skip_their_checks():
     fams = _families(1)
     out = {m: v for m, v in _working(fams).items() if m in (mech.SPATIAL, mech.TEMPORAL)}
-    table = mech.evaluate_checks(out, fams, num_classes=K)
+    table = mech.evaluate_checks(out, fams, num_classes=K, resamples=R)
     assert list(table["check"]) == ["M1"]
 
 
-def test_n_for_a_ten_point_difference_by_hand():
-    # 1.96^2 * (0.2 - 0.01) / 0.01 = 72.99 -> 73 videos
-    assert mech.n_for_difference(0.2) == 73
-    assert mech.n_for_difference(0.05) == mech.n_for_difference(0.10)  # at least the difference
-    assert mech.n_for_difference(0.4, diff=0.2) == int(np.ceil(1.959963984540054**2 * 0.36 / 0.04))
+def test_power_columns_are_80_percent_power():
+    # the old n_for_10_points (73 at discordance 0.2) detected a true 10 points half the time;
+    # 80% power needs 155 (vd.n_for_power)
+    cols = mech.power_columns(120, 0.5, discordance=0.2)
+    assert cols["n80_10_points"] == 155 and cols["underpowered"]
+    assert cols["n80_designed"] == vd.n_for_power(0.5, 0.5)  # discordance >= effect
+    assert not mech.power_columns(155, 0.5, discordance=0.2)["underpowered"]
+    ctl = mech.power_columns(120, 0.5, chance=0.5)
+    assert ctl["n80_10_points"] == vd.n_for_power_chance(0.1, 0.5) == 194
+    fams = _families()
+    table = _verdicts(_working(fams), fams)[1].set_index("check")
+    m1 = table.loc["M1"]
+    assert m1["n80_10_points"] == vd.n_for_power(0.1, max(m1["discordant"], 0.1))
+    assert m1["underpowered"] == (m1["n"] < m1["n80_10_points"])
+    assert "n_for_10_points" not in table.columns
 
 
 def _families_table(outcomes, families):
@@ -168,6 +250,14 @@ def test_notebook_check_catches_a_verdict_its_interval_does_not_give():
     bad = table.copy()
     bad.loc[bad["check"] == "M2", "n"] = 5
     with pytest.raises(checks.CheckFailed, match="M2: n = 5"):
+        checks.mechanisms(bad, fam_table, splits=[1, 2])
+    bad = table.copy()
+    bad.loc[bad["check"] == "N1", "verdict"] = "not as expected"  # its interval is at chance
+    with pytest.raises(checks.CheckFailed, match="N1: verdict"):
+        checks.mechanisms(bad, fam_table, splits=[1, 2])
+    bad = table.copy()
+    bad.loc[bad["check"] == "M3", "verdict_holm"] = "contradicted"
+    with pytest.raises(checks.CheckFailed, match="M3: Holm"):
         checks.mechanisms(bad, fam_table, splits=[1, 2])
 
 

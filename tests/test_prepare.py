@@ -296,12 +296,12 @@ def test_output_folder_collisions_fail_cleanly(tmp_path):
 
 def test_shards_cover_every_video_exactly_once(clips, reference, tmp_path):
     names = [f"v{i}" for i in range(10)]
-    parts = [pp.shard_videos(names, (i, 3)) for i in (1, 2, 3)]
+    parts = [pp.shard_videos(names, (i, 3)) for i in (0, 1, 2)]  # 0-based, as Slurm arrays
     assert parts == [["v0", "v3", "v6", "v9"], ["v1", "v4", "v7"], ["v2", "v5", "v8"]]
     out = tmp_path / "rawframes"
     everything = pp.find_videos(clips)[0]
     done: list[str] = []
-    for i in (1, 2, 3):
+    for i in (0, 1, 2):
         s = run_prepare(clips, out, shard=f"{i}/3", workers=1)
         mine = pp.shard_videos(everything, (i, 3))
         assert s.failed == 0 and s.ok == s.selected == len(mine) and s.reused == 0
@@ -311,10 +311,10 @@ def test_shards_cover_every_video_exactly_once(clips, reference, tmp_path):
     assert sorted(done) == everything
     assert tree_hashes(out) == tree_hashes(reference)
     assert ps.manifest_without_timings(out) == ps.manifest_without_timings(reference)
-    with pytest.raises(UserError, match="i/n"):
+    with pytest.raises(UserError, match="I/N, 0-based"):
         pp.parse_shard("2of3")
-    with pytest.raises(UserError, match="1 <= i <= n"):
-        pp.parse_shard("4/3")
+    with pytest.raises(UserError, match="0 <= I < N"):
+        pp.parse_shard("3/3")
 
 
 def test_two_workers_give_the_same_bytes_as_one(clips, reference, tmp_path):
@@ -462,10 +462,12 @@ def test_crash_record_marks_the_video_failed(clips, tmp_path):
     out = tmp_path / "rawframes"
     video = pp.find_videos(clips)[0][1]
     opts = PrepareOptions(flow_params=tuple(TINY_FLOW.items()))
-    (layout.video_folder(out, video)).mkdir(parents=True)  # what the dead worker wrote
+    (layout.video_folder(out, video)).mkdir(parents=True)  # a folder no marker speaks for
+    ps.partial_folder(layout.video_folder(out, video)).mkdir()  # what the dead worker wrote
     task = (str(clips), str(out), video, dataclasses.asdict(opts), 16, None)
     rec = crash_record(task, "the worker process died")
     assert rec["status"] == "failed" and not layout.video_folder(out, video).exists()
+    assert not ps.partial_folder(layout.video_folder(out, video)).exists()
     assert ps.read_marker(out, video)["error"] == "the worker process died"
     s = run_prepare(clips, out, workers=1)  # a rerun tries it again
     assert s.failed == 0 and s.reused == 0 and s.ok == 12

@@ -1,5 +1,5 @@
-"""Intervals, paired tests and verdicts on hand-computed cases; each verdict flips when the
-evidence does."""
+"""The thin accuracy layer (twostream.core.stats) over twostream.core.verdicts: hand values,
+strata, clusters, formatting; and nothing of the old paired tests and verdicts left in it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from twostream.core import stats
+from twostream.core import stats, verdicts
 
 
 def test_wilson_matches_hand_values():
@@ -21,55 +21,13 @@ def test_wilson_matches_hand_values():
     assert all(math.isnan(v) for v in stats.wilson(0, 0))
     a = stats.accuracy([True, False, True, True])
     assert (a["k"], a["n"], a["top1"]) == (3, 4, 0.75) and a["ci_low"] < 0.75 < a["ci_high"]
+    assert stats.wilson is verdicts.wilson  # one implementation
 
 
-def test_mcnemar_exact_is_the_two_sided_binomial_tail():
-    assert stats.mcnemar_exact(0, 5) == pytest.approx(2 * 0.5**5)
-    assert stats.mcnemar_exact(3, 3) == 1.0 and stats.mcnemar_exact(0, 0) == 1.0
-    # 1 vs 9 discordant: 2 * P(X <= 1), X ~ Bin(10, 1/2) = 2 * 11 / 1024
-    assert stats.mcnemar_exact(1, 9) == pytest.approx(22 / 1024)
-
-
-def test_paired_difference_interval_and_verdicts_flip_with_the_evidence():
-    rng = np.random.default_rng(0)
-    a = rng.random(200) < 0.5
-    better = a | (rng.random(200) < 0.5)  # B right wherever A is, and on half the rest
-    res = stats.paired(a, better)
-    assert res["n"] == 200 and res["diff"] == pytest.approx(better.mean() - a.mean())
-    assert 0 < res["ci_low"] < res["diff"] < res["ci_high"]
-    assert res["verdict"] == "supported" and res["only_a"] == 0 and res["p_mcnemar"] < 1e-6
-    assert stats.paired(better, a)["verdict"] == "contradicted"  # the same claim, reversed
-    same = stats.paired(a, a)
-    assert same["diff"] == 0 and same["verdict"] == "inconclusive"
-    assert stats.paired(a, a, claim="equal")["verdict"] == "supported"
-    assert stats.paired(a, better, claim="equal")["verdict"] == "contradicted"
-    # a small test set cannot tell a small difference
-    small = stats.paired(a[:16], better[:16] & (rng.random(16) < 0.9) | a[:16])
-    assert small["ci_low"] <= 0 or small["verdict"] == "supported"
-    # reruns give the same digits (fixed bootstrap seed)
-    assert stats.paired(a, better) == res
-
-
-def test_paired_needs_the_same_videos_and_averages_seeds():
-    with pytest.raises(ValueError, match="same videos"):
-        stats.paired(np.ones(3, bool), np.ones(4, bool))
-    a = np.array([[1, 0, 1, 0], [1, 1, 1, 0]], bool)  # two seeds of A
-    b = np.array([1, 1, 1, 1], bool)
-    res = stats.paired(a, b)
-    assert res["a_top1"] == pytest.approx(0.625) and res["diff"] == pytest.approx(0.375)
-
-
-def test_verdict_rules():
-    assert stats.verdict(0.01, 0.2) == "supported"
-    assert stats.verdict(-0.2, -0.01) == "contradicted"
-    assert stats.verdict(-0.1, 0.1) == "inconclusive"
-    assert stats.verdict(-0.1, 0.1, claim="less") == "inconclusive"
-    assert stats.verdict(-0.3, -0.1, claim="less") == "supported"
-    assert stats.verdict(-0.004, 0.006, claim="equal", margin=0.01) == "supported"
-    assert stats.verdict(float("nan"), 0.1) == "inconclusive"
-    with pytest.raises(ValueError, match="unknown claim"):
-        stats.verdict(0, 1, claim="bigger")
-    assert stats.fmt_interval(-0.031, 0.052, signed=True) == "[-3.1, +5.2]"
+def test_one_implementation_of_each_statistic():
+    """The paired test, McNemar and the verdict rules live in verdicts.py alone."""
+    for gone in ("paired", "verdict", "mcnemar_exact", "Z95", "_bootstrap"):
+        assert not hasattr(stats, gone), gone
 
 
 def test_splits_are_strata_and_the_statistic_is_their_mean():
@@ -77,9 +35,21 @@ def test_splits_are_strata_and_the_statistic_is_their_mean():
     s2 = np.array([1, 0, 0, 0, 0, 0, 0, 0], bool)  # 12.5% on split 2
     one = stats.interval([s1, s2])
     assert one["top1"] == pytest.approx((1.0 + 0.125) / 2) and one["n"] == 12
-    assert one["ci"] == "bootstrap" and one["ci_low"] < one["top1"] < one["ci_high"]
+    assert one["ci"] == verdicts.Bootstrap.kind and one["ci_low"] < one["top1"] < one["ci_high"]
     assert stats.interval(s2)["ci"] == "Wilson"
-    res = stats.paired([s1, s2], [s1, ~s2])
-    assert res["diff"] == pytest.approx((0.875 - 0.125) / 2) and res["n"] == 12
-    with pytest.raises(ValueError, match="same videos"):
-        stats.paired([s1, s2], [s1, s2[:4]])
+    assert stats.fmt_interval(-0.031, 0.052, signed=True) == "[-3.1, +5.2]"
+    assert stats.fmt_pct(float("nan")) == "–" and stats.fmt_pct(0.2412) == "24.1"
+
+
+def test_clusters_widen_the_accuracy_interval():
+    rng = np.random.default_rng(0)
+    groups = rng.random(12) < 0.6  # nine videos per group, nearly all alike
+    c = np.repeat(groups, 9) ^ (rng.random(108) < 0.05)
+    ids = np.repeat([f"C{g % 3}/g{g:02d}" for g in range(12)], 9)
+    per_video, clustered = stats.interval(c), stats.interval(c, clusters=ids)
+    assert clustered["clusters"] == 12 and per_video["clusters"] == 108
+    w = lambda iv: iv["ci_high"] - iv["ci_low"]  # noqa: E731
+    assert w(clustered) > 1.8 * w(per_video)
+    # configurations on the same videos (shared): n and clusters counted once
+    shared = stats.interval([c, c], clusters=[ids, ids], shared=True)
+    assert (shared["n"], shared["clusters"]) == (108, 12)

@@ -4,7 +4,6 @@ now fixed), every verdict rule flipping when the evidence does, Holm, power, det
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import time
 
@@ -13,16 +12,6 @@ import pytest
 from scipy.stats import binom, binomtest
 
 from twostream.core import verdicts as v
-
-
-def legacy_stats():
-    """The first version (stats.py), wherever the ongoing restructure has put it."""
-    for name in ("twostream.core.stats", "twostream.stats"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    pytest.skip("stats.py not importable (restructure in progress)")
 
 
 def wilson_closed_form(k, n, z=1.959963984540054):
@@ -59,9 +48,6 @@ def test_wilson_is_the_closed_form(k, n):
 def test_wilson_hand_values_and_legacy():
     lo, hi = v.wilson(26, 108)
     assert (round(lo, 3), round(hi, 3)) == (0.170, 0.329)
-    stats = legacy_stats()
-    for k, n in [(26, 108), (0, 10), (32, 32)]:
-        assert v.wilson(k, n) == pytest.approx(stats.wilson(k, n), abs=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -71,11 +57,9 @@ def test_mcnemar_is_the_two_sided_binomial_tail(b, c, p):
     assert v.mcnemar_exact(b, c) == pytest.approx(p, rel=1e-12)
 
 
-def test_mcnemar_against_scipy_and_legacy():
-    assert v.mcnemar_exact(40, 62) == pytest.approx(binomtest(40, 102).pvalue, rel=1e-9)
-    stats = legacy_stats()
+def test_mcnemar_against_scipy():
     for b, c in [(0, 5), (1, 9), (40, 62), (300, 360)]:
-        assert v.mcnemar_exact(b, c) == pytest.approx(stats.mcnemar_exact(b, c), rel=1e-9)
+        assert v.mcnemar_exact(b, c) == pytest.approx(binomtest(b, b + c).pvalue, rel=1e-9)
 
 
 # ---------------------------------------------------------------------------- paired tests
@@ -368,6 +352,12 @@ def test_holm_textbook():
     assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert reject.tolist() == [True, False, False, True]
     assert v.holm([])[0].size == 0
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.random.default_rng(10).random(40) ** 3
+    reject, adjusted, _, _ = multipletests(p, alpha=v.ALPHA, method="holm")
+    assert v.holm(p)[0] == pytest.approx(adjusted, abs=1e-12)
+    assert (v.holm(p)[1] == reject).all()
 
 
 def test_holm_verdicts_withdraw_what_the_family_cannot_afford():
@@ -419,3 +409,88 @@ def test_power_matches_simulation(effect, discordance):
     p = np.minimum(1.0, 2 * binom.cdf(np.minimum(b, c), b + c, 0.5))  # exact McNemar
     assert p[:5] == pytest.approx([v.mcnemar_exact(*bc) for bc in zip(b[:5], c[:5])])
     assert abs(np.mean(p < v.ALPHA) - 0.8) < 0.05
+
+
+def test_n_for_power_chance_hand_value():
+    # (1.95996 sqrt(0.25) + 0.84162 sqrt(0.6 * 0.4))^2 / 0.01 = 193.8 -> 194 videos
+    assert v.n_for_power_chance(0.10, 0.5) == 194
+    assert v.n_for_power_chance(-0.10, 0.5) == 194
+    with pytest.raises(ValueError):
+        v.n_for_power_chance(0.6, 0.5)
+
+
+# ---------------------------------------------------------------------------- clusters, labels
+
+
+@pytest.mark.parametrize(
+    "video,cluster",
+    [
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g03_c01.avi", "ApplyEyeMakeup/g03"),
+        ("v_YoYo_g25_c04.avi", "YoYo/g25"),
+        ("RedCwBlueCcw/v_RedCwBlueCcw_g3_c12", "RedCwBlueCcw/g03"),
+        ("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi",
+         "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi"),
+    ],
+)  # fmt: skip
+def test_cluster_of_reads_class_and_group(video, cluster):
+    assert v.cluster_of(video) == cluster
+    assert v.clusters_of([video, video]).tolist() == [cluster, cluster]
+
+
+def test_holm_reads_control_labels_and_suffixed_columns():
+    rows = [
+        {"p_value": 0.04, "verdict": "as expected", "p_x": 0.01, "verdict_x": "supported"},
+        {"p_value": 0.03, "verdict": "not as expected", "p_x": 0.04, "verdict_x": "contradicted"},
+    ]
+    out = v.holm_verdicts(rows)
+    assert [r["verdict_holm"] for r in out] == ["inconclusive", "inconclusive"]
+    out = v.holm_verdicts([{"p_value": 0.001, "verdict": "not as expected"}])
+    assert out[0]["verdict_holm"] == "not as expected"
+    out = v.holm_verdicts(rows, p="p_x", verdict="verdict_x")
+    assert [r["verdict_holm_x"] for r in out] == ["supported", "contradicted"]  # 0.02, 0.04
+    assert out[0]["p_holm_x"] == pytest.approx(0.02) and "p_holm" not in out[0]
+
+
+# ---------------------------------------------------------------------------- the study's claims
+
+
+def test_pooled_claim_in_the_study_gets_p_near_one():
+    """claims(): configurations pooled into one claim are strata on the same videos. The
+    old code read the first configuration's McNemar (p = 2 / 2**24 here)."""
+    from twostream.study import audit
+
+    A, B = pooled_zero()
+    ids = [np.repeat([f"C{g % 4}/g{g:02d}" for g in range(27)], 4)] * 3
+    for kw in ({}, {"clusters": ids}):
+        r = audit._verdict(A, B, "greater", shared=True, **kw)
+        assert r["diff"] == pytest.approx(0, abs=1e-12) and r["p_value"] > 0.5
+        assert r["verdict"] == "inconclusive" and r["n"] == 108
+    assert audit._verdict(A, B, "greater", clusters=ids, shared=True)["clusters"] == 27
+
+
+def test_study_rules_print_their_parameters():
+    from twostream.study import audit
+
+    assert audit.rule_of("equal").describe().startswith("equivalence (TOST, margin +-2.0 points)")
+    assert "+2.0 points" in audit.rule_of("not_greater").describe()
+    assert audit.rule_of("less") == v.Superiority(side="less")
+    a, b = discordant(108, 0, 30, both=40)
+    r = audit._verdict(a, b, "construction")
+    assert r["verdict"] == audit.BY_CONSTRUCTION and math.isnan(r["p_value"])
+    assert r["rule"].startswith("measurement") and r["ci_low"] < r["diff"] < r["ci_high"]
+    assert v.holm_verdicts([r])[0]["verdict_holm"] == audit.BY_CONSTRUCTION
+
+
+def test_no_discordance_is_not_equivalence_on_a_small_set():
+    """Two models that agree on all 8 test videos: every bootstrap draw is 0, an interval
+    [0, 0] that 'supported' equivalence within 2 points. 0 discordant of 8 bounds the
+    difference by +-32 points, not 2; on 3,783 videos in 700 clusters by +-0.5."""
+    a = np.array([[1, 0, 1, 1, 0, 0, 1, 0]], float)
+    r = v.compare(a, a, rule=v.Equivalence(margin=0.02))
+    assert r["verdict"] == "inconclusive" and r["ci_low"] < -0.3 and r["p_value"] > 0.5
+    big = (np.random.default_rng(11).random((1, 3783)) < 0.8).astype(float)
+    ids = np.arange(3783) % 700
+    r = v.compare(big, big, rule=v.Equivalence(margin=0.02), clusters=ids)
+    assert r["verdict"] == "supported" and r["p_value"] == pytest.approx(0.98**700)
+    assert r["test"].startswith("TOST") and "no discordant cluster" in r["test"]
+    assert v.compare(a, a, rule=v.Superiority())["verdict"] == "inconclusive"

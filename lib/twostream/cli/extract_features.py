@@ -1,4 +1,5 @@
-"""``twostream extract-features``: cache both streams' maps at named taps."""
+"""``twostream extract-features``: cache both streams' maps at named taps (resumable: a killed run
+restarted extracts only the videos still missing, when the stream checkpoint is the same)."""
 
 from __future__ import annotations
 

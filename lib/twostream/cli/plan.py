@@ -8,12 +8,19 @@ from twostream.core.config import (
     add_config_arguments,
     config_from_args,
 )
+from twostream.core.errors import UserError
+from twostream.study.cost_model import ASSUMPTIONS
 from twostream.study.costs import format_plan, plan_costs
 from twostream.study.plan import plan_entries
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
+    names = ", ".join(f"{k} (default {v})" for k, (v, _) in ASSUMPTIONS.items())
+    parser.add_argument(
+        "--assume", action="append", default=[], metavar="NAME=VALUE",
+        help=f"set one of the cost model's assumptions (repeatable): {names}",
+    )  # fmt: skip
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -23,7 +30,10 @@ def cli_main(args: argparse.Namespace) -> int:
     rows = [r for r, _, _ in entries]
     source = args.params or "the test preset (StudyConfig defaults)"
     print(f"plan for {source}: data set {cfg.dataset}, data in {cfg.dataset_dir}")
-    pc = plan_costs(cfg, entries)
+    try:
+        pc = plan_costs(cfg, entries, assume=getattr(args, "assume", None) or [])
+    except ValueError as e:
+        raise UserError(f"--assume: {e}") from None
     for line in format_plan(pc):
         print(line)
     cached = sum(r["status"] == "cached" for r in rows)

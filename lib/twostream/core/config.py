@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from twostream.core.errors import UserError
 from twostream.core.names import DATASETS, REAL_DATASETS
 from twostream.core.runtime import atomic_write_text, resolve_path
@@ -82,10 +84,18 @@ def dataclass_from_dict(cls, data: dict[str, Any], *, source: str = "config"):
             parts.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise UserError(
             f"{source}: unknown key(s) {', '.join(parts)} for {cls.__name__}; "
-            f"known keys are listed in lib/twostream/config.py"
+            f"known keys: params/test.yaml lists every one"
         )
-    kwargs = {k: _coerce(k, v, hints[k]) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        kwargs = {k: _coerce(k, v, hints[k]) for k, v in data.items()}
+        return cls(**kwargs)
+    except UserError as exc:  # name where the value came from (a file, --set)
+        msg = str(exc)
+        for prefix in ("config: ", "config "):
+            if msg.startswith(prefix) and source != "config":
+                msg = f"{source}: {msg[len(prefix) :]}"
+                break
+        raise UserError(msg) from None
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -112,17 +122,87 @@ def save_json(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
-def load_params(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a flat ``params/*.yaml`` file into a dict (validated against StudyConfig)."""
-    import yaml
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"key {key!r} is set twice (first on line {first}); keep one of the two")
+        self.line = line
 
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the
+    last one silently, so ``stream_epochs: 8`` further up would quietly not apply)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(key, line, seen[key])
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None]:
+    """(what yaml says is wrong, 1-based line or None) of a parse error."""
+    if isinstance(exc, _DuplicateKey):
+        return str(exc), exc.line
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    if context:
+        problem = f"{context}, {problem}"
+    return problem, line
+
+
+def parse_yaml_text(text: str, where: str) -> Any:
+    """``yaml`` text -> Python, a syntax error or a duplicate key as one-line ``UserError``
+    naming ``where`` (a file, ``--set KEY=...``) and the line yaml points to."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        problem, line = _yaml_problem(exc)
+        at = f", line {line}" if line is not None else ""
+        if isinstance(exc, _DuplicateKey):
+            raise UserError(f"{where}{at}: {problem}") from None
+        raise UserError(
+            f"{where}{at}: not valid YAML ({problem}); params files are flat `key: value` "
+            "lines, lists as [1, 2] (see params/test.yaml)"
+        ) from None
+
+
+def load_params(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a flat ``params/*.yaml`` file into a dict (validated against StudyConfig).
+
+    Refused, as one line naming the file: a file that is not UTF-8 text, a YAML syntax
+    error (with its line), a key given twice, an empty file and anything but a mapping."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"parameter file {p} does not exist; see params/ for examples")
-    with p.open() as fh:
-        data = yaml.safe_load(fh) or {}
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise UserError(f"parameter file {p} cannot be read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{p}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file "
+            "as UTF-8 (params files are plain `key: value` lines, see params/test.yaml)"
+        ) from None
+    data = parse_yaml_text(text, str(p))
+    if data is None:
+        raise UserError(
+            f"{p} is empty (no `key: value` line); copy a preset such as params/test.yaml "
+            "and change the fields you need"
+        )
     if not isinstance(data, dict):
-        raise UserError(f"{p}: expected a mapping of key: value, got {type(data).__name__}")
+        raise UserError(
+            f"{p}: expected a mapping of `key: value` lines, got a {type(data).__name__}; "
+            "see params/test.yaml"
+        )
     dataclass_from_dict(StudyConfig, data, source=str(p))  # validate early
     return data
 
@@ -137,12 +217,26 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
 STAGES = ("dataset", "rawframes", "stream", "features", "head")
 
 
-def knob(default: Any, *stages: str):
-    """A StudyConfig field whose value changes the output of ``stages``."""
+def knob(default: Any, *stages: str, key=None):
+    """A StudyConfig field whose value changes the output of ``stages``. ``key``, when given,
+    maps the value to what the stages' cache keys hold (only what changes the bytes)."""
     bad = [s for s in stages if s not in STAGES]
     if bad:  # pragma: no cover - a typo in this file
         raise ValueError(f"unknown stage(s) {bad}; known: {STAGES}")
-    return field(default=default, metadata={"stages": tuple(stages)})
+    return field(default=default, metadata={"stages": tuple(stages), "key": key})
+
+
+def device_type(device: str) -> str:
+    """``"cuda:1"`` -> ``"cuda"``, ``"cpu"`` -> ``"cpu"``: which GPU of a machine computes
+    something does not change its bytes, the kind of device may (CPU and GPU floating point
+    round differently), so caches are keyed by the type, never the index."""
+    return str(device).split(":", 1)[0]
+
+
+def key_value(name: str, value: Any) -> Any:
+    """What a stage's cache key holds for field ``name`` = ``value`` (see :func:`knob`)."""
+    fn = STUDY_FIELDS[name].metadata.get("key") if name in STUDY_FIELDS else None
+    return fn(value) if fn is not None else value
 
 
 def stage_fields(stage: str) -> tuple[str, ...]:
@@ -152,6 +246,45 @@ def stage_fields(stage: str) -> tuple[str, ...]:
     return tuple(
         f.name for f in dataclasses.fields(StudyConfig) if stage in f.metadata.get("stages", ())
     )
+
+
+# torch.compile backends a run may ask for (compile_backend)
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
+
+# Allowed range of every count, size, rate and seed: field -> (low, high or None, low excluded).
+# Refused at config load, so a 0 or a negative number fails in second one, not hours in.
+_POSITIVE_INTS = (
+    "synth_classes", "synth_clips_per_class", "synth_groups", "synth_width", "synth_height",
+    "short_side", "prep_workers", "flow_length", "num_segments", "crop_size", "input_size",
+    "stream_epochs", "stream_batch_size", "samples_per_video", "convlstm_hidden",
+    "convlstm_epochs", "convlstm_batch_size",
+)  # fmt: skip
+_NON_NEGATIVE = (
+    "num_workers", "seed", "synth_seed", "head_seeds", "plateau_patience", "momentum",
+    "weight_decay", "color_jitter",
+)  # fmt: skip
+_POSITIVE_FLOATS = (
+    "flow_bound", "scale_min", "scale_max", "lr_spatial", "lr_temporal", "convlstm_lr",
+    "grad_clip",
+)  # fmt: skip
+RANGES: dict[str, tuple[float, float | None, bool]] = {
+    **{n: (1, None, False) for n in _POSITIVE_INTS},
+    **{n: (0, None, False) for n in _NON_NEGATIVE},
+    **{n: (0.0, None, True) for n in _POSITIVE_FLOATS},
+    "synth_frames": (2, None, False),  # flow needs two frames
+    "synth_version": (2, 3, False),
+    "convlstm_dropout": (0.0, 0.99, False),
+}
+
+
+def _describe_range(name: str) -> str:
+    low, high, low_open = RANGES[name]
+    optional = " (or null)" if name in ("short_side", "grad_clip") else ""
+    if high is not None:
+        return f"within {low}..{high}{optional}"
+    if name in _POSITIVE_INTS or name == "synth_frames":
+        return f"an integer >= {low}{optional}"
+    return f"{'>' if low_open else '>='} {low}{optional}"
 
 
 @dataclass(frozen=True)
@@ -193,7 +326,10 @@ class StudyConfig:
     resize: str | None = knob(None, "rawframes")  # or an exact "WxH" such as "340x256"
     flow_backend: str = knob("opencv", "rawframes")  # opencv | torch
     flow_preset: str = knob("fast", "rawframes")  # paper | fast
-    flow_device: str = knob("cpu", "rawframes")  # cpu | cuda (torch backend)
+    # cpu | cuda | cuda:N (torch backend). The rawframes key holds the device *type* only:
+    # cuda:0 and cuda:1 give the same bytes, while CPU and GPU TV-L1 may differ in float
+    # rounding, so cpu and cuda keep separate keys (and the existing ones: "cpu" -> "cpu").
+    flow_device: str = knob("cpu", "rawframes", key=device_type)
     # bound (TSN, +-flow_bound) | minmax (authors' code)
     flow_quantization: str = knob("bound", "rawframes")
     # TSN's +-20 px for real video; the embedded v3 set moves 1-3 px per frame: +-2.5
@@ -219,6 +355,13 @@ class StudyConfig:
     # and the centre, each also mirrored), averaged with the T time steps (the literature's
     # "25 x 10"). The feature cache always uses the centre crop.
     test_crops: int = knob(1, "stream")
+    # Where the training / evaluation images are cropped, resized, flipped and normalised:
+    # host (DataLoader workers decode + augment to float) | device (the loader reads JPEG
+    # bytes; decode and augmentation run batched on `device`: twostream.data.device_pipeline;
+    # per-epoch validation on the centre view only, test_crops views for the final val/test;
+    # eval batches sized in views). A stream knob: on CUDA the device decoder and the
+    # batched resize differ from the host's in the last bits, so the runs are cached apart.
+    input_pipeline: str = knob("host", "stream")
     # Horizontal flip (flow-x negated). Off in the smoke run: the synthetic classes are
     # defined by motion *direction* (left vs right, clockwise vs counter-clockwise), which a
     # mirror swaps, so flipping would train on contradictory labels. Real actions are
@@ -241,6 +384,9 @@ class StudyConfig:
     plateau_patience: int = knob(2, "stream")  # epochs without val-accuracy gain before lr /= 10
     amp: bool = True  # bf16 autocast + channels_last on CUDA (no-op on CPU)
     compile: bool = False  # torch.compile the backbone
+    # torch.compile's backend: inductor (GPU runs) | aot_eager (the CPU rehearsal) | eager |
+    # cudagraphs; how the same computation runs, so it changes no cached output
+    compile_backend: str = "inductor"
     # also write TensorBoard event files into each run folder (needs `pip install tensorboard`);
     # metrics.csv stays the record every reader uses, so this changes no stage's output
     tensorboard: bool = False
@@ -271,6 +417,14 @@ class StudyConfig:
     head_seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
+        for name, (low, high, low_open) in RANGES.items():
+            value = getattr(self, name)
+            values = value if isinstance(value, tuple) else (value,)
+            for v in values:
+                if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue  # None where allowed; the types are _coerce's
+                if (v <= low if low_open else v < low) or (high is not None and v > high):
+                    raise UserError(f"config: {name} must be {_describe_range(name)}, got {v!r}")
         checks = [
             (self.dataset in DATASETS, f"dataset must be one of {DATASETS}, got {self.dataset!r}"),
             (1 <= self.split <= 3, f"split must be 1, 2 or 3, got {self.split}"),
@@ -298,14 +452,19 @@ class StudyConfig:
                 1 <= self.convlstm_layers <= 3 and all(1 <= n <= 3 for n in self.table2_layers),
                 "ConvLSTM depths (convlstm_layers, table2_layers) must be 1, 2 or 3 (the paper's)",
             ),
-            (
-                self.flow_length >= 1 and self.num_segments >= 1,
-                "flow_length and num_segments must be >= 1",
-            ),
             (self.scale_min <= self.scale_max, "scale_min must be <= scale_max"),
             (
                 self.test_crops in (1, 10),
                 "test_crops must be 1 (centre) or 10 (corners, centre, mirrored)",
+            ),
+            (
+                self.input_pipeline in ("host", "device"),
+                f"input_pipeline must be host or device, got {self.input_pipeline!r}",
+            ),
+            (
+                self.compile_backend in COMPILE_BACKENDS,
+                f"compile_backend must be one of {', '.join(COMPILE_BACKENDS)}, "
+                f"got {self.compile_backend!r}",
             ),
             (len(self.head_seeds) >= 1, "head_seeds needs at least one seed"),
             (
@@ -372,9 +531,15 @@ class StudyConfig:
         return "hmdb51" if self.dataset == "hmdb51" else "ucf101"
 
 
+STUDY_FIELDS = {f.name: f for f in dataclasses.fields(StudyConfig)}
+
+
 __all__ = [
     "STAGES",
     "StudyConfig",
+    "COMPILE_BACKENDS",
+    "device_type",
+    "key_value",
     "knob",
     "stage_fields",
     "dataclass_from_dict",
@@ -405,14 +570,19 @@ def add_config_arguments(parser) -> None:
 
 def parse_key_values(items, option: str = "--set") -> dict[str, Any]:
     """``["a=1", "b=[1, 2]"]`` -> ``{"a": 1, "b": [1, 2]}`` (values parsed as YAML)."""
-    import yaml
-
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
             raise UserError(f"{option} expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem, _ = _yaml_problem(exc)
+            raise UserError(
+                f"{option} {item!r}: the value is not valid YAML ({problem}); "
+                "write a YAML value such as 3, 0.5, text or [1, 2]"
+            ) from None
     return out
 
 
@@ -426,11 +596,18 @@ def config_from_args(args, *, announce: bool = True, **extra: Any) -> StudyConfi
     and crop sizes are meant for 48x64 synthetic clips, not for UCF101 or HMDB51.
     """
     params = getattr(args, "params", None)
-    data = load_params(params) if params else {}
+    data = load_params(params) if params else {}  # the file alone is valid, or this raised
     overrides = parse_key_values(getattr(args, "overrides", []))
+    names = {f.name for f in dataclasses.fields(StudyConfig)}
+    if [k for k in overrides if k not in names]:  # blame --set, not the params file
+        dataclass_from_dict(StudyConfig, overrides, source="--set")
+    given = {k: v for k, v in extra.items() if v is not None}
     data.update(overrides)
-    data.update({k: v for k, v in extra.items() if v is not None})
-    cfg = StudyConfig.from_dict(data, source=str(params) if params else "--set")
+    data.update(given)
+    # The file passed on its own, so a value refused now comes from --set or an option.
+    blame = (["--set"] if overrides else []) + (["the command's options"] if given else [])
+    source = " / ".join(blame) + (f" (over {params})" if params else "") if blame else "config"
+    cfg = StudyConfig.from_dict(data, source=source)
     if params is None and cfg.dataset in REAL_DATASETS:
         raise UserError(
             f"dataset {cfg.dataset!r} needs its parameter file: pass --params "

@@ -15,7 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tqdm.std import tqdm
+
 from twostream.core.errors import UserError
+from twostream.core.progress import bar as notebook_bar
+from twostream.core.progress import in_notebook
 
 # ----------------------------------------------------------------------------- paths
 
@@ -205,14 +209,16 @@ def device_description(device=None) -> str:
 
 
 def progress(iterable=None, **kwargs):
-    """tqdm with the project's defaults (auto notebook/terminal; quiet when TWOSTREAM_QUIET=1).
+    """tqdm with the project's defaults (quiet when TWOSTREAM_QUIET=1).
 
     TWOSTREAM_QUIET=1 wins over a caller's ``disable=False``: the tests and the batch runs set
-    it to keep logs free of bars, whatever a caller asks for. In a notebook the bar is an
-    ipywidgets widget (a runtime dependency: without it tqdm warns "IProgress not found")."""
-    from tqdm.auto import tqdm
-
+    it to keep logs free of bars, whatever a caller asks for. In a terminal the bar is tqdm's
+    text bar; in a notebook kernel it is never a widget (:mod:`twostream.core.progress`:
+    inner ``leave=False`` bars are off, the others one line of text updated in place that
+    ends as a summary), so an executed notebook keeps neither widget state nor frozen bars."""
     kwargs.setdefault("dynamic_ncols", True)
     kwargs["disable"] = bool(kwargs.get("disable")) or os.environ.get("TWOSTREAM_QUIET") == "1"
     kwargs.setdefault("mininterval", 1.0)
+    if in_notebook():
+        return notebook_bar(iterable, **kwargs)
     return tqdm(iterable, **kwargs)

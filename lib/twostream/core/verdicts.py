@@ -20,13 +20,13 @@ every resample. Every rule's p-value is on one scale: decisive about when p <= A
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.stats import norm
 from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 LEVEL = 0.95  # two-sided level of every reported interval
@@ -76,6 +76,24 @@ def _codes(clusters, parts: list[np.ndarray], shared: bool = False) -> list[np.n
     if shared and any(not np.array_equal(codes[0], c) for c in codes[1:]):
         raise ValueError("shared=True needs the same videos and clusters in every stratum")
     return codes
+
+
+_UCF_NAME = re.compile(r"v_(?P<cls>.+)_g(?P<group>\d+)_c\d+$")
+
+
+def cluster_of(video: str) -> str:
+    """The cluster of a test video: its (class, group) from UCF101's naming
+    ``[Class/]v_<Class>_g<GG>_c<CC>[.avi]`` ("Class/v_Class_g03_c01.avi" -> "Class/g03"),
+    which the embedded synthetic set follows too (clips of one class and group share their
+    background; in UCF101 the actor and scene). A name without it is its own cluster."""
+    stem = str(video).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    m = _UCF_NAME.match(stem)
+    return f"{m['cls']}/g{int(m['group']):02d}" if m else str(video)
+
+
+def clusters_of(videos) -> np.ndarray:
+    """:func:`cluster_of` of every video name, as a (n,) str array."""
+    return np.asarray([cluster_of(v) for v in videos], dtype=str)
 
 
 def _binary_single(parts: list[np.ndarray]) -> bool:
@@ -133,6 +151,31 @@ class Score:
 
     def p_below(self, x: float) -> float:
         return self._tail(x, -1)
+
+
+@dataclass(frozen=True)
+class NoDiscordance:
+    """A paired difference on ``clusters`` clusters none of which the two models score
+    differently: every bootstrap draw is 0, an interval of no width that no sample size
+    earns. The evidence is the count instead: no discordant cluster out of G. A true
+    difference of size x needs at least a share |x| of the clusters discordant, so the
+    chance of seeing none is at most (1 - |x|)^G: p_above(x) for x < 0, p_below(x) for
+    x > 0; the interval is +- the Wilson upper bound of 0 / G (8 videos: +-32 points at 95%;
+    3,783 videos in 700 clusters: +-0.5 points)."""
+
+    clusters: int
+    estimate: float = 0.0
+    kind: ClassVar[str] = "no discordant cluster: exact bound (1 - |x|)^clusters"
+
+    def interval(self, level: float = LEVEL) -> tuple[float, float]:
+        u = wilson(0, self.clusters, level=level)[1]
+        return -u, u
+
+    def p_above(self, x: float) -> float:
+        return (1 - min(1.0, -x)) ** self.clusters if x < 0 else 1.0
+
+    def p_below(self, x: float) -> float:
+        return (1 - min(1.0, x)) ** self.clusters if x > 0 else 1.0
 
 
 # ---------------------------------------------------------------------------- tests
@@ -409,8 +452,8 @@ RULES = {r.name: r for r in (Superiority, Equivalence, NotGreater, AtChance)}
 def _counts(parts: list[np.ndarray], codes: list[np.ndarray], shared: bool = False) -> dict:
     s = tuple(p.shape[0] for p in parts)
     g = [int(c.max() + 1) for c in codes]
-    return {
-        "n": int(sum(p.shape[1] for p in parts)),
+    return {  # shared strata score the same videos: n and clusters count them once
+        "n": parts[0].shape[1] if shared else int(sum(p.shape[1] for p in parts)),
         "clusters": g[0] if shared else sum(g),
         "strata": len(parts),
         "seeds": s[0] if len(set(s)) == 1 else s,
@@ -427,7 +470,8 @@ def compare(
     ci_high (95% cluster bootstrap, seeds drawn), ci90_low / ci90_high when the rule decides
     on a 90% interval, p_value and test (the test behind the verdict: for Superiority the
     test of no difference, paired_test; for the margin rules the one-sided tests dual to the
-    rule's interval), p_zero / test_zero (the test of no difference, always), rule
+    rule's interval; where no cluster is discordant the bootstrap has no width, and the
+    interval and p come from the count of discordant clusters, NoDiscordance), p_zero / test_zero (the test of no difference, always), rule
     (describe()) and verdict. All uncorrected: holm_verdicts adds the correction.
     """
     A, B = _pair(a, b)
@@ -435,6 +479,8 @@ def compare(
     out["seeds_a"], out["seeds_b"] = out.pop("seeds"), _counts(B, _codes(None, B))["seeds"]
     kw = dict(clusters=clusters, shared=shared, resamples=resamples, seed=seed)
     boot = cluster_bootstrap(A, B, seeds=seeds, **kw)
+    if not np.any(np.abs(boot.draws - boot.draws[0]) > 1e-12):  # no discordant cluster
+        boot = NoDiscordance(out["clusters"], boot.estimate)
     p_zero, test_zero = paired_test(A, B, **kw)
     verdict = rule.verdict(*boot.interval(rule.level))
     if isinstance(rule, Superiority):
@@ -483,25 +529,39 @@ def at_chance(
 
 
 def holm(pvalues, *, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
-    """Holm step-down adjusted p-values and reject flags (statsmodels multipletests,
-    method="holm"): family-wise error rate at ``alpha`` under any dependence."""
+    """Holm step-down adjusted p-values and reject flags: the i-th smallest of m p-values
+    times (m - i + 1), made non-decreasing, capped at 1; family-wise error rate at
+    ``alpha`` under any dependence. (statsmodels multipletests(method="holm") gives the
+    same numbers, tests/test_verdicts.py; it also runs a full garbage collection per call.)"""
     p = np.asarray(pvalues, dtype=np.float64)
     if p.size == 0:
         return p, np.zeros(0, dtype=bool)
-    reject, adjusted, _, _ = multipletests(p, alpha=alpha, method="holm")
-    return adjusted, reject
+    order = np.argsort(p, kind="stable")
+    steps = np.maximum.accumulate(p[order] * (p.size - np.arange(p.size)))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, steps)
+    return adjusted, adjusted <= alpha
 
 
-def holm_verdicts(rows, *, family=None, alpha: float = ALPHA, p: str = "p_value") -> list[dict]:
-    """Copies of ``rows`` (dicts with ``p`` and "verdict", e.g. from compare) with p_holm,
+_PLAIN = {**{x: x for x in VERDICTS}, **{lab: x for x, lab in AtChance.labels.items()}}
+
+
+def holm_verdicts(
+    rows, *, family=None, alpha: float = ALPHA, p: str = "p_value", verdict: str = "verdict"
+) -> list[dict]:
+    """Copies of ``rows`` (dicts with ``p`` and ``verdict``, e.g. from compare) with p_holm,
     family_size and verdict_holm: a supported / contradicted verdict whose Holm-adjusted p
     exceeds ``alpha`` becomes inconclusive; other verdicts stay. Holm runs within each
     family: rows sharing the value of key ``family`` (None: all rows are one family). Rows
     without a finite p are left out of the family and cannot stay decisive; a control's
-    outcome gets outcome_holm. The intervals in the rows stay uncorrected (95%), beside the
-    corrected verdict: the correction widens nothing, it withdraws what the family cannot
-    afford.
+    outcome gets outcome_holm, and a control's label as its verdict ("as expected", "not as
+    expected") is read as supported / contradicted and kept as a label. The intervals in the
+    rows stay uncorrected (95%), beside the corrected verdict: the correction widens
+    nothing, it withdraws what the family cannot afford. ``p`` and ``verdict`` name the
+    columns read; a suffix after "verdict" (e.g. "verdict_chosen") names the columns
+    written (p_holm_chosen, verdict_holm_chosen, family_size_chosen).
     """
+    sfx = verdict[len("verdict") :] if verdict.startswith("verdict") else f"_{verdict}"
     out = [dict(r) for r in rows]
     groups: dict[Any, list[dict]] = {}
     for r in out:
@@ -510,12 +570,13 @@ def holm_verdicts(rows, *, family=None, alpha: float = ALPHA, p: str = "p_value"
         ok = [r for r in members if np.isfinite(r[p])]
         adjusted = dict(zip(map(id, ok), holm([r[p] for r in ok], alpha=alpha)[0].tolist()))
         for r in members:
-            r["p_holm"], r["family_size"] = adjusted.get(id(r), float("nan")), len(ok)
-            decisive = r["verdict"] in ("supported", "contradicted")
-            keep = not decisive or r["p_holm"] <= alpha  # nan <= alpha is False
-            r["verdict_holm"] = r["verdict"] if keep else "inconclusive"
-            if "outcome" in r:  # a control from at_chance: its label follows the verdict
-                r["outcome_holm"] = AtChance.labels[r["verdict_holm"]]
+            r[f"p_holm{sfx}"] = adjusted.get(id(r), float("nan"))
+            r[f"family_size{sfx}"] = len(ok)
+            decisive = _PLAIN.get(r[verdict]) in ("supported", "contradicted")
+            keep = not decisive or r[f"p_holm{sfx}"] <= alpha  # nan <= alpha is False
+            r[f"verdict_holm{sfx}"] = r[verdict] if keep else "inconclusive"
+            if "outcome" in r and not sfx:  # a control from at_chance: its label follows
+                r["outcome_holm"] = AtChance.labels[_PLAIN[r["verdict_holm"]]]
     return out
 
 
@@ -547,3 +608,17 @@ def n_for_power(effect: float, discordance: float, *, power=0.8, alpha=ALPHA) ->
     d, psi = _power_args(effect, discordance)
     za, zb = norm.ppf(1 - alpha / 2), norm.ppf(power)
     return math.ceil((za * math.sqrt(psi) + zb * math.sqrt(psi - d * d)) ** 2 / (d * d))
+
+
+def n_for_power_chance(effect: float, chance: float, *, power=0.8, alpha=ALPHA) -> int:
+    """Videos a control needs to detect an accuracy ``chance + effect`` (effect: a fraction,
+    either sign) against ``chance`` with probability ``power``, by the two-sided score test
+    (the Wilson interval's dual, as at_chance): n = (z_{1-alpha/2} sqrt(p0 q0) + z_{power}
+    sqrt(p1 q1))^2 / d^2. Videos, not clusters: clustered videos need more."""
+    p0, p1 = float(chance), float(chance) + float(effect)
+    if not (0 < p0 < 1 and 0 <= p1 <= 1 and effect != 0):
+        raise ValueError(f"need chance in (0, 1), chance + effect in [0, 1], effect != 0: "
+                         f"{chance}, {effect}")  # fmt: skip
+    za, zb = norm.ppf(1 - alpha / 2), norm.ppf(power)
+    num = za * math.sqrt(p0 * (1 - p0)) + zb * math.sqrt(p1 * (1 - p1))
+    return math.ceil(num**2 / (p1 - p0) ** 2)

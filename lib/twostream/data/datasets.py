@@ -13,6 +13,13 @@ Frame counts come from one directory scan per video folder.
   equally spaced time steps (:func:`twostream.data.video.segment_indices`) of a video through
   the eval transform, item ``(x (T, C, S, S), label)``.
 
+Device input pipeline (``cfg.input_pipeline = "device"``, :mod:`twostream.data.device_pipeline`):
+``TrainSteps(device_augment=...)`` returns ``(EncodedFrames, params (6,), label)``: the
+stack's JPEG files undecoded and the crop / flip / jitter parameters, drawn from the same
+item generator in the same order as the host transform would; ``VideoSteps(encoded=True)``
+returns ``(EncodedFrames of the T stacks, None, label)``, each file read once. Decoding and
+augmentation then run batched on the training device.
+
 RGB and flow use the same time steps: step t is frame t for the spatial stream and the L
 flow fields starting at frame t (:func:`twostream.data.video.flow_stack_indices`, shifted
 back to stay inside the video) for the temporal one, so the two streams' features of a
@@ -30,7 +37,16 @@ from torch.utils.data import Dataset
 
 from twostream.core.errors import UserError
 from twostream.core.names import MODALITIES
-from twostream.data.layout import count_rawframes, load_flow_stack, load_rgb, video_folder
+from twostream.data.device_pipeline import EncodedFrames, read_encoded
+from twostream.data.layout import (
+    count_rawframes,
+    flow_files,
+    frame_file,
+    frame_size,
+    load_flow_stack,
+    load_rgb,
+    video_folder,
+)
 from twostream.data.video import flow_stack_indices, segment_indices
 
 
@@ -59,15 +75,48 @@ class _Videos(Dataset):
                     f"or prepare.ensure_rawframes(cfg))"
                 )
         self.labels = [int(r.label) for r in self.records]
+        self._sizes: dict[int, tuple[int, int]] = {}  # video -> (H, W), read when first needed
+
+    def size(self, video: int) -> tuple[int, int]:
+        """(H, W) every frame file of ``video`` must have (its first file's JPEG header): a
+        file of another size is refused naming it, not stacked or cropped silently."""
+        if video not in self._sizes:
+            self._sizes[video] = frame_size(self.folders[video], self.modality)
+        return self._sizes[video]
 
     def load(self, video: int, step: int) -> torch.Tensor:
         """uint8 stack of time step ``step`` (a frame index): (3, H, W) or (2L, H, W)."""
         folder = self.folders[video]
         if self.modality == "rgb":
-            return load_rgb(folder, step)
+            return load_rgb(folder, step, size=self.size(video))
         return load_flow_stack(
-            folder, flow_stack_indices(self.counts[video][1], step, self.flow_length)
-        )
+            folder, flow_stack_indices(self.counts[video][1], step, self.flow_length),
+            size=self.size(video),
+        )  # fmt: skip
+
+    def encoded(self, video: int, frames, stacks) -> EncodedFrames:
+        """The JPEG files of ``frames`` (rgb: frame indices; flow: flow-field indices) of
+        ``video``, undecoded and checked, each read once; ``stacks``: per stack, the
+        positions in ``frames`` it is made of (rgb: one; flow: L, x then y planes each)."""
+        folder = self.folders[video]
+        if self.modality == "rgb":
+            paths = [folder / frame_file(int(i)) for i in frames]
+            planes = [[3 * int(k) + c for c in range(3)] for (k,) in stacks]
+        else:
+            paths = [folder / f for i in frames for f in flow_files(int(i))]
+            planes = [[2 * int(k) + c for k in row for c in (0, 1)] for row in stacks]
+        return read_encoded(paths, modality=self.modality, planes=planes, size=self.size(video))
+
+    def encoded_steps(self, video: int, steps) -> EncodedFrames:
+        """:meth:`encoded` of the stacks of time steps ``steps`` (frame indices), in order."""
+        if self.modality == "rgb":
+            per_step = [[int(t)] for t in steps]
+        else:
+            flows = self.counts[video][1]
+            per_step = [flow_stack_indices(flows, t, self.flow_length) for t in steps]
+        needed = np.unique(np.concatenate(per_step))
+        where = {int(f): k for k, f in enumerate(needed)}
+        return self.encoded(video, needed, [[where[int(f)] for f in row] for row in per_step])
 
 
 class TrainSteps(_Videos):
@@ -83,10 +132,14 @@ class TrainSteps(_Videos):
         samples_per_video: int = 1,
         transform: Callable | None = None,
         seed: int = 0,
+        device_augment=None,
     ):
         super().__init__(
             records, rawframes_dir, modality=modality, flow_length=flow_length, transform=transform
         )
+        if device_augment is not None and transform is not None:
+            raise ValueError("pass a host transform or a device_augment, not both")
+        self.device_augment = device_augment  # DeviceAugment: items are encoded + params
         self.samples_per_video = int(samples_per_video)
         self.seed = int(seed)
         self.epoch = 0
@@ -107,6 +160,10 @@ class TrainSteps(_Videos):
     def __getitem__(self, index: int):
         g = item_generator(self.seed, self.epoch, index)
         video = index // self.samples_per_video
+        if self.device_augment is not None:  # the same draws, in the same order, as below
+            x = self.encoded_steps(video, [self.time_step(index, g)])
+            h, w = x.size
+            return x, self.device_augment.params(g, height=h, width=w), self.labels[video]
         x = self.load(video, self.time_step(index, g))
         if self.transform is not None:
             x = self.transform(x, g)  # (C, S, S)
@@ -114,7 +171,8 @@ class TrainSteps(_Videos):
 
 
 class VideoSteps(_Videos):
-    """All T equally spaced time steps of each video: item ``(x (T, C, H, W), label)``."""
+    """All T equally spaced time steps of each video: item ``(x (T, C, H, W), label)``;
+    ``encoded=True``: ``(EncodedFrames, None, label)`` (decoded and cropped on the device)."""
 
     def __init__(
         self,
@@ -125,11 +183,15 @@ class VideoSteps(_Videos):
         num_segments: int,
         flow_length: int = 10,
         transform: Callable | None = None,
+        encoded: bool = False,
     ):
         super().__init__(
             records, rawframes_dir, modality=modality, flow_length=flow_length, transform=transform
         )
+        if encoded and transform is not None:
+            raise ValueError("encoded items are transformed on the device, not by a transform")
         self.num_segments = int(num_segments)
+        self.encoded_items = bool(encoded)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -139,18 +201,21 @@ class VideoSteps(_Videos):
         return segment_indices(self.counts[video][0], self.num_segments)  # (T,)
 
     def __getitem__(self, index: int):
+        if self.encoded_items:
+            return self.encoded_steps(index, self.steps(index)), None, self.labels[index]
         stacks = []
         if self.modality == "flow":  # read each flow field once: neighbouring stacks overlap
             flows = self.counts[index][1]
             per_step = [flow_stack_indices(flows, t, self.flow_length) for t in self.steps(index)]
             needed = np.unique(np.concatenate(per_step))
-            planes = load_flow_stack(self.folders[index], needed)  # (2U, H, W)
+            planes = load_flow_stack(self.folders[index], needed, size=self.size(index))
             where = {int(f): k for k, f in enumerate(needed)}
             for idx in per_step:
                 sel = [2 * where[int(f)] + c for f in idx for c in (0, 1)]
                 stacks.append(planes[sel])  # (2L, H, W)
         else:
-            stacks = [load_rgb(self.folders[index], int(t)) for t in self.steps(index)]
+            size = self.size(index)
+            stacks = [load_rgb(self.folders[index], int(t), size=size) for t in self.steps(index)]
         if self.transform is not None:
             stacks = [self.transform(s) for s in stacks]
         x = torch.stack(stacks)  # (T, C, H, W), or (T, crops, C, H, W) for multi-crop testing

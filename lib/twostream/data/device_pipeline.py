@@ -19,7 +19,8 @@ generator in the same order, same padding, same antialiased bilinear resize): th
 method is that code, batched around it; the "matmul" method writes crop + pad + antialiased
 resize + flip of each sample as two interpolation matrices (B, S, H) and (B, S, W) -- the
 weights of PyTorch's antialiased bilinear kernel -- so a batch with a different window per
-sample is two batched matmuls. This module imports nothing from ``twostream``.
+sample is two batched matmuls. This module imports from ``twostream`` only the JPEG check of
+:mod:`twostream.data.layout`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from twostream.data.layout import CorruptFrameError, check_jpeg_bytes
 
 # Must equal twostream.data.transforms (copied so this module stands alone).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -47,52 +50,7 @@ PARAMS = ("top", "left", "side", "flip", "contrast", "brightness_or_shift")
 # ----------------------------------------------------------------------------- corrupt files
 
 
-class CorruptFrameError(ValueError):
-    """A frame file that cannot be decoded completely."""
-
-    def __init__(self, path, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(
-            f"{path}: corrupt JPEG ({reason}); re-run `twostream prepare` to re-extract this video"
-        )
-
-
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def check_jpeg_bytes(data, path) -> tuple[int, int]:
-    """Raise :class:`CorruptFrameError` unless ``data`` (bytes or a 1-D uint8 tensor / array) is
-    a whole JPEG: SOI marker, a frame header before the scan, EOI marker (FF D9) at the end (a
-    few padding bytes allowed). Returns (height, width) from the header. Cheap: a few header
-    segments are walked, the entropy-coded data is not touched. (torchvision's CPU decoder
-    raises on truncated data too; nvjpeg and OpenCV's libjpeg may only warn and return a
-    partly grey image, hence this check before any decode.)"""
-    if isinstance(data, torch.Tensor):
-        data = data.numpy()
-    buf = memoryview(data).cast("B") if not isinstance(data, bytes) else data
-    n = len(buf)
-    if n == 0:
-        raise CorruptFrameError(path, "empty file")
-    if n < 4 or buf[0] != 0xFF or buf[1] != 0xD8:
-        raise CorruptFrameError(path, "no SOI marker: not a JPEG")
-    if b"\xff\xd9" not in bytes(buf[max(0, n - 64) :]):  # FF D9 cannot occur in scan data
-        raise CorruptFrameError(path, f"truncated: no EOI marker in the last bytes of {n}")
-    i = 2
-    while i + 4 <= n:
-        if buf[i] != 0xFF:
-            raise CorruptFrameError(path, f"bad marker at byte {i}")
-        marker = buf[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in _SOF:
-            if i + 9 > n:
-                break
-            return (buf[i + 5] << 8) | buf[i + 6], (buf[i + 7] << 8) | buf[i + 8]
-        if marker == 0xDA:
-            raise CorruptFrameError(path, "scan before any frame header")
-        i += 2 + ((buf[i + 2] << 8) | buf[i + 3])
-    raise CorruptFrameError(path, "no frame header")
+# CorruptFrameError and check_jpeg_bytes live in twostream.data.layout (one JPEG check).
 
 
 # ----------------------------------------------------------------------------- host: bytes
@@ -140,18 +98,25 @@ class EncodedFrames:
         )  # fmt: skip
 
 
-def read_encoded(paths: Sequence, *, modality: str, planes=None) -> EncodedFrames:
+def read_encoded(paths: Sequence, *, modality: str, planes=None, size=None) -> EncodedFrames:
     """Read and check ``paths`` (flow: x_0, y_0, x_1, y_1, ...; rgb: one frame) as bytes. Default
     ``planes``: one stack of every decoded plane in file order; an eval item passes the files
-    it needs once and ``planes`` (T, C) to share the fields of overlapping flow stacks."""
+    it needs once and ``planes`` (T, C) to share the fields of overlapping flow stacks.
+    ``size`` (H, W): the size every file must have (default: the first file's)."""
     cpf = _channels_per_file(modality)
-    blobs, size = [], None
+    blobs = []
+    size = None if size is None else tuple(size)
     for path in paths:
-        with open(path, "rb") as f:
-            blob = f.read()
+        try:
+            with open(path, "rb") as f:
+                blob = f.read()
+        except FileNotFoundError:
+            raise CorruptFrameError(path, "missing file") from None
         hw = check_jpeg_bytes(blob, path)
         if size is not None and hw != size:
-            raise CorruptFrameError(path, f"size {hw} differs from {size} of {paths[0]}")
+            raise CorruptFrameError(
+                path, f"{hw[1]}x{hw[0]}, the video's other frames are {size[1]}x{size[0]}"
+            )
         size = hw
         blobs.append(blob)
     lengths = torch.tensor([0] + [len(b) for b in blobs], dtype=torch.int64)
@@ -437,6 +402,9 @@ class DeviceAugment:
                     y = y.flip(-1)
                     if self.modality == "flow":
                         y[0::2] = 255.0 - y[0::2]
+                # a window kept at its size is a strided view: the jitter's mean over it
+                # would sum in another order than StackTransform's (new, contiguous) tensor
+                y = y.contiguous()
                 out[i] = self._finish(y[None], p[i : i + 1])[0]
             return out
         pd = p.to(dev)

@@ -160,23 +160,153 @@ def folder_conflicts(videos: Sequence[str]) -> dict[str, str]:
     return bad
 
 
+# ----------------------------------------------------------------------------- corrupt files
+
+
+class CorruptFrameError(UserError, ValueError):
+    """A frame file that is missing, empty or cannot be decoded completely (a one-line
+    ``UserError`` for the command line; a ``ValueError`` for the callers that catch those)."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(
+            f"{path}: corrupt JPEG ({reason}); re-run `twostream prepare` to re-extract this video"
+        )
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+EOI_WINDOW = 64  # the EOI marker may be followed by a few padding bytes
+
+
+def check_jpeg_bytes(data, path) -> tuple[int, int]:
+    """Raise :class:`CorruptFrameError` unless ``data`` (bytes, or a 1-D uint8 array / tensor) is
+    a whole JPEG: SOI marker, a frame header before the scan, EOI marker (FF D9) at the end (a
+    few padding bytes allowed). Returns (height, width) from the header. Cheap: a few header
+    segments are walked, the entropy-coded data is not touched. (torchvision's CPU decoder
+    raises on truncated data; nvjpeg and OpenCV's libjpeg may only warn and return a partly
+    grey image, hence this check before any decode.)"""
+    if hasattr(data, "numpy"):  # a torch tensor
+        data = data.numpy()
+    buf = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    n = len(buf)
+    if n == 0:
+        raise CorruptFrameError(path, "empty file")
+    if n < 4 or buf[0] != 0xFF or buf[1] != 0xD8:
+        raise CorruptFrameError(path, "no SOI marker: not a JPEG")
+    if b"\xff\xd9" not in bytes(buf[max(0, n - EOI_WINDOW) :]):  # FF D9 cannot occur in scan data
+        raise CorruptFrameError(path, f"truncated: no EOI marker in the last bytes of {n}")
+    i = 2
+    while i + 4 <= n:
+        if buf[i] != 0xFF:
+            raise CorruptFrameError(path, f"bad marker at byte {i}")
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            if i + 9 > n:
+                break
+            return (buf[i + 5] << 8) | buf[i + 6], (buf[i + 7] << 8) | buf[i + 8]
+        if marker == 0xDA:
+            raise CorruptFrameError(path, "scan before any frame header")
+        i += 2 + ((buf[i + 2] << 8) | buf[i + 3])
+    raise CorruptFrameError(path, "no frame header")
+
+
+def tail_problem(name: str, *, dir_fd: int | None = None) -> str | None:
+    """None when the file ``name`` (relative to ``dir_fd`` when given) ends with the JPEG EOI
+    marker (a few padding bytes allowed), else "missing" / "empty" / "truncated (...)". Three
+    system calls (open, pread of the last bytes after an lseek to the end, close), no stat
+    and no Python file object: the per-file check of :func:`verify_rawframes`."""
+    try:
+        fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size == 0:
+            return "empty (0 bytes)"
+        tail = os.pread(fd, EOI_WINDOW, max(0, size - EOI_WINDOW))
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    finally:
+        os.close(fd)
+    return None if b"\xff\xd9" in tail else "truncated (no JPEG end marker)"
+
+
+def verify_rawframes(folder: str | os.PathLike, frames: int, flows: int) -> str | None:
+    """None when ``folder`` holds the ``frames`` RGB frames and ``flows`` x / y flow fields a
+    completion marker records, each non-empty and ending with the JPEG EOI marker;
+    otherwise what is wrong (one phrase naming the first bad file). The cost is one open
+    and one small read per file: on a UCF101-sized folder (180 frames + 2 x 179 flow JPEGs,
+    page cache warm) about 12 ms on the 2-core VM of this project's tests, against 1 ms for
+    a bare directory scan; tests/test_bad_frames.py measures it."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return "its folder is missing"
+    try:
+        for i in range(frames):
+            name = frame_file(i)
+            problem = tail_problem(name, dir_fd=dir_fd)
+            if problem is not None:
+                return f"{name} is {problem}"
+        for i in range(flows):
+            for name in flow_files(i):
+                problem = tail_problem(name, dir_fd=dir_fd)
+                if problem is not None:
+                    return f"{name} is {problem}"
+    finally:
+        os.close(dir_fd)
+    return None
+
+
 # ----------------------------------------------------------------------------- reading
 
 
-def _imread(path: Path, flags: int) -> np.ndarray:
+def _imread(path: Path, flags: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode one frame file, refusing a missing, empty, truncated or undecodable one (and,
+    with ``size`` (H, W), one of another size than the video's other frames) as a one-line
+    :class:`CorruptFrameError` naming the file and `twostream prepare` as the fix."""
     import cv2
 
-    img = cv2.imread(str(path), flags)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise CorruptFrameError(path, "missing file") from None
+    hw = check_jpeg_bytes(data, path)
+    if size is not None and hw != tuple(size):
+        raise CorruptFrameError(
+            path, f"{hw[1]}x{hw[0]}, the video's other frames are {size[1]}x{size[0]}"
+        )
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None:
-        raise UserError(f"cannot read {path}; re-run `twostream prepare` to re-extract this video")
+        raise CorruptFrameError(path, "OpenCV cannot decode it")
     return img
 
 
-def read_rgb(folder: str | os.PathLike, i: int) -> np.ndarray:
-    """Frame ``i`` (0-based) as RGB uint8 (H, W, 3)."""
+def frame_size(folder: str | os.PathLike, modality: str) -> tuple[int, int]:
+    """(H, W) of a video's first frame (``rgb``) or flow x field (``flow``) from its JPEG
+    header: the size every other file of the video must have."""
+    path = Path(folder) / (frame_file(0) if modality == "rgb" else flow_files(0)[0])
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise CorruptFrameError(path, "missing file") from None
+    return check_jpeg_bytes(data, path)
+
+
+def read_rgb(
+    folder: str | os.PathLike, i: int, *, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Frame ``i`` (0-based) as RGB uint8 (H, W, 3); ``size`` (H, W): the size it must have."""
     import cv2
 
-    bgr = _imread(Path(folder) / frame_file(i), cv2.IMREAD_COLOR)  # (H, W, 3) BGR
+    bgr = _imread(Path(folder) / frame_file(i), cv2.IMREAD_COLOR, size)  # (H, W, 3) BGR
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
@@ -185,9 +315,8 @@ def read_flow(folder: str | os.PathLike, i: int) -> np.ndarray:
     import cv2
 
     fx, fy = flow_files(i)
-    return np.stack(
-        [_imread(Path(folder) / f, cv2.IMREAD_GRAYSCALE) for f in (fx, fy)], axis=-1
-    )  # (H, W, 2)
+    x = _imread(Path(folder) / fx, cv2.IMREAD_GRAYSCALE)
+    return np.stack([x, _imread(Path(folder) / fy, cv2.IMREAD_GRAYSCALE, x.shape)], axis=-1)
 
 
 def read_minmax(folder: str | os.PathLike) -> dict[int, tuple[float, float, float, float]]:
@@ -217,15 +346,17 @@ def read_flow_pixels(
     return dequantize(read_flow(folder, i), method="minmax", lo=[lo_x, lo_y], hi=[hi_x, hi_y])
 
 
-def load_rgb(folder: str | os.PathLike, i: int):
-    """Frame ``i`` (0-based) as a uint8 tensor (3, H, W), RGB order."""
+def load_rgb(folder: str | os.PathLike, i: int, *, size: tuple[int, int] | None = None):
+    """Frame ``i`` (0-based) as a uint8 tensor (3, H, W), RGB order (``size``: see read_rgb)."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(read_rgb(folder, i).transpose(2, 0, 1)))
+    return torch.from_numpy(np.ascontiguousarray(read_rgb(folder, i, size=size).transpose(2, 0, 1)))
 
 
-def load_flow_stack(folder: str | os.PathLike, indices: Sequence[int]):
-    """Flow fields ``indices`` (0-based) as a uint8 tensor (2L, H, W): [x_0, y_0, x_1, ...]."""
+def load_flow_stack(folder: str | os.PathLike, indices: Sequence[int], *,
+                    size: tuple[int, int] | None = None):  # fmt: skip
+    """Flow fields ``indices`` (0-based) as a uint8 tensor (2L, H, W): [x_0, y_0, x_1, ...].
+    Every file must have the size (H, W) ``size`` (default: the first file's)."""
     import cv2
     import torch
 
@@ -236,10 +367,9 @@ def load_flow_stack(folder: str | os.PathLike, indices: Sequence[int]):
         i = int(i)
         if i not in cache:  # a short video repeats fields; read each once
             fx, fy = flow_files(i)
-            cache[i] = (
-                _imread(folder / fx, cv2.IMREAD_GRAYSCALE),
-                _imread(folder / fy, cv2.IMREAD_GRAYSCALE),
-            )
+            x = _imread(folder / fx, cv2.IMREAD_GRAYSCALE, size)
+            size = size or x.shape
+            cache[i] = (x, _imread(folder / fy, cv2.IMREAD_GRAYSCALE, size))
         planes.extend(cache[i])
     return torch.from_numpy(np.stack(planes))  # (2L, H, W)
 
@@ -295,8 +425,10 @@ def write_minmax(folder: Path, lines: Sequence[str]) -> None:
 
 
 __all__ = [
+    "CorruptFrameError",
     "FIRST_INDEX",
     "JPEG_QUALITY",
+    "check_jpeg_bytes",
     "count_rawframes",
     "encode_jpeg",
     "find_foreign_folders",
@@ -304,6 +436,7 @@ __all__ = [
     "folder_conflicts",
     "foreign_file",
     "frame_file",
+    "frame_size",
     "load_flow_stack",
     "load_rgb",
     "minmax_line",
@@ -313,7 +446,9 @@ __all__ = [
     "read_minmax",
     "read_rgb",
     "scan_foreign_folder",
+    "tail_problem",
     "video_folder",
+    "verify_rawframes",
     "video_subdir",
     "write_file",
     "write_flow",

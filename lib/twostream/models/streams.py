@@ -55,6 +55,7 @@ import torch
 import torchvision
 from torch import nn
 
+from twostream.core.checkpoint_io import read_torch_file, strip_wrapper_prefixes
 from twostream.core.errors import UserError
 from twostream.core.names import MODALITIES
 
@@ -161,7 +162,7 @@ def _imagenet_state_dict(backbone: str, version: str) -> dict:
     weights = imagenet_weights(backbone, version)
     cached = weights_cache_file(backbone, version)
     if cached.is_file():
-        return torch.load(cached, map_location="cpu", weights_only=True)
+        return read_torch_file(cached, what="ImageNet weights file", weights_only=True)
     try:
         return _download(weights)
     except (OSError, RuntimeError) as exc:  # URLError, socket.timeout, DNS errors, hash mismatch
@@ -180,18 +181,16 @@ def _file_state_dict(path: str) -> dict:
             f"pretrained weights file {p} does not exist; use pretrained: none, imagenet, "
             f"or the path of a torchvision ResNet state dict (.pth)"
         )
-    obj = torch.load(p, map_location="cpu", weights_only=False)
+    obj = read_torch_file(p, what="pretrained weights file")
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict):
         raise UserError(f"{p}: expected a ResNet state dict, got {type(obj).__name__}")
     out = {}
-    for k, v in obj.items():
-        for prefix in ("module.", "body."):  # DDP-wrapped or our own StreamNet checkpoints
-            if k.startswith(prefix):
-                k = k[len(prefix) :]
-        out[k] = v
+    # compiled / DDP-wrapped (_orig_mod., module.) or our own StreamNet checkpoints (body.)
+    for k, v in strip_wrapper_prefixes(obj).items():
+        out[k.removeprefix("body.")] = v
     return out
 
 
@@ -388,7 +387,15 @@ def load_stream(checkpoint_path: str | os.PathLike, map_location="cpu") -> Strea
         raise UserError(
             f"stream checkpoint {p} does not exist; train it with twostream train-stream"
         )
-    payload = torch.load(p, map_location=map_location, weights_only=False)
+    # empty or truncated: one line naming the file (twostream.core.checkpoint_io)
+    payload = read_torch_file(
+        p, what="stream checkpoint", map_location=map_location,
+        unreadable=lambda q, why: UserError(
+            f"stream checkpoint {q} is {why}; delete its run folder {q.parent} and train it "
+            "again with twostream train-stream"),
+    )  # fmt: skip
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise UserError(f"{p} holds no model state; not a stream checkpoint")
     arch = (payload.get("extra") or {}).get("arch")
     if arch is None:
         raise UserError(f"{p} holds no stream architecture (extra.arch); not a stream checkpoint")
@@ -400,7 +407,7 @@ def load_stream(checkpoint_path: str | os.PathLike, map_location="cpu") -> Strea
         pretrained="none",
         dropout=arch.get("dropout", 0.0),
     )
-    model.load_state_dict(payload["model"])
+    model.load_state_dict(strip_wrapper_prefixes(payload["model"]))  # saved compiled / DDP too
     return model.to(map_location) if isinstance(map_location, (str, torch.device)) else model
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 
 from twostream.core.config import (
     StudyConfig,
+    key_value,
     stage_fields,
     to_jsonable,
 )
@@ -51,6 +51,7 @@ from twostream.synthetic.writer import ensure_dataset, is_current, synth_params
 from twostream.train import distributed as dist
 from twostream.train.features import (
     check_taps,
+    clear_stale_cache,
     extract_stream,
     file_digest,
     missing_videos,
@@ -154,7 +155,7 @@ def key(cfg: StudyConfig, node: Node) -> str:
     d = to_jsonable(cfg)
     payload = {
         "stage": node.stage,
-        "fields": {f: d[f] for f in fields},
+        "fields": {f: key_value(f, d[f]) for f in fields},  # flow_device: its type only
         "args": [list(a) for a in node.args],
         "needs": [key(cfg, n) for n in needs(node)],
     }
@@ -268,16 +269,19 @@ def _run(cfg: StudyConfig, node: Node) -> None:
 
 
 def _run_features(cfg: StudyConfig, stream: str, split: int, taps: Sequence[str]) -> None:
-    """Extract the given taps of one stream in one forward pass (stale folders removed)."""
+    """Extract the given taps of one stream in one forward pass. Folders made from another
+    checkpoint (or of unknown origin: no manifest) are removed; those of this checkpoint are
+    resumed, only their missing videos extracted."""
 
     dirs = {tap: output(cfg, features_node(stream, split, tap)) for tap in taps}
+    checkpoint = _stream_checkpoint(cfg, stream, split)
+    sha = file_digest(checkpoint)
     if dist.is_main():
         for d in dirs.values():  # made from another checkpoint: its files must not be kept
-            if d.exists():
-                shutil.rmtree(d)
+            clear_stale_cache(d, sha)
     dist.barrier()
     extract_stream(cfg, stream=stream, records=feature_records(cfg, split),
-                   checkpoint=_stream_checkpoint(cfg, stream, split), dirs=dirs)  # fmt: skip
+                   checkpoint=checkpoint, dirs=dirs, checkpoint_sha1=sha)  # fmt: skip
 
 
 def _run_head(cfg: StudyConfig, node: Node) -> None:

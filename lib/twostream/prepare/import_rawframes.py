@@ -422,7 +422,7 @@ def import_rawframes(source_dir: str | os.PathLike, out_dir: str | os.PathLike, 
         for sub in matched:
             video = by_sub[sub]
             source = None if vids is None else ps.source_stat(vids / video)
-            marker = ps.read_marker(out, video) or {}
+            marker = ps.current_state(ps.read_marker(out, video), key) or {}
             origin = marker.get("origin") or {}
             if ps.is_done(marker, key, source) and (origin.get("from"), origin.get("bound")) == (
                     str(src / sub), source_bound):  # fmt: skip

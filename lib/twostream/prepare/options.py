@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from twostream.core.config import stage_fields
+from twostream.core.config import device_type, stage_fields
 from twostream.core.errors import UserError
 from twostream.core.names import QUANTIZATIONS
 from twostream.data import layout
@@ -58,6 +59,10 @@ class PrepareOptions:
             )
         if not self.flow_bound > 0:
             raise UserError(f"flow bound must be > 0 pixels, got {self.flow_bound}")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.flow_device)):
+            raise UserError(
+                f"flow device {self.flow_device!r} is not cpu, cuda or cuda:N (e.g. cuda:1)"
+            )
         if self.flow_device != "cpu" and self.flow_backend == "opencv":
             raise UserError(
                 "the opencv flow backend runs on the CPU; use --flow-backend torch for cuda"
@@ -70,11 +75,12 @@ class PrepareOptions:
         return dataclasses.asdict(get_params(self.flow_preset, **dict(self.flow_params)))
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT_VERSION,
-            "params": dataclasses.asdict(self),
-            "tvl1": self.tvl1_params(),
-        }
+        """What the bytes depend on (hashed by :meth:`key`). The flow device as its type:
+        cuda:0 and cuda:1 write the same bytes, so they share the key "cuda"; cpu and cuda
+        keep separate keys, because CPU and GPU TV-L1 may differ in float rounding."""
+        params = dataclasses.asdict(self)
+        params["flow_device"] = device_type(self.flow_device)
+        return {"format": FORMAT_VERSION, "params": params, "tvl1": self.tvl1_params()}
 
     def key(self) -> str:
         """Hash of everything that changes the bytes: a marker with another key is stale."""

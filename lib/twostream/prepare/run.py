@@ -13,10 +13,13 @@ Why it survives ``kill -9`` at any moment: every file is written as a temp file 
 and a video counts as done only once its marker exists, which is written *after* all its
 frames (:mod:`twostream.prepare.worker`). A rerun skips videos whose marker matches (same
 parameters and resolved TV-L1 settings, same source size and mtime) and redoes the others
-after deleting their partial folder. JPEG encoding and single-threaded TV-L1 are
+into a temporary sibling folder swapped in only when complete, so a video finished with
+other parameters is never removed before its replacement is whole. JPEG encoding and single-threaded TV-L1 are
 deterministic, so an interrupted-then-resumed run gives the same bytes as an uninterrupted
 one. ``workers`` processes share the videos; ``shard=(i, n)`` takes every n-th video of the
-sorted list starting at the i-th (1-based), so n array jobs cover every video exactly once.
+sorted list starting at the i-th (0-based, 0 <= i < n, as Slurm's ``--array=0-15`` numbers
+its tasks; ``--shard slurm`` reads them from the environment), so n array jobs cover every
+video exactly once, and each shard reports only its own videos.
 
 The options that change the bytes (:class:`PrepareOptions`) are the StudyConfig fields of
 the ``rawframes`` stage (``config.stage_fields("rawframes")``), plus the TV-L1 overrides and
@@ -29,8 +32,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,8 @@ from twostream.prepare.state import (
     CONFIG_FILE,
     MANIFEST,
     clean_orphan_temps,
+    clean_partial_folders,
+    current_state,
     exclusive_lock,
     is_done,
     read_marker,
@@ -74,7 +80,7 @@ class PrepareSummary:
     ignored: int = 0  # files without a video extension
     missing_from_disk: int = 0  # listed in split files but not found
     wall_s: float = 0.0
-    shard: tuple[int, int] = (1, 1)
+    shard: tuple[int, int] = (0, 1)  # (i, n), 0-based
     manifest: Path | None = None
     lists: list[Path] = field(default_factory=list)
 
@@ -97,10 +103,48 @@ class PrepareSummary:
 # ----------------------------------------------------------------------------- listing
 
 
+SHARD_FORMAT = "I/N, 0-based (0/3, 1/3, 2/3 for three parts), or slurm"
+
+
+def slurm_shard(env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(i, n) of a Slurm array task: SLURM_ARRAY_TASK_ID, with SLURM_ARRAY_TASK_COUNT tasks
+    (or SLURM_ARRAY_TASK_MIN..MAX, the ID counted from MIN: ``--array=1-16`` works too)."""
+    env = os.environ if env is None else env
+
+    def num(name: str) -> int | None:
+        value = env.get(name)
+        if value is None or not value.strip():
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise UserError(f"--shard slurm: {name}={value!r} is not a number") from None
+
+    task, count = num("SLURM_ARRAY_TASK_ID"), num("SLURM_ARRAY_TASK_COUNT")
+    low, high = num("SLURM_ARRAY_TASK_MIN"), num("SLURM_ARRAY_TASK_MAX")
+    if task is None:
+        raise UserError(
+            "--shard slurm: SLURM_ARRAY_TASK_ID is not set; run it as a Slurm array job "
+            "(sbatch --array=0-15 ...) or give --shard I/N (0-based)"
+        )
+    low = 0 if low is None else low
+    if high is not None:
+        return parse_shard((task - low, high - low + 1))
+    if count is None:
+        raise UserError(
+            "--shard slurm: neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX is set; "
+            "give --shard I/N (0-based)"
+        )
+    return parse_shard((task - low, count))
+
+
 def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
-    """``"2/3"`` -> ``(2, 3)``; None -> ``(1, 1)``."""
+    """``"1/3"`` -> ``(1, 3)``, the second of three (0-based: 0/3, 1/3, 2/3); ``"slurm"`` ->
+    the Slurm array task's (:func:`slurm_shard`); None -> ``(0, 1)``."""
     if text is None:
-        return 1, 1
+        return 0, 1
+    if isinstance(text, str) and text.strip().lower() == "slurm":
+        return slurm_shard()
     if isinstance(text, tuple | list):
         i, n = (int(v) for v in text)
     else:
@@ -108,27 +152,55 @@ def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int]:
             i_s, n_s = str(text).split("/")
             i, n = int(i_s), int(n_s)
         except ValueError:
-            raise UserError(
-                f"--shard {text!r} is not i/n (e.g. 2/3 for the second of three)"
-            ) from None
-    if not (n >= 1 and 1 <= i <= n):
-        raise UserError(f"--shard {i}/{n}: need 1 <= i <= n")
+            raise UserError(f"--shard {text!r} is not {SHARD_FORMAT}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UserError(
+            f"--shard {i}/{n}: need 0 <= I < N (shards count from 0: {n} parts are "
+            f"0/{n} .. {max(n - 1, 0)}/{n}, as Slurm's --array=0-{max(n - 1, 0)})"
+        )
     return i, n
 
 
 def shard_videos(videos: Sequence[str], shard: tuple[int, int]) -> list[str]:
-    """Every n-th video of the sorted list starting at the i-th: disjoint, covering for i=1..n."""
+    """Every n-th video of the sorted list starting at the i-th (0-based): disjoint,
+    covering for i = 0..n-1."""
     i, n = shard
-    return list(sorted(videos)[i - 1 :: n])
+    return list(sorted(videos)[i::n])
+
+
+def check_flow_device(opts: PrepareOptions) -> None:
+    """A flow device this machine lacks fails here, before anything is written or removed."""
+    if opts.flow_backend != "torch" or opts.flow_device == "cpu":
+        return
+    import torch  # the torch backend only: opencv runs never load torch
+
+    if not torch.cuda.is_available():
+        raise UserError(
+            f"flow_device {opts.flow_device!r} needs CUDA, which this machine does not have; "
+            "run prepare on a GPU machine or use --flow-device cpu (other rawframes: cpu and "
+            "cuda flow are keyed apart); nothing was written"
+        )
+    index = int(opts.flow_device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise UserError(
+            f"flow_device {opts.flow_device!r}: this machine has {torch.cuda.device_count()} "
+            f"GPU(s) (cuda:0 .. cuda:{torch.cuda.device_count() - 1}); nothing was written"
+        )
 
 
 # ----------------------------------------------------------------------------- prepare
 
 
 def pending_videos(videos_dir: Path, out: Path, options: PrepareOptions, videos: Sequence[str],
-                   *, states: dict[str, dict] | None = None):  # fmt: skip
-    """(to do, reused): the videos of ``videos`` whose marker does not match ``options``.
-    ``states``, when given, receives the markers of the reused videos (for the manifest)."""
+                   *, states: dict[str, dict] | None = None,
+                   damaged: list[tuple[str, str]] | None = None, verify: bool = True):  # fmt: skip
+    """(to do, reused): the videos of ``videos`` whose marker does not match ``options``, or
+    whose folder no longer holds what the marker records (:func:`layout.verify_rawframes`:
+    every file present, non-empty, ending with the JPEG end marker), so that deleting or
+    damaging frames and rerunning prepare re-extracts the video. ``states``, when given,
+    receives the markers of the reused videos (for the manifest); ``damaged`` the (video,
+    what is wrong) of the videos redone for their files. ``verify=False`` trusts the markers
+    (:func:`rawframes_status`, a status estimate that must stay instant on UCF101)."""
     key = options.key()
     todo, reused = [], 0
     for video in videos:
@@ -136,13 +208,19 @@ def pending_videos(videos_dir: Path, out: Path, options: PrepareOptions, videos:
             source = source_stat(videos_dir / video)
         except OSError:
             source = None
-        state = read_marker(out, video)
+        state = current_state(read_marker(out, video), key)  # or the one a failed redo kept
         if is_done(state, key, source):
-            reused += 1
-            if states is not None:
-                states[video] = state
-        else:
-            todo.append(video)
+            problem = layout.verify_rawframes(layout.video_folder(out, video),
+                                              int(state["frames"]), int(state["flows"])) if (
+                verify) else None  # fmt: skip
+            if problem is None:
+                reused += 1
+                if states is not None:
+                    states[video] = state
+                continue
+            if damaged is not None:
+                damaged.append((video, problem))
+        todo.append(video)
     return todo, reused
 
 
@@ -187,6 +265,7 @@ def prepare(
         raise UserError(
             "--out must differ from --videos (rawframes would be mixed with the videos)"
         )
+    check_flow_device(opts)  # before anything is created, removed or written
     all_videos, ignored = find_videos(videos_dir, exclude=out)
     out.mkdir(parents=True, exist_ok=True)
     key = opts.key()
@@ -196,6 +275,8 @@ def prepare(
         # Unsharded runs hold the lock, so every temp file is an orphan; shards running
         # side by side only remove old ones.
         clean_orphan_temps(out, min_age_s=0.0 if shard_t[1] == 1 else 600.0)
+        if shard_t[1] == 1:  # shards may be writing theirs side by side
+            clean_partial_folders(out, [layout.video_folder(out, v) for v in all_videos])
         config_text = json.dumps({**opts.describe(), "params_key": key}, indent=2,
                                  sort_keys=True) + "\n"  # fmt: skip
         cfg_path = out / CONFIG_FILE
@@ -205,7 +286,14 @@ def prepare(
         conflicts = layout.folder_conflicts(all_videos)
         selected = shard_videos(all_videos, shard_t)
         known: dict[str, dict] = {}  # markers read once per run (rebuild_manifest reuses them)
-        todo, reused = pending_videos(videos_dir, out, opts, selected, states=known)
+        damaged: list[tuple[str, str]] = []
+        todo, reused = pending_videos(videos_dir, out, opts, selected, states=known,
+                                      damaged=damaged)  # fmt: skip
+        if damaged:
+            video, problem = damaged[0]
+            more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+            print(f"prepare: re-extracting {len(damaged)} video(s) whose frames are damaged: "
+                  f"{video}: {problem}{more}", file=sys.stderr)  # fmt: skip
         tasks = [(str(videos_dir), str(out), v, dataclasses.asdict(opts), int(flow_batch),
                   conflicts.get(v)) for v in todo]  # fmt: skip
 
@@ -225,7 +313,10 @@ def prepare(
         lists, missing = [], 0
         if splits_dir is not None:
             lists, missing = write_lists(out, records, dataset=dataset, splits_dir=Path(splits_dir),
-                                         name=list_name or dataset)  # fmt: skip
+                                         name=list_name or dataset, on_disk=all_videos)  # fmt: skip
+            # Listed but not on disk: no shard's video; the first shard alone reports them
+            # (the others' videos not prepared *yet* are not missing, and never counted).
+            missing = missing if shard_t[0] == 0 else 0
 
     mine = [records[v] for v in selected if v in records]
     failed = [(r["video"], r["error"]) for r in mine if r["status"] != "ok"]
@@ -246,7 +337,7 @@ def rawframes_status(cfg) -> tuple[int, int]:
         return 0, -1  # the data set is not there yet: unknown
     videos, _ = find_videos(cfg.videos_dir, exclude=cfg.rawframes_dir)
     todo, reused = pending_videos(cfg.videos_dir, cfg.rawframes_dir, options_from_config(cfg),
-                                  videos)  # fmt: skip
+                                  videos, verify=False)  # fmt: skip
     return reused, len(todo)
 
 
@@ -287,7 +378,9 @@ def ensure_rawframes(cfg, *, show_progress: bool = True) -> Path:
 __all__ = [
     "PrepareSummary",
     "ensure_rawframes",
+    "check_flow_device",
     "parse_shard",
+    "slurm_shard",
     "prepare",
     "rawframes_status",
     "shard_videos",

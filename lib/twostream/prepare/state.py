@@ -9,7 +9,11 @@ Layout of this state inside the rawframes folder::
     <out>/<name>_{train,val}_split_<k>_rawframes.txt   mmaction2 annotation lists
 
 A video is done when its marker exists with status ok, the same parameters key and the
-same source size and mtime; anything else is redone. The manifest and lists are rebuilt
+same source size and mtime; anything else is redone. A redo writes into a temporary
+sibling folder (:func:`partial_folder`) swapped in only when complete, so a video done
+with other parameters stays intact until its replacement is whole; when the redo fails,
+its failed marker keeps the old one under ``"kept"`` (:func:`current_state`), and a run
+with the old parameters reuses the old frames. The manifest and lists are rebuilt
 from the markers in sorted order at the end of every run, so an interrupted-then-resumed
 run gives the same bytes as an uninterrupted one (the ``timings`` of each manifest record,
 wall-clock seconds, excepted: see :func:`manifest_without_timings`).
@@ -21,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +38,7 @@ from twostream.data.splits import load_split
 MANIFEST = "manifest.jsonl"
 CONFIG_FILE = "prepare_config.json"
 STATE_DIR = ".prepare"
+PARTIAL_SUFFIX = ".partial"  # <parent>/.<video folder>.partial: frames being written
 MANIFEST_KEYS = ("video", "rawframes", "status", "frames", "flows", "width", "height", "error",
                  "warning", "source_bytes", "timings")  # fmt: skip
 
@@ -62,7 +68,35 @@ def write_marker(out_dir: Path, video: str, state: dict) -> None:
     atomic_write_text(marker_path(out_dir, video), json.dumps(state, sort_keys=True) + "\n")
 
 
+def current_state(state: dict | None, key: str) -> dict | None:
+    """The marker that speaks for the frames on disk under ``key``: ``state`` itself, or the
+    finished marker a failed redo with other parameters kept (its frames are untouched)."""
+    if state and state.get("params_key") != key:
+        kept = state.get("kept")
+        if isinstance(kept, dict) and kept.get("params_key") == key:
+            return kept
+    return state
+
+
+def partial_folder(dest: Path) -> Path:
+    """Where a video's frames are written before they replace ``dest`` (a hidden sibling:
+    one name per video, so a rerun clears what a killed run left there)."""
+    return dest.with_name(f".{dest.name}{PARTIAL_SUFFIX}")
+
+
+def clean_partial_folders(out_dir: Path, folders) -> None:
+    """Remove the partial folders (:func:`partial_folder`, and a swap's ``.<name>.old``) a
+    killed run left beside the video ``folders`` (one scandir per parent: per class on UCF101)."""
+    for parent in sorted({Path(f).parent for f in folders}):
+        if not parent.is_dir() or (parent != out_dir and out_dir not in parent.parents):
+            continue
+        for entry in os.scandir(parent):
+            if entry.name.startswith(".") and entry.name.endswith((PARTIAL_SUFFIX, ".old")):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
 def is_done(state: dict | None, key: str, source: dict[str, int] | None) -> bool:
+    state = current_state(state, key)
     return bool(
         state
         and state.get("status") == "ok"
@@ -139,7 +173,7 @@ def rebuild_manifest(
     known = {} if known is None else known
     with atomic_path(out_dir / MANIFEST) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for video in sorted(videos):
-            state = known.pop(video, None) or read_marker(out_dir, video)
+            state = known.pop(video, None) or current_state(read_marker(out_dir, video), key)
             if not state or state.get("params_key") != key:
                 continue  # not done yet (another shard, or still to do)
             rec = {k: state.get(k) for k in MANIFEST_KEYS}
@@ -166,12 +200,19 @@ def manifest_without_timings(out_dir: str | os.PathLike) -> list[dict]:
 
 
 def write_lists(
-    out_dir: Path, records: dict[str, dict], *, dataset: str, splits_dir: Path, name: str
+    out_dir: Path,
+    records: dict[str, dict],
+    *,
+    dataset: str,
+    splits_dir: Path,
+    name: str,
+    on_disk: Sequence[str] | None = None,
 ) -> tuple[list[Path], int]:
     """mmaction2 annotation lists ``<dir> <num_frames> <label>`` for each available split.
 
     As in mmaction2, the official *test* list is written as ``val``; only videos prepared
-    successfully are listed. Returns the files and the number of listed videos not on disk.
+    successfully are listed. Returns the files and the number of listed videos not on disk
+    (``on_disk``: the videos found; default the ``records``' videos).
     """
 
     by_lower = {v.lower(): v for v in records}  # split files and disks disagree on case at times
@@ -195,7 +236,9 @@ def write_lists(
             path = out_dir / f"{name}_{subset}_split_{split}_rawframes.txt"
             atomic_write_text(path, "".join(lines))
             written.append(path)
-    missing = sum(1 for p in listed if p not in records and p.lower() not in by_lower)
+    disk = set(records if on_disk is None else on_disk)  # not "not prepared yet": not there
+    disk_lower = {v.lower() for v in disk}
+    missing = sum(1 for p in listed if p not in disk and p.lower() not in disk_lower)
     return written, missing
 
 
@@ -203,12 +246,16 @@ __all__ = [
     "CONFIG_FILE",
     "MANIFEST",
     "STATE_DIR",
+    "PARTIAL_SUFFIX",
     "clean_orphan_temps",
+    "clean_partial_folders",
+    "current_state",
     "exclusive_lock",
     "is_done",
     "manifest_records",
     "manifest_without_timings",
     "marker_path",
+    "partial_folder",
     "read_marker",
     "rebuild_manifest",
     "remove_empty_parents",

@@ -27,7 +27,7 @@ from twostream.data.video import iter_frames, parse_size
 from twostream.flow.images import quantize
 from twostream.flow.tvl1 import tvl1_batch
 from twostream.prepare.options import PrepareOptions
-from twostream.prepare.state import source_stat, write_marker
+from twostream.prepare.state import partial_folder, read_marker, source_stat, write_marker
 
 EMPTY_TIMINGS = {"decode_s": 0.0, "flow_s": 0.0, "write_s": 0.0}
 
@@ -63,17 +63,44 @@ def claimed_frames(src: Path) -> int:
         cap.release()
 
 
-def process_video(src: Path, dest: Path, opts, *, flow_batch: int = 16) -> dict:
-    """Decode ``src`` and write its frames and flows into ``dest`` (cleared first).
+def swap_in(new: Path, dest: Path) -> None:
+    """Replace the folder ``dest`` (if any) by the complete folder ``new``: two renames and
+    the old folder's removal; until the first rename ``dest`` is untouched."""
+    old = dest.with_name(f".{dest.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dest.exists():
+        os.rename(dest, old)
+    os.rename(new, dest)
+    if old.exists():
+        shutil.rmtree(old)
 
+
+def process_video(src: Path, dest: Path, opts, *, flow_batch: int = 16) -> dict:
+    """Decode ``src`` and write its frames and flows into ``dest``.
+
+    The frames are written into a temporary sibling (:func:`partial_folder`) that replaces
+    ``dest`` only once complete: a failure (or a kill) leaves a finished ``dest`` intact.
     ``opts`` is a ``twostream.prepare.run.PrepareOptions``. Returns counts, size and timings;
     raises on any failure (the caller records it).
     """
-    import cv2
-
+    final, dest = dest, partial_folder(dest)
     if dest.exists():
         shutil.rmtree(dest)  # a partial folder from an interrupted run
     dest.mkdir(parents=True)
+    try:
+        out = _write_video(src, dest, opts, flow_batch=flow_batch)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    swap_in(dest, final)
+    sync_filesystem(final.parent)  # the renames on disk before the caller writes the marker
+    return out
+
+
+def _write_video(src: Path, dest: Path, opts, *, flow_batch: int) -> dict:
+    import cv2
+
     t = dict(EMPTY_TIMINGS)
     minmax_lines: list[str] = []
     n_frames = 0
@@ -170,10 +197,7 @@ def run_one(task: tuple[str, str, str, dict, int, str | None]) -> dict:
             error = f"{type(exc).__name__}: {exc}".replace(str(src), video).replace(
                 str(videos_dir), "."
             )
-    if result is None:
-        with contextlib.suppress(OSError):
-            if dest.exists() and not preset_error:
-                shutil.rmtree(dest)  # no half-written frames of a failed video
+    if result is None:  # process_video removed its partial folder; a finished dest stays
         result = {"frames": 0, "flows": 0, "width": None, "height": None, "warning": None,
                   "timings": dict(EMPTY_TIMINGS)}  # fmt: skip
     record.update(
@@ -189,8 +213,41 @@ def run_one(task: tuple[str, str, str, dict, int, str | None]) -> dict:
         timings={**result["timings"], "total_s": round(time.perf_counter() - t0, 4),
                  "cpu_s": round(time.process_time() - c0, 4)},
     )  # fmt: skip
-    write_marker(out, video, {**record, "params_key": opts.key(), "source": source})
+    marker = {**record, "params_key": opts.key(), "source": source}
+    if preset_error:  # a folder conflict: the folder is another video's, left alone
+        write_marker(out, video, marker)
+    else:
+        record_outcome(out, video, marker)
     return record
+
+
+def record_outcome(out: Path, video: str, marker: dict) -> None:
+    """Write the video's marker. A failure keeps frames finished with other parameters
+    (:func:`failed_keeps`); other frames of a failed video (damaged ones being redone) go."""
+    marker = failed_keeps(out, video, marker)
+    if marker["status"] != "ok" and "kept" not in marker:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(layout.video_folder(out, video))  # no frames of a failed video
+    write_marker(out, video, marker)
+
+
+def failed_keeps(out: Path, video: str, marker: dict) -> dict:
+    """``marker``, and when it records a failure while the video's folder still holds frames
+    finished with other parameters, the finished marker under ``"kept"``: the old frames
+    stay usable by runs with those parameters (``state.current_state``)."""
+    if marker["status"] == "ok":
+        return marker
+    old = read_marker(out, video)
+    if old and old.get("status") != "ok":
+        old = old.get("kept")  # a failure after a failure keeps what was kept
+    if (
+        isinstance(old, dict)
+        and old.get("status") == "ok"
+        and old.get("params_key") != marker["params_key"]
+        and layout.video_folder(out, video).is_dir()
+    ):
+        return {**marker, "kept": old}
+    return marker
 
 
 def crash_record(task: tuple, reason: str) -> dict:
@@ -206,13 +263,14 @@ def crash_record(task: tuple, reason: str) -> dict:
               "warning": None, "source_bytes": None if source is None else source["size"],
               "timings": dict(EMPTY_TIMINGS)}  # fmt: skip
 
-    dest = layout.video_folder(Path(out_dir), video)
+    dest = partial_folder(layout.video_folder(Path(out_dir), video))
     with contextlib.suppress(OSError):
-        shutil.rmtree(dest)  # what the dead worker had written
+        shutil.rmtree(dest)  # what the dead worker had written (a finished folder stays)
     key = PrepareOptions(**task[3]).key()
-    write_marker(Path(out_dir), video, {**record, "params_key": key, "source": source})
+    record_outcome(Path(out_dir), video, {**record, "params_key": key, "source": source})
     return record
 
 
-__all__ = ["claimed_frames", "crash_record", "process_video", "run_one",
-           "sync_filesystem"]  # fmt: skip
+__all__ = ["claimed_frames", "crash_record", "failed_keeps", "process_video",
+           "record_outcome", "run_one",
+           "swap_in", "sync_filesystem"]  # fmt: skip

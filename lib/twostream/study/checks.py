@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from twostream.core import verdicts
 from twostream.core.names import TWO_STREAM
 from twostream.core.selection import select_cell
-from twostream.core.stats import verdict as verdict_of
 
 # An accuracy column: "top1", "<prefix>_top1" or "top1_mean"; a difference: "diff" or
 # "diff_<what>". Each needs its companions (see intervals()).
@@ -208,9 +208,10 @@ def audit(per_split, table3_per_split=None, *, ours: str, two_stream: str = TWO_
 
 def mechanisms(checks_table, families, *, splits: Sequence[int],
                name: str = "mechanism_checks") -> None:  # fmt: skip
-    """Every check has a verdict its own interval implies, an interval around its
-    difference, and as many videos as its family has in the per-family table; every family
-    row's n adds up to the "all" row's."""
+    """Every check has a verdict its own interval implies under its rule (M: superiority;
+    N: at chance within its margin), a Holm verdict no more decisive than the raw one, an
+    interval around its difference, and as many videos as its family has in the per-family
+    table; every family row's n adds up to the "all" row's."""
 
     table(checks_table, name=name, columns=("check", "family", "n", "diff", "diff_ci_low",
                                              "diff_ci_high", "verdict"))  # fmt: skip
@@ -225,11 +226,20 @@ def mechanisms(checks_table, families, *, splits: Sequence[int],
             _fail(where, f"n = {r['n']} but family {r['family']!r} has {n_of.get(r['family'])} "
                          "test videos")  # fmt: skip
         if str(r["check"]).startswith("M"):
-            want = verdict_of(r["diff_ci_low"], r["diff_ci_high"], claim="greater")
+            want = verdicts.Superiority().verdict(r["diff_ci_low"], r["diff_ci_high"])
             if r["verdict"] != want:
                 _fail(where, f"verdict {r['verdict']!r}, but its interval says {want!r}")
-        elif r["verdict"] not in ("as expected", "not as expected", "inconclusive"):
+        elif r["verdict"] not in verdicts.AtChance.labels.values():
             _fail(where, f"unknown control verdict {r['verdict']!r}")
+        else:  # a control: its rule on its own interval (N2 may only be less decisive)
+            rule = verdicts.AtChance(chance=float(r["chance"]), margin=float(r["margin"]))
+            want = rule.labels[rule.verdict(r["a_top1_ci_low"], r["a_top1_ci_high"])]
+            if r["verdict"] != want and not (r["check"] == "N2" and r["verdict"] == "inconclusive"
+                                             and want == "as expected"):  # fmt: skip
+                _fail(where, f"verdict {r['verdict']!r}, but its interval says {want!r}")
+        if "verdict_holm" in r and r["verdict_holm"] not in (r["verdict"], "inconclusive"):
+            _fail(where, f"Holm's verdict {r['verdict_holm']!r} is not the raw verdict "
+                         f"{r['verdict']!r} or inconclusive")  # fmt: skip
     parts = families[families["family"] != "all"].groupby("method")["n"].sum()
     total = families[families["family"] == "all"].set_index("method")["n"]
     if not (parts.reindex(total.index) == total).all():

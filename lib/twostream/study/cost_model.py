@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,31 +62,101 @@ NATIVE_SIZE = {"ucf101": (320, 240), "hmdb51": (320, 240)}
 VIDEO_ARCHIVE_GB = {"ucf101": 6.5, "hmdb51": 2.0}
 
 
-# The GPU the estimates are for, and its sustained throughput: read from estimate-h100.json's
-# "assumptions" when that file is there; these fallbacks repeat benchmarks/estimate_h100.py's
-# defaults (NVIDIA H100 SXM datasheet: 989 TFLOP/s dense bf16, 3.35 TB/s HBM3; 10% of peak
-# sustained by ResNet training; 50% of HBM bandwidth for TV-L1; 16 cores feeding it).
+# The GPU the estimates are for and its datasheet peaks (NVIDIA H100 SXM: 989 TFLOP/s dense
+# bf16, 3.35 TB/s HBM3). What share of the peak the study's kernels sustain is an assumption
+# (ASSUMPTIONS below), which ``twostream plan --assume NAME=VALUE`` sets.
 GPU_NAME = "H100 SXM"
 
 
 GPU_BF16_TFLOPS = 989.0
 
 
-GPU_UTILISATION = 0.10
-
-
 GPU_HBM_TB_S = 3.35
+
+
+# ResNet streams (training, evaluation, feature pass): share of the dense bf16 peak. Public
+# figure: ResNet-50 v1.5, PyTorch AMP, one A100 80GB trains 2,470 img/s (NVIDIA
+# DeepLearningExamples, PyTorch/Classification/ConvNets/resnet50v1.5/README.md, "Training
+# performance: NVIDIA DGX A100", pytorch-21.03 container) = 2,470 x 24.6 GFLOP (3 x the
+# 8.2 GFLOP forward, FLOPs = 2 x multiply-adds) = 61 TFLOP/s, 19% of the A100's 312. Convolution
+# nets are bound by memory traffic as much as by FLOPs; the H100 brings 1.6x the bandwidth
+# and 3.2x the FLOPs, so ~1.7x the A100's images/s: ResNet-50 ~4,200 img/s, ResNet-101
+# (15.6 GFLOP forward by the FLOP counter, 46.6 GFLOP per training image) ~2,000-3,000 img/s
+# = 94-140 TFLOP/s = 9.5-14% of 989. The default is the middle: an estimate, not a run.
+GPU_UTILISATION = 0.12
+
+
+# ConvLSTM heads: ~70% of a head's FLOPs are the first layer's input convolution, one batched
+# convolution over all B x T steps (input_mode="precompute": M = 32 x 25 x 49 = 39,200,
+# N = 1,200, K = 2,048 x 25 = 51,200), a GEMM shape that bf16 tensor cores run at a large share
+# of peak; the recurrent 300 -> 1,200 convolution runs per step (M = 1,568) with the gate
+# element-wise work. 30% is an estimate (no GPU run yet); benchmarks/convlstm.py measures it.
+HEAD_UTILISATION = 0.30
 
 
 GPU_BANDWIDTH_UTILISATION = 0.5
 
 
+# Feature-cache read rate on the GPU machine: a local NVMe SSD reads 2-3 GB/s sequentially;
+# ~1 GB/s for 5 MB .npy files is an estimate. convlstm-cpu.json measured 234 MB/s cold on a
+# 2-core VM's virtual disk (printed beside it); --assume read_mb_s=234 prices that disk.
+READ_MB_S_DEFAULT = 1000.0
+
+
+# nvJPEG decodes on the GPU (device input pipeline), 340x256 frames per second: an estimate
+# (no GPU run yet; benchmarks/input_pipeline.py --device cuda measures it). Added to the GPU
+# time of each stream stage (not overlapped with compute: conservative).
+GPU_JPEG_PER_S = 20000.0
+
+
+# Host cores of the GPU machine when it is not the loader (the loader uses cfg.num_workers).
 HOST_CORES = 16
 
 
-# JPEG decode + augment, images/s on ONE process, when dry_run-cpu.json is absent (the order
-# it measured: 516 RGB, 157 flow stacks).
-DATA_RATE_FALLBACK = {"rgb": 500.0, "flow": 150.0}
+# The assumptions a user can set: name -> (default, what it is). ``twostream plan --assume
+# NAME=VALUE`` overrides; the plan prints every one with its value and where it comes from.
+ASSUMPTIONS: dict[str, tuple[object, str]] = {
+    "gpu_utilisation": (GPU_UTILISATION, "share of dense bf16 peak the ResNet streams sustain"),
+    "head_utilisation": (HEAD_UTILISATION, "share of dense bf16 peak the ConvLSTM heads sustain"),
+    "bandwidth_utilisation": (GPU_BANDWIDTH_UTILISATION, "share of HBM bandwidth TV-L1 sustains"),
+    "gpu_tflops": (GPU_BF16_TFLOPS, "dense bf16 peak, TFLOP/s"),
+    "read_mb_s": (READ_MB_S_DEFAULT, "feature-cache read rate of the GPU machine's disk, MB/s"),
+    "pipeline": (
+        "device",
+        "stream input path: 'device' (host reads JPEG bytes, the GPU decodes "
+        "and augments: data/device_pipeline.py) or 'host' (workers decode + augment)",
+    ),
+    "head_cache_reads": (
+        "once",
+        "'once' (a head reads its cache once per run, then from RAM: "
+        "float16 mmap) or 'every_epoch' (the old cache, over IN_MEMORY_LIMIT)",
+    ),
+    "val_views": (
+        1,
+        "views per video of the per-epoch validation (final val/test: "
+        "num_segments x test_crops); 250 prices ten-crop validation every epoch",
+    ),
+    "gpu_jpeg_per_s": (GPU_JPEG_PER_S, "GPU JPEG decodes/s of 340x256 frames (device pipeline)"),
+    "prefetch_factor": (2, "batches each DataLoader worker holds (PyTorch's default)"),
+}
+
+
+# Host CPU milliseconds on ONE core, when input-pipeline-cpu.json is absent (its measurement on
+# real UCF101 frames, rounded): "host" = the workers decode + augment (per train sample; per
+# view of a ten-crop video), "device" = the workers read JPEG bytes only (per train sample; per
+# eval video, all T steps); ("decode", "rgb", "frame") = one 340x256 colour JPEG decode (cv2).
+HOST_MS_FALLBACK = {
+    ("host", "rgb", "train"): 1.86, ("host", "flow", "train"): 15.8,
+    ("host", "rgb", "eval_view"): 1.19, ("host", "flow", "eval_view"): 12.2,
+    ("device", "rgb", "train"): 0.15, ("device", "flow", "train"): 0.91,
+    ("device", "rgb", "eval_video"): 1.5, ("device", "flow", "eval_video"): 16.0,
+    ("decode", "rgb", "frame"): 0.80,
+}  # fmt: skip
+
+
+# JPEG bytes of one step (device pipeline's loader item: input-pipeline-cpu.json's ten-crop
+# video / its steps), when the JSON is absent.
+ENCODED_STEP_BYTES_FALLBACK = {"rgb": 24000.0, "flow": 91000.0}
 
 
 # Backward ~ 2x forward FLOPs (weight gradient + input gradient, each a forward's worth):
@@ -100,17 +169,14 @@ TVL1_BYTES_PER_PIXEL_ITERATION = 20 * 4
 
 
 # prepare's CPU work per frame besides flow: one video decode and three JPEG encodes (RGB,
-# flow x, flow y); each is assumed to cost one JPEG decode of a frame, the rate dry_run-cpu.json
-# measured for RGB loading.
+# flow x, flow y); each is assumed to cost one JPEG decode of a 340x256 colour frame (measured
+# by input-pipeline-cpu.json).
 PREPARE_JPEG_OPS_PER_FRAME = 4.0
 
 
 # Sizes when no benchmark JSON gives them: bytes per JPEG frame at 341x256 (the order of
-# disk_usage.json's measurement), cold read MB/s (convlstm-cpu.json's order), prepare worker RSS.
+# disk_usage.json's measurement), prepare worker RSS.
 FRAME_BYTES_FALLBACK = {"rgb": 26000.0, "flow": 9500.0}
-
-
-READ_MB_S_FALLBACK = 200.0
 
 
 PREPARE_WORKER_MIB_FALLBACK = 70.0
@@ -180,28 +246,67 @@ class StageCost:
                 "gpu_mem_gib": self.gpu_mem_gib, "ram_gib": self.ram_gib}  # fmt: skip
 
 
+def parse_assumptions(items) -> dict[str, object]:
+    """``["gpu_utilisation=0.35", "read_mb_s=500"]`` (or a dict) -> checked overrides."""
+    out: dict[str, object] = {}
+    pairs = (
+        items.items()
+        if isinstance(items, dict)
+        else (str(i).split("=", 1) if "=" in str(i) else (str(i), None) for i in items or ())
+    )
+    for name, value in pairs:
+        name = str(name).strip()
+        if name not in ASSUMPTIONS:
+            raise ValueError(f"unknown assumption {name!r}; known: {', '.join(ASSUMPTIONS)}")
+        if value is None:
+            raise ValueError(f"--assume {name} needs a value: {name}=VALUE")
+        default = ASSUMPTIONS[name][0]
+        if isinstance(default, str):
+            value = str(value).strip().replace("-", "_")
+            allowed = {"pipeline": ("device", "host"),
+                       "head_cache_reads": ("once", "every_epoch")}[name]  # fmt: skip
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        else:
+            try:
+                value = type(default)(float(value)) if isinstance(default, int) else float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a number, got {value!r}") from None
+            if value <= 0 or (name.endswith("utilisation") and value > 1):
+                raise ValueError(f"{name} must be > 0" + (" and <= 1" if "util" in name else ""))
+        out[name] = value
+    return out
+
+
 @dataclass
 class Bases:
-    """Unit costs read from ``benchmarks/results/`` (or the named fallbacks), with sources."""
+    """Unit costs read from ``benchmarks/results/`` (or the named fallbacks) and the settable
+    assumptions (``ASSUMPTIONS``), with sources."""
 
     results_dir: Path
     found: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     gpu_name: str = GPU_NAME
-    tflops: float = GPU_BF16_TFLOPS
-    utilisation: float = GPU_UTILISATION
     hbm_tb_s: float = GPU_HBM_TB_S
-    bandwidth_utilisation: float = GPU_BANDWIDTH_UTILISATION
     cores: int = HOST_CORES
-    gpu_source: str = "constants in twostream.study.costs (estimate_h100.py's defaults)"
-    data_rate: dict[str, float] = field(default_factory=lambda: dict(DATA_RATE_FALLBACK))
+    values: dict[str, object] = field(
+        default_factory=lambda: {k: v for k, (v, _) in ASSUMPTIONS.items()}
+    )
+    set_by_user: dict[str, object] = field(default_factory=dict)
+    from_params: dict[str, str] = field(default_factory=dict)
+    host_ms: dict[tuple[str, str, str], float] = field(
+        default_factory=lambda: dict(HOST_MS_FALLBACK)
+    )
+    encoded_step_bytes: dict[str, float] = field(
+        default_factory=lambda: dict(ENCODED_STEP_BYTES_FALLBACK)
+    )
     data_source: str | None = None
     flow_cpu: dict[tuple[str, str], float] = field(default_factory=dict)  # pairs/s, 320x240
     flow_source: str | None = None
     frame_bytes: dict[str, float] = field(default_factory=lambda: dict(FRAME_BYTES_FALLBACK))
     frame_source: str | None = None
-    read_mb_s: float = READ_MB_S_FALLBACK
-    read_source: str | None = None
+    vm_read_mb_s: float | None = None
+    vm_read_source: str | None = None
     worker_mib: float = PREPARE_WORKER_MIB_FALLBACK
     worker_source: str | None = None
     gpu_benchmarks: list[str] = field(default_factory=list)
@@ -215,25 +320,11 @@ class Bases:
         return json.loads(p.read_text())
 
     @classmethod
-    def load(cls, results_dir: str | Path | None = None) -> Bases:
+    def load(cls, results_dir: str | Path | None = None, assume=None) -> Bases:
         b = cls(Path(results_dir) if results_dir is not None else RESULTS_DIR)
-        est = b._load("estimate-h100.json")
-        if est:
-            a = est.get("assumptions", {})
-            b.tflops = float(a.get("bf16_dense_tflops", b.tflops))
-            b.utilisation = float(a.get("utilisation", b.utilisation))
-            b.hbm_tb_s = float(a.get("hbm_tb_s", b.hbm_tb_s))
-            b.bandwidth_utilisation = float(a.get("bandwidth_utilisation", b.bandwidth_utilisation))
-            b.cores = int(a.get("cpu_cores", b.cores))
-            b.gpu_source = "estimate-h100.json's assumptions (itself an estimate, not a run)"
-        dry = b._load("dry_run-cpu.json")
-        if dry:
-            for stage in dry.get("stages", []):
-                m = re.search(r"data (\d+(?:\.\d+)?) img/s", stage.get("throughput", ""))
-                if m:
-                    key = "rgb" if stage["stage"].startswith("spatial") else "flow"
-                    b.data_rate[key] = float(m.group(1))
-            b.data_source = f"dry_run-cpu.json ({dry.get('device')})"
+        pipe = b._load("input-pipeline-cpu.json")
+        if pipe:
+            b._read_input_pipeline(pipe)
         flow = b._load("flow-cpu.json")
         if flow:
             for r in flow.get("speed", []):
@@ -251,8 +342,8 @@ class Bases:
         conv = b._load("convlstm-cpu.json")
         if conv:
             for r in (conv.get("read") or {}).values():
-                b.read_mb_s = float(r["cold_mb_per_s"])
-                b.read_source = f"convlstm-cpu.json ({conv.get('device')}, cold reads)"
+                b.vm_read_mb_s = float(r["cold_mb_per_s"])
+                b.vm_read_source = f"convlstm-cpu.json ({conv.get('device')}, cold reads)"
                 break
         prep = b._load("prepare-scale-cpu.json")
         if prep and (prep.get("full_run") or {}).get("worker_maxrss_mib"):
@@ -262,36 +353,118 @@ class Bases:
             p.name for p in b.results_dir.glob("*.json")
             if p.name.startswith(("gpu-suite-", "dry_run-")) and p.name != "dry_run-cpu.json"
         )  # fmt: skip
+        b.set_by_user = parse_assumptions(assume or ())
+        b.values.update(b.set_by_user)
         return b
+
+    def _read_input_pipeline(self, d: dict) -> None:
+        res = d.get("results") or {}
+        try:
+            for m in ("rgb", "flow"):
+                tr, ev = res[m]["train"], res[m]["eval_ten_crop"]
+                views = ev["steps"] * 10
+                self.host_ms[("host", m, "train")] = float(tr["before_host"]["cpu_ms_per_sample"])
+                self.host_ms[("host", m, "eval_view")] = float(ev["before"]["cpu_s"]) * 1e3 / views
+                self.host_ms[("device", m, "train")] = float(
+                    tr["after_host_encoded"]["cpu_ms_per_sample"]
+                )
+                self.host_ms[("device", m, "eval_video")] = (
+                    float(ev["after_encoded"]["cpu_s"]) * 1e3
+                )
+                self.encoded_step_bytes[m] = float(ev["after_encoded"]["item_bytes"]) / ev["steps"]
+            self.host_ms[("decode", "rgb", "frame")] = float(
+                res["rgb"]["train"]["after_host_decode_cv2"]["cpu_ms_per_sample"]
+            )
+        except (KeyError, TypeError, ZeroDivisionError):
+            self.host_ms = dict(HOST_MS_FALLBACK)
+            self.data_source = None
+            return
+        frames = (d.get("rawframes") or {}).get("clips") or {}
+        self.data_source = (f"input-pipeline-cpu.json ({len(frames)} real UCF101 clips at "
+                            f"{'x'.join(map(str, (d.get('rawframes') or {}).get('size_wh', [])))}, "
+                            f"{(d.get('machine') or {}).get('cpu_model', '?')}, 1 core)")  # fmt: skip
+
+    # ------------------------------------------------------------------ the assumptions
+    def __getitem__(self, name: str):
+        return self.values[name]
+
+    @property
+    def tflops(self) -> float:
+        return float(self.values["gpu_tflops"])
+
+    @property
+    def utilisation(self) -> float:
+        return float(self.values["gpu_utilisation"])
+
+    @property
+    def bandwidth_utilisation(self) -> float:
+        return float(self.values["bandwidth_utilisation"])
+
+    @property
+    def read_mb_s(self) -> float:
+        return float(self.values["read_mb_s"])
 
     @property
     def flops_per_s(self) -> float:
         return self.tflops * 1e12 * self.utilisation
 
-    def gpu_basis(self) -> str:
-        return (f"FLOPs / ({self.utilisation:.0%} of {self.gpu_name} {self.tflops:g} TFLOP/s bf16;"
-                f" {self.gpu_source})")  # fmt: skip
+    @property
+    def head_flops_per_s(self) -> float:
+        return self.tflops * 1e12 * float(self.values["head_utilisation"])
+
+    def ms(self, modality: str, what: str) -> float:
+        """Host CPU ms on one core: per train sample, per eval view (host) or video (device)."""
+        pipe = str(self.values["pipeline"])
+        if what == "eval":
+            what = "eval_view" if pipe == "host" else "eval_video"
+        return self.host_ms[(pipe, modality, what)]
+
+    def source(self, name: str) -> str:
+        if name in self.set_by_user:
+            return "set with --assume"
+        if name in self.from_params:
+            return self.from_params[name]
+        return "default" + (" (estimate)" if name.endswith(("utilisation", "_s")) else "")
+
+    def gpu_basis(self, head: bool = False) -> str:
+        name = "head_utilisation" if head else "gpu_utilisation"
+        return (f"FLOPs / ({float(self.values[name]):.0%} of {self.gpu_name} {self.tflops:g} "
+                f"TFLOP/s bf16: {name}, {self.source(name)})")  # fmt: skip
 
     def assumptions(self) -> list[tuple[str, str]]:
         """(name, value and source) of every assumption the figures use, for printing."""
-        out = [
-            ("GPU", f"{self.gpu_name}, {self.tflops:g} TFLOP/s dense bf16 at {self.utilisation:.0%}"
-                    f" sustained, {self.hbm_tb_s:g} TB/s HBM at {self.bandwidth_utilisation:.0%} "
-                    f"for TV-L1: {self.gpu_source}"),
+        settable = [(f"{k} = {self.values[k]}", f"{what} [{self.source(k)}]")
+                    for k, (_, what) in ASSUMPTIONS.items()]  # fmt: skip
+        host = self.host_ms
+        out = settable + [
+            ("GPU", f"{self.gpu_name}, {self.tflops:g} TFLOP/s dense bf16, {self.hbm_tb_s:g} TB/s "
+                    "HBM (datasheet); the sustained shares above are estimates (ResNet: "
+                    "2,000-3,000 img/s ResNet-101 on an H100, from NVIDIA's published ResNet-50 "
+                    "A100 AMP throughput; see cost_model.GPU_UTILISATION)"),
             ("GPU benchmarks", ", ".join(self.gpu_benchmarks) if self.gpu_benchmarks else
              "none committed (no dry_run-<gpu>.json / gpu-suite-<gpu>.json): every GPU-hour is "
              "an estimate"),
-            ("host cores", f"{self.cores} feeding the GPU (JPEG decode), {self.gpu_source}"),
-            ("data rate", f"{self.data_rate['rgb']:g} RGB / {self.data_rate['flow']:g} flow images/s "
-                          f"per core: {self.data_source or 'DATA_RATE_FALLBACK (no dry_run-cpu.json)'}"),
+            ("loader", "DataLoader workers = the params file's num_workers, each one core; feed "
+                       "rate = num_workers x 1000 / (host ms per sample)"),
+            ("host ms per sample (1 core)",
+             f"host pipeline: RGB {host[('host', 'rgb', 'train')]:.2f} / flow "
+             f"{host[('host', 'flow', 'train')]:.2f} per train sample, "
+             f"{host[('host', 'rgb', 'eval_view')]:.2f} / {host[('host', 'flow', 'eval_view')]:.2f}"
+             f" per ten-crop view; device pipeline: {host[('device', 'rgb', 'train')]:.2f} / "
+             f"{host[('device', 'flow', 'train')]:.2f} per train sample, "
+             f"{host[('device', 'rgb', 'eval_video')]:.1f} / "
+             f"{host[('device', 'flow', 'eval_video')]:.1f} per eval video: "
+             f"{self.data_source or 'HOST_MS_FALLBACK (no input-pipeline-cpu.json)'}"),
             ("BACKWARD_OVER_FORWARD", f"{BACKWARD_OVER_FORWARD:g} (backward ~ 2x forward FLOPs)"),
             ("PREPARE_JPEG_OPS_PER_FRAME", f"{PREPARE_JPEG_OPS_PER_FRAME:g} JPEG-decode equivalents "
-                                           "per frame (video decode + 3 JPEG encodes)"),
+                                           "per frame (video decode + 3 JPEG encodes), each "
+                                           f"{host[('decode', 'rgb', 'frame')]:.2f} ms"),
             ("frame bytes", f"{self.frame_bytes['rgb']:.0f} RGB + {self.frame_bytes['flow']:.0f} "
                             f"flow x+y bytes/frame at 341x256: "
                             f"{self.frame_source or 'FRAME_BYTES_FALLBACK (no disk_usage.json)'}"),
-            ("feature reads", f"{self.read_mb_s:.0f} MB/s cold: "
-                              f"{self.read_source or 'READ_MB_S_FALLBACK (no convlstm-cpu.json)'}"),
+            ("measured disk", (f"{self.vm_read_mb_s:.0f} MB/s cold: {self.vm_read_source} (not the "
+                               "GPU machine's disk; --assume read_mb_s=... prices any)")
+             if self.vm_read_mb_s else "no convlstm-cpu.json"),
             ("UCF101", f"{UCF101_VIDEOS} videos, {UCF101_CLASSES} classes, splits (train, test) "
                        f"{UCF101_SPLITS}, {MEAN_FRAMES['ucf101']} frames/video, "
                        f"{VIDEO_ARCHIVE_GB['ucf101']} GB archive"),

@@ -16,9 +16,12 @@ writes ``docs/cost_table.md`` from them. A figure is one of
 No GPU benchmark of the full-scale stages has been committed yet (``benchmarks/gpu_suite.sh``
 writes ``dry_run-<gpu>.json`` / ``gpu-suite-<gpu>.json``): every GPU-hour is an estimate, from
 FLOPs counted on the library's own modules (``torch.utils.flop_counter`` on the meta device for
-the ResNets, closed form for the ConvLSTM heads) divided by the sustained throughput that
-``benchmarks/results/estimate-h100.json`` assumes. Counting FLOPs and activations needs no
-data and no GPU; nothing here runs a stage.
+the ResNets, closed form for the ConvLSTM heads) divided by an assumed share of the GPU's peak
+(``cost_model.ASSUMPTIONS``: printed with the plan, set with ``twostream plan --assume
+NAME=VALUE``). The loader is priced from host milliseconds per sample measured on real UCF101
+frames (``input-pipeline-cpu.json``) for the host pipeline and the device pipeline, on the
+params file's ``num_workers`` cores. Counting FLOPs and activations needs no data and no GPU;
+nothing here runs a stage.
 """
 
 from __future__ import annotations
@@ -71,18 +74,45 @@ def _num_classes(cfg: StudyConfig) -> int:
     return cfg.synth_classes
 
 
-def _gpu_stage(flops: float, images: float, modality: str | None, b: Bases,
-               read_bytes: float = 0.0) -> tuple[float, float, str]:  # fmt: skip
-    """(hours, cores needed to feed it, what bounds it): max of compute, data and reads."""
-    compute_s = flops / b.flops_per_s
-    data_s = images / (b.data_rate[modality] * b.cores) if modality else 0.0
-    read_s = read_bytes / (b.read_mb_s * 1e6)
-    bound = max((compute_s, "compute"), (data_s, "JPEG decode"), (read_s, "feature reads"))
-    feed = images / b.data_rate[modality] / compute_s if modality and compute_s else None
-    what = f"{bound[1]}-bound" + (
-        "" if bound[1] == "compute" else f" (compute alone {compute_s / 3600:.2g} h)"
-    )
-    return bound[0] / 3600, feed, what
+def _frames_per_step(cfg: StudyConfig, modality: str) -> int:
+    """JPEG files one step reads: one RGB frame, or L flow x + L flow y planes."""
+    return 1 if modality == "rgb" else 2 * cfg.flow_length
+
+
+def _item_bytes(cfg: StudyConfig, modality: str, b: Bases, views: int) -> float:
+    """Bytes one loader item holds for ``views`` images: float32 C x S x S on the host path,
+    the JPEG bytes of the steps on the device path (its views are cropped on the GPU)."""
+    c = 3 if modality == "rgb" else 2 * cfg.flow_length
+    if b["pipeline"] == "host":
+        return float(views * c * cfg.input_size**2 * 4)
+    steps = views if views == 1 else max(1, views // max(1, cfg.test_crops))
+    return steps * b.encoded_step_bytes[modality]
+
+
+def _loader_ram(cfg: StudyConfig, b: Bases, batch_bytes: float) -> float:
+    """(workers x prefetch_factor + 2) batches in flight: the workers' prefetched batches, the
+    one the main process holds and its pinned copy. num_workers = 0: those two only."""
+    workers = max(0, cfg.num_workers)
+    return (workers * int(b["prefetch_factor"]) + 2) * batch_bytes
+
+
+def _gpu_stage(compute_s: float, decode_s: float, host_core_s: float, workers: int,
+               read_s: float = 0.0) -> tuple[float, float | None, str]:  # fmt: skip
+    """(hours, host cores that would keep the GPU busy, what bounds it).
+
+    The GPU time is compute + its JPEG decodes (device pipeline); the loader delivers with
+    ``workers`` cores in parallel with it (num_workers = 0: in the training process, in
+    series); feature reads overlap compute."""
+    gpu_s = compute_s + decode_s
+    if workers > 0:
+        data_s = host_core_s / workers
+        parts = [(gpu_s, "compute"), (data_s, f"loader ({workers} workers)"), (read_s, "reads")]
+        total, what = max(parts)
+    else:
+        total, what = gpu_s + host_core_s + read_s, "compute + in-process loading"
+    feed = host_core_s / gpu_s if gpu_s and host_core_s else None
+    note = f"{what}-bound" + ("" if what == "compute" else f" (GPU alone {gpu_s / 3600:.2g} h)")
+    return total / 3600, feed, note
 
 
 def _cost_dataset(cfg: StudyConfig, row, b: Bases) -> StageCost:
@@ -109,7 +139,9 @@ def _cost_rawframes(cfg: StudyConfig, row, b: Bases) -> StageCost:
              + ("" if kind == "measured" else " x pixel ratio to 341x256"))  # fmt: skip
     disk = Figure(gb, kind, basis)
     # JPEG work besides flow (CPU)
-    jpeg_core_s = frames * PREPARE_JPEG_OPS_PER_FRAME / b.data_rate["rgb"] * scale
+    jpeg_core_s = (
+        frames * PREPARE_JPEG_OPS_PER_FRAME * b.host_ms[("decode", "rgb", "frame")] / 1e3 * scale
+    )
     p = PRESETS[cfg.flow_preset]
     workers = max(1, cfg.prep_workers)
     ram = Figure((workers * b.worker_mib * 2**20 + workers * s.frames * pixels * 3) / GIB,
@@ -134,8 +166,8 @@ def _cost_rawframes(cfg: StudyConfig, row, b: Bases) -> StageCost:
                              f"{p.warps} warps x {iters} iterations, {TVL1_BYTES_PER_PIXEL_ITERATION}"
                              f" B/pixel/iteration) at {b.bandwidth_utilisation:.0%} of "
                              f"{b.hbm_tb_s:g} TB/s, per frame pair"),
-            cpu_core_hours=Figure(cpu_h, "estimate", "PREPARE_JPEG_OPS_PER_FRAME x JPEG decode "
-                                  f"rate ({b.data_source or 'fallback'})"),
+            cpu_core_hours=Figure(cpu_h, "estimate", "PREPARE_JPEG_OPS_PER_FRAME x one JPEG "
+                                  f"decode ({b.data_source or 'HOST_MS_FALLBACK'})"),
             wall_hours=Figure(wall, "estimate", "max(GPU flow, JPEG work on prep_workers cores)"),
             disk_gb=disk, ram_gib=ram, note="flow on the GPU (torch backend)",
         )  # fmt: skip
@@ -164,16 +196,48 @@ def _cost_stream(cfg: StudyConfig, node, row, b: Bases) -> StageCost:
     modality = "rgb" if node.get("stream") == "spatial" else "flow"
     prof = stream_profile(cfg.backbone, modality, cfg.input_size, cfg.flow_length,
                           _num_classes(cfg))  # fmt: skip
-    train_images = cfg.stream_epochs * n_train * cfg.samples_per_video
-    per_video_eval = cfg.num_segments * cfg.test_crops
-    eval_images = (cfg.stream_epochs * n_val + n_val + s.test) * per_video_eval
-    flops = train_images * prof["train_flops"] + eval_images * prof["fwd_flops"]
-    hours, feed, bound = _gpu_stage(flops, train_images + eval_images, modality, b)
-    eval_share = eval_images * prof["fwd_flops"] / flops
+    train = cfg.stream_epochs * n_train * cfg.samples_per_video
+    val_views = int(b["val_views"])
+    ten_crop = cfg.num_segments * cfg.test_crops
+    epoch_val = cfg.stream_epochs * n_val * val_views  # images
+    final = (n_val + s.test) * ten_crop  # images: best checkpoint on val + test
+    compute_s = (
+        train * prof["train_flops"] + (epoch_val + final) * prof["fwd_flops"]
+    ) / b.flops_per_s
+    fps = _frames_per_step(cfg, modality)
+    device = b["pipeline"] == "device"
+    # host core-seconds of the loader
+    one = b.ms(modality, "train") / 1e3  # one train sample; a one-view validation item alike
+    if device:
+        per_video = b.ms(modality, "eval") / 1e3  # read the T steps' bytes
+        val_video = one * val_views if val_views < cfg.num_segments else per_video
+        core_s = train * one + cfg.stream_epochs * n_val * val_video + (n_val + s.test) * per_video
+        # the GPU decodes every step once (the crops are views of it)
+        steps = (
+            train
+            + epoch_val // max(1, val_views // cfg.num_segments or 1)
+            + (n_val + s.test) * cfg.num_segments
+        )
+        decode_s = steps * fps / float(b["gpu_jpeg_per_s"])
+    else:
+        view = b.ms(modality, "eval") / 1e3
+        core_s = train * one + epoch_val * (one if val_views == 1 else view) + final * view
+        decode_s = 0.0
+    hours, feed, bound = _gpu_stage(compute_s, decode_s, core_s, cfg.num_workers)
+    eval_share = (epoch_val + final) * prof["fwd_flops"] / (compute_s * b.flops_per_s)
     basis = (f"{b.gpu_basis()}; ResNet FLOPs counted on the meta device; training images + "
-             "evaluation images (T x test_crops per video: val every epoch, val + test at the end);"
-             " max(compute, JPEG decode on the host cores)")  # fmt: skip
+             f"validation every epoch at val_views = {val_views}/video + the best checkpoint's "
+             f"val and test at T x test_crops = {ten_crop}/video"
+             + (f"; + GPU JPEG decodes at {float(b['gpu_jpeg_per_s']):,.0f}/s" if device else "")
+             + f"; max(GPU, loader: {b['pipeline']} pipeline, num_workers = {cfg.num_workers} "
+             f"cores x host ms per sample)")  # fmt: skip
     mem = prof["params"] * STREAM_BYTES_PER_PARAM + cfg.stream_batch_size * prof["saved_bytes"]
+    eval_bs = max(1, 2 * cfg.stream_batch_size // cfg.num_segments)  # stream_trainer's
+    batch = max(
+        cfg.stream_batch_size * _item_bytes(cfg, modality, b, 1),
+        eval_bs * _item_bytes(cfg, modality, b, ten_crop),
+    )
+    ram = _loader_ram(cfg, b, batch)
     return StageCost(
         row, 1,
         gpu_hours=Figure(hours, "estimate", basis),
@@ -183,8 +247,12 @@ def _cost_stream(cfg: StudyConfig, node, row, b: Bases) -> StageCost:
         gpu_mem_gib=Figure(mem / GIB, "estimate", f"params x {STREAM_BYTES_PER_PARAM} B + batch "
                            f"{cfg.stream_batch_size} x saved activations (float32 count on the meta"
                            " device; bf16 autocast ~ half)"),
+        ram_gib=Figure(ram / GIB, "estimate" if device else "computed",
+                       f"loader: (num_workers x prefetch_factor + 2) x the larger batch (train "
+                       f"{cfg.stream_batch_size} samples, eval {eval_bs} videos x {ten_crop} views)"
+                       f" x item bytes ({b['pipeline']} pipeline)"),
         cores_to_feed=feed,
-        note=f"{bound}; evaluation ({per_video_eval} images/video) = {eval_share:.0%} of FLOPs",
+        note=f"{bound}; evaluation = {eval_share:.0%} of FLOPs",
     )  # fmt: skip
 
 
@@ -212,20 +280,27 @@ def _cost_features(cfg: StudyConfig, node, row, b: Bases, first_of_pass: bool) -
     prof = stream_profile(cfg.backbone, modality, cfg.input_size, cfg.flow_length,
                           _num_classes(cfg))  # fmt: skip
     images = videos * cfg.num_segments
-    hours, feed, bound = _gpu_stage(images * prof["fwd_flops"], images, modality, b)
+    compute_s = images * prof["fwd_flops"] / b.flops_per_s
+    if b["pipeline"] == "device":
+        core_s = videos * b.ms(modality, "eval") / 1e3
+        decode_s = images * _frames_per_step(cfg, modality) / float(b["gpu_jpeg_per_s"])
+    else:
+        core_s, decode_s = images * b.ms(modality, "train") / 1e3, 0.0  # a centre crop per step
+    hours, feed, bound = _gpu_stage(compute_s, decode_s, core_s, cfg.num_workers)
     batch = FEATURE_BATCH_VIDEOS * cfg.num_segments
-    c = 3 if modality == "rgb" else 2 * cfg.flow_length
-    batch_bytes = batch * c * cfg.input_size**2 * 4
+    steps_bytes = FEATURE_BATCH_VIDEOS * _item_bytes(cfg, modality, b, cfg.num_segments)
     return StageCost(
         row, 1,
         gpu_hours=Figure(hours, "estimate", f"{b.gpu_basis()}; T centre-crop images per video, "
-                         "full forward; max(compute, JPEG decode on the host cores)"),
+                         f"full forward; max(GPU, loader on num_workers = {cfg.num_workers} "
+                         f"cores, {b['pipeline']} pipeline)"),
         wall_hours=Figure(hours, "estimate", "= GPU-hours (one GPU, held for the whole stage)"),
         disk_gb=disk,
         gpu_mem_gib=Figure((prof["params"] * 4 + 3 * batch * prof["max_activation_bytes"]) / GIB,
                            "estimate", f"weights + 3 x the largest activation x {batch} images"),
-        ram_gib=Figure(batch_bytes * (2 * max(1, cfg.num_workers) + 1) / GIB, "estimate",
-                       f"(2 x num_workers + 1) input batches of {batch} images, float32"),
+        ram_gib=Figure(_loader_ram(cfg, b, steps_bytes) / GIB, "estimate",
+                       f"loader: (num_workers x prefetch_factor + 2) batches of "
+                       f"{FEATURE_BATCH_VIDEOS} videos x T steps ({b['pipeline']} pipeline)"),
         cores_to_feed=feed, note=f"{bound}; one pass for all its taps",
     )  # fmt: skip
 
@@ -239,17 +314,42 @@ def _cost_head(cfg: StudyConfig, node, row, b: Bases) -> StageCost:
     prof = head_profile(cfg, layer, method, a["layers"], a["kernel"] or cfg.convlstm_kernel,
                         a.get("kind"), _num_classes(cfg))  # fmt: skip
     epochs = cfg.convlstm_epochs
-    flops = epochs * (n_train * prof["train_flops"] + (n_val + s.test) * prof["fwd_flops"])
+    epoch_flops = n_train * prof["train_flops"] + (n_val + s.test) * prof["fwd_flops"]
+    epoch_s = epoch_flops / b.head_flops_per_s
     maps = 1 if (a.get("prefused") or method in ("spatial", "temporal")) else 2
     per_video = maps * _feature_bytes(cfg, layer)
+    cache = (n_train + n_val + s.test) * per_video  # train, val and test parts of the cache
+    read_s_once = cache / (b.read_mb_s * 1e6)
+    once = b["head_cache_reads"] == "once"
     in_ram = n_train * per_video <= IN_MEMORY_LIMIT
-    reads = 0.0 if in_ram else epochs * (n_train + n_val + s.test) * per_video
-    hours, _, bound = _gpu_stage(flops, 0, None, b, read_bytes=reads)
-    basis = (f"{b.gpu_basis()}; head FLOPs in closed form (costs.head_profile); epochs x (train "
-             "+ val + test videos); a cache over features.IN_MEMORY_LIMIT is read every epoch at "
-             f"{b.read_mb_s:.0f} MB/s ({b.read_source or 'READ_MB_S_FALLBACK'}): max(compute, reads)")  # fmt: skip
+    if once:
+        # epoch 1 streams the cache from disk (reads overlap compute), later epochs from RAM
+        total_s = max(epoch_s, read_s_once) + (epochs - 1) * epoch_s
+        reads = cache
+        bound = (
+            "compute-bound"
+            if epoch_s >= read_s_once
+            else (
+                f"first epoch read-bound ({read_s_once / 60:.0f} min to read {cache / 1e9:.0f} GB)"
+            )
+        )
+        ram = cache
+        ram_basis = "the whole cache (train + val + test) held in RAM after the first epoch (mmap)"
+    else:
+        reads = 0.0 if in_ram else epochs * cache
+        total_s = max(epochs * epoch_s, reads / (b.read_mb_s * 1e6))
+        bound = "compute-bound" if total_s == epochs * epoch_s else "reads-bound"
+        ram = n_train * per_video if in_ram else 4 * cfg.convlstm_batch_size * per_video
+        ram_basis = (
+            "the training cache in RAM (features.IN_MEMORY_LIMIT)"
+            if in_ram
+            else "streamed from disk every epoch: a few batches of float16 maps"
+        )
+    hours = total_s / 3600
+    basis = (f"{b.gpu_basis(head=True)}; head FLOPs in closed form (costs.head_profile); epochs x "
+             f"(train + val + test videos); cache reads at read_mb_s = {b.read_mb_s:g} MB/s "
+             f"({b.source('read_mb_s')}), head_cache_reads = {b['head_cache_reads']}")  # fmt: skip
     mem = prof["params"] * HEAD_BYTES_PER_PARAM + cfg.convlstm_batch_size * prof["saved_bytes"]
-    ram = n_train * per_video if in_ram else 4 * cfg.convlstm_batch_size * per_video
     return StageCost(
         row, 1,
         gpu_hours=Figure(hours, "estimate", basis),
@@ -258,9 +358,8 @@ def _cost_head(cfg: StudyConfig, node, row, b: Bases) -> StageCost:
                        "best (weights) + last (weights, Adam moments) checkpoints"),
         gpu_mem_gib=Figure(mem / GIB, "estimate", f"params x {HEAD_BYTES_PER_PARAM} B + batch "
                            f"{cfg.convlstm_batch_size} x saved activations (closed form, float32)"),
-        ram_gib=Figure(ram / GIB, "estimate", "the training cache in RAM (features.IN_MEMORY_LIMIT)"
-                       if in_ram else "streamed from disk: a few batches of float16 maps"),
-        note=f"{bound}" + ("" if in_ram else f", {reads / 1e12:.1f} TB read"),
+        ram_gib=Figure(ram / GIB, "computed", ram_basis),
+        note=f"{bound}, {reads / 1e12:.2f} TB read",
     )  # fmt: skip
 
 
@@ -302,24 +401,40 @@ class PlanCosts:
     def minimum_hardware(self) -> dict[str, str]:
         feeds = [s.cores_to_feed for s in self.stages if s.cores_to_feed]
         gpu, ram, disk = self.peak("gpu_mem_gib"), self.peak("ram_gib"), self.total("disk_gb")
+        workers = self.cfg.num_workers
+        b = self.bases
+        if feeds:
+            need = max(feeds)
+            cores = (f"{workers} loader workers (num_workers) + the training process; "
+                     f"{need:.1f} cores would keep the GPU busy with the {b['pipeline']} pipeline "
+                     "(host ms per sample / GPU time)")  # fmt: skip
+            if need > max(workers, 0):
+                cores += (
+                    f": the loader bounds the stages so marked; num_workers = "
+                    f"{int(need + 0.999)} (and as many free cores) would not"
+                )
+            cores += f"; prepare uses prep_workers = {self.cfg.prep_workers}"
+        else:
+            cores = f"prep_workers = {self.cfg.prep_workers} (CPU-only study)"
         return {
             "GPU memory": _fmt(gpu.value, "GiB") + f" ({gpu.kind}: the largest stage, {gpu.basis})",
-            "RAM": _fmt(ram.value, "GiB") + f" ({ram.kind}: the largest stage; stream training's "
-                   "loader RAM not modelled)",
+            "RAM": _fmt(ram.value, "GiB") + f" ({ram.kind}: the largest stage, {ram.basis})",
             "disk": _fmt(disk.value, "GB") + " (every stage's output kept: videos, rawframes, "
                     "feature cache, runs)",
-            "cores": (f"{max(feeds):.0f} to keep the GPU fed at the assumed rate (estimate: images/s "
-                      f"of the GPU / JPEG decode rate per core); prepare uses prep_workers = "
-                      f"{self.cfg.prep_workers}") if feeds else
-                     f"prep_workers = {self.cfg.prep_workers} (CPU-only study)",
+            "cores": cores,
         }  # fmt: skip
 
 
 def plan_costs(cfg: StudyConfig, entries: list | None = None,
-               results_dir: str | Path | None = None) -> PlanCosts:  # fmt: skip
-    """Costs of every entry of ``study_plan.plan_entries(cfg)`` (row, node or None, config)."""
+               results_dir: str | Path | None = None, assume=None) -> PlanCosts:  # fmt: skip
+    """Costs of every entry of ``study_plan.plan_entries(cfg)`` (row, node or None, config).
+    ``assume``: overrides of ``cost_model.ASSUMPTIONS`` (``["read_mb_s=500"]`` or a dict)."""
 
-    b = Bases.load(results_dir)
+    b = Bases.load(results_dir, assume=assume)
+    configured = getattr(cfg, "input_pipeline", None)  # the params file's loader, when it has one
+    if "pipeline" not in b.set_by_user and configured in ("device", "host"):
+        b.values["pipeline"] = configured
+        b.from_params["pipeline"] = f"the params file's input_pipeline = {configured}"
     entries = study_plan.plan_entries(cfg) if entries is None else entries
     passes: set = set()
     seen = {(n, c) for _, n, c in entries if n is not None}
@@ -413,7 +528,7 @@ def format_plan(pc: PlanCosts, rows_width: int | None = None) -> list[str]:
     lines.append("(m) measured unit rate from a benchmark JSON x counts, (c) computed from shapes "
                  "and counts, (e) estimate with an assumed factor, (?) not modelled. Bases:")  # fmt: skip
     lines += [f"  [{i}] {basis}" for basis, i in bases.items()]
-    lines.append("assumptions:")
+    lines.append("assumptions (set any of the first ones with --assume NAME=VALUE):")
     lines += [f"  {k}: {v}" for k, v in pc.bases.assumptions()]
     found = ", ".join(pc.bases.found) or "none"
     lines.append(f"benchmark JSONs read from {pc.bases.results_dir}: {found}")

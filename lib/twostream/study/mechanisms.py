@@ -3,12 +3,12 @@ paper relies on, where the data set was designed so that it must show, and lose 
 a negative control that removes it?
 
 The synthetic set v3 (:mod:`twostream.synthetic.families`) has four class families, each aimed at
-one mechanism. Every check below is a *paired* comparison on the same test videos of one
-family (all three splits pooled, stratified by split), with the difference, its 95%
-bootstrap interval and a verdict (:func:`twostream.core.stats.paired`):
+one mechanism. Every check below is measured on the same test videos of one family (all
+splits pooled, splits as strata), with its 95% interval and a verdict by one printed rule
+(:mod:`twostream.core.verdicts`):
 
 ====  ==========  ======================================================================
-id    family      claim (B beats A)
+id    family      claim
 ====  ==========  ======================================================================
 M1    motion      the temporal stream beats the spatial stream (flow is needed)
 M2    binding     the two-stream ConvLSTM with feature-map fusion beats late score fusion
@@ -16,24 +16,41 @@ M3    binding     the ConvLSTM on conv maps beats the FC-LSTM on pooled vectors
 M4    order       the ConvLSTM beats the same fused maps averaged over time
 M5    all         the two-stream ConvLSTM beats the better single-stream ConvLSTM
                   (chosen on validation)
-N1    order       time steps shuffled at test: the ConvLSTM falls to chance (1/2: it can
-                  still tell the pairs apart, not the order within a pair)
-N2    binding     the temporal maps' cells permuted before fusion (train and test): binding
-                  falls to chance within a pair (1/2) and below the aligned model
-N3    all         training and validation labels permuted: test accuracy at chance (1/K)
+N1    order       time steps shuffled at test: the ConvLSTM's within-pair accuracy at
+                  chance (1/2)
+N2    binding     the temporal maps' cells permuted before fusion (train and test):
+                  within-pair accuracy at chance (1/2), and below the aligned model's
+N3    all         training and validation labels permuted: top-1 at chance (1/K)
 ====  ==========  ======================================================================
 
-A mechanism check is *supported* when the whole interval is above zero. A control is
-*as expected* when its model is not significantly above chance: the interval of its
-accuracy reaches down to chance (N1, N2: 1/2 within a pair; N3: 1/K), and for N2 the
-aligned model is also paired-better than the misaligned one (else *inconclusive*); *not as
-expected* when it is significantly above. (N2 is not compared with late fusion: late
-fusion also errs across families, 40% on binding, below the pair's chance.) The heads sit
-at the designed cell ``fusion_layer`` / ``fusion_method``, not at Table 3's cell chosen on
-validation: at the smoke geometry the binding family needs the 6x6 conv3_x grid (measured
-on split 1 at conv4_x / conv, a 3x3 grid: two-stream ConvLSTM 50% on binding, chance). What "supported" means here: **the
-implementation detects a designed mechanism on designed data**; it says nothing about the
-paper's claims on UCF101 / HMDB51 (those keep their rows in the claims table).
+Rules. M1-M5: superiority, paired on the same videos (supported when the 95% interval of
+b - a lies above 0; p from the stratified paired test). N1-N3: at chance, two-sided, on the
+quantity the control names: N1 and N2 on the *within-pair accuracy* (for an order or binding
+test video, the model's choice between the two classes of its pair, from its scores
+restricted to those two: chance 1/2 whatever else the model knows), N3 on 18-way top-1
+against 1/K. A control passes ("as expected") only when the 95% interval of its accuracy
+contains chance and lies within +-:data:`PAIR_MARGIN` (N1, N2) or +-:data:`TOP1_MARGIN` (N3)
+of it; it fails ("not as expected") when the interval excludes chance on either side (a
+model reliably below chance has learnt the labels too); else inconclusive. N2 also needs
+the aligned model to beat the misaligned one within the pair (superiority), else
+inconclusive. Why these margins: the designed mechanisms are worth 50 points within a pair
+(a model with the mechanism tells the pair apart, one without guesses), so a control that
+rules out 15 points rules out most of it; an 18-way top-1 within 5 points of 1/K is at most
+about one class in eighteen. Intervals: a cluster bootstrap over the (class, group) clusters
+of the test videos (clips of one class and group share their background), within each split,
+seeds drawn inside. Holm's correction over the eight checks (one family): ``p_holm`` and
+``verdict_holm`` beside the raw ``p_value`` and ``verdict``. Power: ``n80_designed`` and
+``n80_10_points`` are the test videos for 80% power at the effect a check was designed for
+(``designed_effect``) and at 10 points, at the observed discordance (M) or at chance (N);
+``underpowered`` when the check has fewer than ``n80_10_points`` (videos, not clusters:
+clustering needs more). Every number is a fraction (0.5 = 50%).
+
+The heads sit at the designed cell ``fusion_layer`` / ``fusion_method``, not at Table 3's
+cell chosen on validation: at the smoke geometry the binding family needs the 6x6 conv3_x
+grid (measured on split 1 at conv4_x / conv, a 3x3 grid: two-stream ConvLSTM 50% on
+binding, chance). What "supported" means here: **the implementation detects a designed
+mechanism on designed data**; it says nothing about the paper's claims on UCF101 / HMDB51
+(those keep their rows in the claims table).
 
 :func:`evaluate_checks` is a pure function of per-video outcomes (tested on outcomes where
 each mechanism is present and where it is broken, tests/test_mechanisms.py);
@@ -47,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from twostream.core import stats
+from twostream.core import stats, verdicts
 from twostream.core.errors import UserError
 from twostream.core.names import (
     BEST_SINGLE,
@@ -61,19 +78,23 @@ from twostream.core.names import (
     TWO_STREAM,
 )
 from twostream.pipeline import graph as stages
-from twostream.study.tables import correct, late_fusion
+from twostream.study.tables import cluster_ids, correct, late_fusion
+from twostream.synthetic.families import CLASS_NAMES
 from twostream.synthetic.writer import read_marker
 from twostream.train.head_trainer import reevaluate
+from twostream.train.rundir import RunDir
 from twostream.train.stream_trainer import load_stream_run
 
 SHUFFLED = "two-stream ConvLSTM, steps shuffled at test"
 MISALIGNED = "two-stream ConvLSTM, maps misaligned"
 PERMUTED = "two-stream ConvLSTM, labels permuted"
 
-# chance within a pair of order or binding classes: a model that tells the family but not
-# the pair apart scores 1/2 there (late fusion, which also errs across families, scores less:
-# 40% on binding in the embedded study, so it is no reference for "the advantage is gone")
+# chance of the within-pair accuracy (the choice between the two classes of a video's pair,
+# scores restricted to them): 1/2 whatever the model knows about the other classes
 CHANCE_ORDER = CHANCE_PAIR = 0.5
+PAIR_MARGIN = 0.15  # N1, N2: the designed mechanism is worth 50 points within a pair
+TOP1_MARGIN = 0.05  # N3: about one class in 18 above or below 1/K
+TEN_POINTS = 0.10
 
 
 @dataclass(frozen=True)
@@ -85,67 +106,116 @@ class Check:
     b: str | None  # the model claimed better (None for a chance check)
     test: str  # "greater" | "chance"
     expected: str
+    designed: float  # the effect the check was designed for (fraction), for its power
 
 
+# designed effects: M1-M4 and N1-N2, the pair told apart (1) against a guess within it (1/2):
+# 50 points on the family; M5, one family in four guessed within its pairs: 12.5 points on
+# all videos; N3, a control designed to catch a deviation of its margin
 CHECKS: tuple[Check, ...] = (
     Check("M1", "motion", "the temporal stream beats the spatial stream", SPATIAL, TEMPORAL,
-          "greater", "supported"),
+          "greater", "supported", 0.5),
     Check("M2", "binding", "feature-map fusion (two-stream ConvLSTM) beats late score fusion",
-          LATE, TWO_STREAM, "greater", "supported"),
+          LATE, TWO_STREAM, "greater", "supported", 0.5),
     Check("M3", "binding", "the ConvLSTM on conv maps beats the FC-LSTM on pooled vectors",
-          FC_LSTM, TWO_STREAM, "greater", "supported"),
+          FC_LSTM, TWO_STREAM, "greater", "supported", 0.5),
     Check("M4", "order", "the ConvLSTM beats the same fused maps averaged over time",
-          TIME_AVERAGE, TWO_STREAM, "greater", "supported"),
+          TIME_AVERAGE, TWO_STREAM, "greater", "supported", 0.5),
     Check("M5", None, "the two-stream ConvLSTM beats the better single-stream ConvLSTM",
-          BEST_SINGLE, TWO_STREAM, "greater", "supported"),
-    Check("N1", "order", "time steps shuffled at test: the ConvLSTM at chance (1/2 within a pair)",
-          SHUFFLED, None, "chance", "as expected"),
-    Check("N2", "binding", "temporal maps misaligned before fusion: binding at chance (1/2 within "
-          "a pair) and below the aligned model", MISALIGNED, None, "chance", "as expected"),
-    Check("N3", None, "training and validation labels permuted: test accuracy at chance (1/K)",
-          PERMUTED, None, "chance", "as expected"),
+          BEST_SINGLE, TWO_STREAM, "greater", "supported", 0.125),
+    Check("N1", "order", "time steps shuffled at test: the ConvLSTM's within-pair accuracy at "
+          "chance (1/2)", SHUFFLED, None, "chance", "as expected", 0.5),
+    Check("N2", "binding", "temporal maps misaligned before fusion: within-pair accuracy at "
+          "chance (1/2) and below the aligned model", MISALIGNED, None, "chance", "as expected",
+          0.5),
+    Check("N3", None, "training and validation labels permuted: top-1 at chance (1/K)",
+          PERMUTED, None, "chance", "as expected", TOP1_MARGIN),
 )  # fmt: skip
 METHODS_NEEDED = (SPATIAL, TEMPORAL, LATE, TWO_STREAM, FC_LSTM, TIME_AVERAGE, SPATIAL_CONVLSTM,
                   TEMPORAL_CONVLSTM, SHUFFLED, MISALIGNED, PERMUTED)  # fmt: skip
 
 
-def n_for_difference(discordance: float, diff: float = 0.10) -> int:
-    """Paired test videos for which a true difference ``diff`` gives a 95% interval that
-    excludes zero (normal approximation of the paired difference: its variance per video
-    is discordance - diff^2). ``discordance``: share of videos the two models disagree on
-    (at least ``diff``)."""
-    p = max(float(discordance), diff)
-    return int(np.ceil(stats.Z95**2 * (p - diff**2) / diff**2))
+def power_columns(
+    n: int, designed: float, *, discordance: float | None = None, chance: float | None = None
+) -> dict[str, Any]:
+    """``n80_designed`` / ``n80_10_points``: test videos for 80% power at the designed effect
+    and at 10 points; ``underpowered``: n < n80_10_points. A paired check (``discordance``:
+    share of videos on which the two models disagree) by the paired test's power
+    (``verdicts.n_for_power``), the discordance taken at least the effect (the least an
+    effect that size needs); a control (``chance``) by the score test against chance
+    (``verdicts.n_for_power_chance``), upward from chance."""
+    if chance is None:
+        n80 = {
+            e: verdicts.n_for_power(e, max(float(discordance), e)) for e in (designed, TEN_POINTS)
+        }
+    else:
+        n80 = {
+            e: verdicts.n_for_power_chance(min(e, 1 - chance), chance)
+            for e in (designed, TEN_POINTS)
+        }
+    return {"designed_effect": designed, "n80_designed": n80[designed],
+            "n80_10_points": n80[TEN_POINTS], "underpowered": bool(n < n80[TEN_POINTS])}  # fmt: skip
 
 
 def _subset(parts: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
     return [np.atleast_2d(p)[:, m] for p, m in zip(parts, masks, strict=True)]
 
 
-def _chance_row(check: Check, parts, chance: float) -> dict[str, Any]:
-    iv = stats.interval(parts)
-    if iv["ci_low"] > chance:
-        verdict = "not as expected"
-    else:
-        verdict = "as expected"
-    return {"a_top1": iv["top1"], "a_n": iv["n"], "a_top1_ci_low": iv["ci_low"],
-            "a_top1_ci_high": iv["ci_high"], "chance": chance, "diff": iv["top1"] - chance, "diff_ci_low": iv["ci_low"] - chance,
-            "diff_ci_high": iv["ci_high"] - chance, "verdict": verdict}  # fmt: skip
+def _ids(clusters, masks) -> list[np.ndarray] | None:
+    return (
+        None
+        if clusters is None
+        else [np.asarray(c)[m] for c, m in zip(clusters, masks, strict=True)]
+    )
+
+
+def _accuracy(prefix: str, parts, clusters, resamples: int) -> dict[str, Any]:
+    iv = stats.interval(parts, clusters=clusters, resamples=resamples)
+    return {f"{prefix}top1": iv["top1"], f"{prefix}n": iv["n"],
+            f"{prefix}top1_ci_low": iv["ci_low"], f"{prefix}top1_ci_high": iv["ci_high"]}  # fmt: skip
+
+
+def _verdict_columns(res: dict) -> dict[str, Any]:
+    return {"n": res["n"], "clusters": res["clusters"], "test": res["test"], "rule": res["rule"],
+            "p_value": res["p_value"]}  # fmt: skip
+
+
+def _side(name: str, res: dict) -> dict[str, Any]:
+    return {f"diff_{name}": res["diff"], f"diff_{name}_ci_low": res["ci_low"],
+            f"diff_{name}_ci_high": res["ci_high"], f"p_{name}": res["p_value"],
+            f"verdict_{name}": res["verdict"]}  # fmt: skip
+
+
+def _chance_row(parts, clusters, chance: float, margin: float, resamples: int) -> dict[str, Any]:
+    r = verdicts.at_chance(parts, chance=chance, margin=margin, clusters=clusters,
+                           resamples=resamples)  # fmt: skip
+    return {"a_top1": r["top1"], "a_n": r["n"], "a_top1_ci_low": r["ci_low"],
+            "a_top1_ci_high": r["ci_high"], "chance": chance, "margin": margin,
+            "diff": r["top1"] - chance, "diff_ci_low": r["ci_low"] - chance,
+            "diff_ci_high": r["ci_high"] - chance, **_verdict_columns(r),
+            "verdict": r["outcome"]}  # fmt: skip
 
 
 def evaluate_checks(outcomes: dict[str, list[np.ndarray]], families: list[np.ndarray], *,
                     num_classes: int, val: dict[str, float] | None = None,
-                    checks: tuple[Check, ...] = CHECKS):  # fmt: skip
-    """The checks' table from per-video outcomes.
+                    within_pair: dict[str, list[np.ndarray]] | None = None,
+                    clusters: list[np.ndarray] | None = None,
+                    checks: tuple[Check, ...] = CHECKS,
+                    resamples: int = verdicts.BOOTSTRAP):  # fmt: skip
+    """The checks' table from per-video outcomes (fractions).
 
-    ``outcomes``: {method: [per split: (seeds, n_s) or (n_s,) bool correctness on the test
+    ``outcomes``: {method: [per split: (seeds, n_s) or (n_s,) top-1 correctness on the test
     videos]} for the methods of :data:`METHODS_NEEDED` (a check whose methods are missing is
-    skipped); ``families``: per split, the family name (n_s,) of each test video;
-    ``val``: mean validation top-1 per method (picks :data:`BEST_SINGLE`).
+    skipped); ``within_pair``: the same for the within-pair correctness (:func:`within_pair`)
+    of :data:`TWO_STREAM`, :data:`SHUFFLED` and :data:`MISALIGNED` (N1 and N2 need it: skipped
+    without); ``families``: per split, the family name (n_s,) of each test video;
+    ``clusters``: per split, the cluster id of each test video (None: each video its own);
+    ``val``: mean validation top-1 per method (picks :data:`BEST_SINGLE`). Holm's correction
+    runs over the checks in the table. ``resamples``: of every bootstrap and sign-flip test.
     """
     import pandas as pd
 
-    outcomes = dict(outcomes)
+    outcomes, within_pair = dict(outcomes), dict(within_pair or {})
     if SPATIAL_CONVLSTM in outcomes and TEMPORAL_CONVLSTM in outcomes:
         val = val or {}
         pick = max((SPATIAL_CONVLSTM, TEMPORAL_CONVLSTM), key=lambda m: val.get(m, -1.0))
@@ -154,7 +224,9 @@ def evaluate_checks(outcomes: dict[str, list[np.ndarray]], families: list[np.nda
         pick = None
     rows = []
     for c in checks:
-        if c.a not in outcomes or (c.b is not None and c.b not in outcomes):
+        pair = c.test == "chance" and c.family in ("order", "binding")
+        source = within_pair if pair else outcomes
+        if c.a not in source or (c.b is not None and c.b not in outcomes):
             continue
         masks = [np.ones(len(f), bool) if c.family is None else np.asarray(f) == c.family
                  for f in families]  # fmt: skip
@@ -162,38 +234,71 @@ def evaluate_checks(outcomes: dict[str, list[np.ndarray]], families: list[np.nda
         if n == 0:
             raise UserError(f"check {c.id}: no test video of family {c.family!r}; the mechanism "
                             "checks need the synthetic set v3 with every family (synth_classes >= 8)")  # fmt: skip
-        a = _subset(outcomes[c.a], masks)
+        ids = _ids(clusters, masks)
+        a = _subset(source[c.a], masks)
         row: dict[str, Any] = {"check": c.id, "family": c.family or "all", "claim": c.statement,
                                "a": pick if c.a == BEST_SINGLE else c.a, "b": c.b or "",
-                               "n": n, "expected": c.expected}  # fmt: skip
+                               "quantity": "top-1", "expected": c.expected}  # fmt: skip
         if c.test == "chance":
-            chance = CHANCE_PAIR if c.family in ("order", "binding") else 1.0 / num_classes
-            row.update(_chance_row(c, a, chance))
-            if c.id == "N1" and TWO_STREAM in outcomes:  # the drop it causes, paired
-                res = stats.paired(_subset(outcomes[TWO_STREAM], masks), a, claim="less")
-                row.update(diff_shuffled=res["diff"], diff_shuffled_ci_low=res["ci_low"],
-                           diff_shuffled_ci_high=res["ci_high"], verdict_shuffled=res["verdict"])  # fmt: skip
-            if c.id == "N2" and TWO_STREAM in outcomes:  # and the aligned model is better:
-                lost = stats.paired(a, _subset(outcomes[TWO_STREAM], masks))  # it was there
-                row.update(diff_aligned=lost["diff"], diff_aligned_ci_low=lost["ci_low"],
-                           diff_aligned_ci_high=lost["ci_high"], verdict_aligned=lost["verdict"])  # fmt: skip
-                if row["verdict"] == "as expected" and lost["verdict"] != "supported":
-                    row["verdict"] = "inconclusive"
+            chance = CHANCE_PAIR if pair else 1.0 / num_classes
+            row["quantity"] = ("within-pair accuracy (scores restricted to the video's pair)"
+                               if pair else f"{num_classes}-way top-1")  # fmt: skip
+            row.update(_chance_row(a, ids, chance, PAIR_MARGIN if pair else TOP1_MARGIN, resamples))
+            row.update(power_columns(n, c.designed, chance=chance))
+            aligned = _subset(within_pair[TWO_STREAM], masks) if TWO_STREAM in within_pair else None
+            if c.id == "N1" and aligned is not None:  # the drop shuffling causes, paired
+                res = verdicts.compare(aligned, a, rule=verdicts.Superiority(side="less"),
+                                       clusters=ids, resamples=resamples)  # fmt: skip
+                row.update(_side("shuffled", res))
+            if c.id == "N2" and aligned is not None:  # and the aligned model is better:
+                lost = verdicts.compare(a, aligned, rule=verdicts.Superiority(), clusters=ids,
+                                        resamples=resamples)  # fmt: skip
+                row.update(_side("aligned", lost))  # it was there before misalignment
+                if row["verdict"] == "as expected":
+                    if lost["verdict"] != "supported":
+                        row["verdict"] = "inconclusive"
+                    row["p_value"] = max(row["p_value"], lost["p_value"])  # both must hold
         else:
             b = _subset(outcomes[c.b], masks)
-            res = stats.paired(a, b, claim="greater")
-            iv_a, iv_b = stats.interval(a), stats.interval(b)
-            disc = float(np.mean(np.concatenate([(x.mean(0) != y.mean(0)) for x, y in
+            res = verdicts.compare(a, b, rule=verdicts.Superiority(), clusters=ids,
+                                   resamples=resamples)  # fmt: skip
+            disc = float(np.mean(np.concatenate([np.abs(x.mean(0) - y.mean(0)) for x, y in
                                                  zip(a, b, strict=True)])))  # fmt: skip
-            row.update(a_top1=iv_a["top1"], a_n=n, a_top1_ci_low=iv_a["ci_low"],
-                       a_top1_ci_high=iv_a["ci_high"], b_top1=iv_b["top1"], b_n=n,
-                       b_top1_ci_low=iv_b["ci_low"], b_top1_ci_high=iv_b["ci_high"],
-                       diff=res["diff"], diff_ci_low=res["ci_low"], diff_ci_high=res["ci_high"],
-                       p_mcnemar=res["p_mcnemar"], discordant=disc,
-                       n_for_10_points=n_for_difference(disc))  # fmt: skip
-            row["verdict"] = res["verdict"]
+            row.update(**_accuracy("a_", a, ids, resamples), **_accuracy("b_", b, ids, resamples),
+                       diff=res["diff"],
+                       diff_ci_low=res["ci_low"], diff_ci_high=res["ci_high"],
+                       **_verdict_columns(res), verdict=res["verdict"], discordant=disc,
+                       **power_columns(n, c.designed, discordance=disc))  # fmt: skip
         rows.append(row)
+    rows = verdicts.holm_verdicts(rows)
+    for r in rows:
+        r.pop("family_size", None)
     return pd.DataFrame(rows)
+
+
+def pair_partner(classes) -> np.ndarray:
+    """For each class of ``classes`` (a run's class list), the index in it of the other class
+    of its pair (the synthetic set v3 orders its classes in pairs of one family:
+    ``CLASS_NAMES[2i]`` with ``CLASS_NAMES[2i + 1]``); -1 when absent (an odd class count)."""
+    at = {str(c): i for i, c in enumerate(classes)}
+    out = []
+    for c in classes:
+        k = CLASS_NAMES.index(str(c)) if str(c) in CLASS_NAMES else -1
+        out.append(at.get(CLASS_NAMES[k ^ 1], -1) if 0 <= k and (k ^ 1) < len(CLASS_NAMES) else -1)
+    return np.asarray(out, dtype=np.int64)
+
+
+def within_pair(scores: np.ndarray, labels: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """Within-pair correctness (n,) in [0, 1]: 1 when the score of the video's class beats
+    that of the other class of its pair, 1/2 on a tie, else 0 (the model's choice between
+    the two, whatever it scores elsewhere). A class without its pair partner: top-1
+    correctness (never nearer chance than the model is)."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+    rows, other = np.arange(len(labels)), np.asarray(partner)[labels]
+    own, theirs = scores[rows, labels], scores[rows, np.where(other >= 0, other, labels)]
+    out = np.where(own > theirs, 1.0, np.where(own == theirs, 0.5, 0.0))
+    top1 = (scores.argmax(axis=1) == labels).astype(np.float64)
+    return np.where(other >= 0, out, top1)
 
 
 # ----------------------------------------------------------------------------- the runs
@@ -232,41 +337,60 @@ def _families_of(cfg, labels: np.ndarray, classes: list[str]) -> np.ndarray:
     return np.array([fam[classes[int(y)]] for y in labels])
 
 
+def _test_scores(run: dict) -> dict:
+    z = run.get("test")
+    return (
+        z if isinstance(z, dict) and "scores" in z else RunDir(run["run_dir"]).load_scores("test")
+    )
+
+
 def collect(cfg) -> dict[str, Any]:
     """Train (or load) every run the checks need, on every split of ``cfg.splits``, at the
     designed cell ``cfg.fusion_layer`` / ``cfg.fusion_method`` (the one Table 2 uses).
 
-    Returns ``outcomes`` ({method: [per split (seeds, n)]}), ``test_families`` (per split),
-    ``val`` (mean validation top-1 per method), ``num_classes`` and ``cell``.
+    Returns ``outcomes`` ({method: [per split (seeds, n)]} top-1 correctness),
+    ``within_pair`` (the same, within-pair, for the two-stream ConvLSTM and the N1 / N2
+    controls), ``test_families`` and ``clusters`` (per split), ``val`` (mean validation
+    top-1 per method), ``num_classes`` and ``cell``.
     """
 
     layer, method = cfg.fusion_layer, cfg.fusion_method
     outcomes: dict[str, list[np.ndarray]] = {m: [] for m in METHODS_NEEDED}
+    pairs: dict[str, list[np.ndarray]] = {m: [] for m in (TWO_STREAM, SHUFFLED, MISALIGNED)}
     val: dict[str, list[float]] = {}
-    families, k = [], 0
+    families, clusters, k = [], [], 0
     for split in cfg.splits:
         runs = {s: load_stream_run(r) for s, r in stages.streams(cfg, split).items()}
         sp, tp = runs["spatial"], runs["temporal"]
         k = int(sp["num_classes"])
         late = late_fusion(sp["val"], tp["val"], sp["test"], tp["test"], k)
         families.append(_families_of(cfg, sp["test"]["labels"], sp["classes"]))
+        clusters.append(cluster_ids(sp))
+        partner = pair_partner(sp["classes"])
         heads = head_specs(cfg)
         per: dict[str, np.ndarray] = {SPATIAL: correct(sp)[None], TEMPORAL: correct(tp)[None],
                                       LATE: stats.correct_of(late["scores"], late["labels"])[None]}  # fmt: skip
         val.setdefault(LATE, []).append(late["val_top1"])
-        shuffled = []
+        shuffled, shuffled_pair = [], []
         for name, kw in heads.items():
             rs = [stages.head(cfg, split=split, seed=s, **kw) for s in cfg.head_seeds]
             per[name] = np.stack([correct(r) for r in rs])
             val.setdefault(name, []).append(float(np.mean([correct(r, "val").mean() for r in rs])))
+            if name in pairs:
+                zs = [_test_scores(r) for r in rs]
+                pairs[name].append(np.stack([within_pair(z["scores"], z["labels"], partner)
+                                             for z in zs]))  # fmt: skip
             if name == TWO_STREAM:
                 for r in rs:
                     ev = reevaluate(r["run_dir"], shuffle_steps=True)
                     shuffled.append(stats.correct_of(ev["scores"], ev["labels"]))
+                    shuffled_pair.append(within_pair(ev["scores"], ev["labels"], partner))
         per[SHUFFLED] = np.stack(shuffled)
+        pairs[SHUFFLED].append(np.stack(shuffled_pair))
         for name, c in per.items():
             outcomes[name].append(c)
-    return {"outcomes": outcomes, "test_families": families, "num_classes": k,
+    return {"outcomes": outcomes, "within_pair": pairs, "test_families": families,
+            "clusters": clusters, "num_classes": k,
             "val": {m: float(np.mean(v)) for m, v in val.items()},
             "cell": {"layer": layer, "method": method}}  # fmt: skip
 
@@ -277,14 +401,15 @@ def mechanism_checks(cfg) -> dict[str, Any]:
     import pandas as pd
 
     got = collect(cfg)
-    fams = got["test_families"]
-    table = evaluate_checks(got["outcomes"], fams, num_classes=got["num_classes"], val=got["val"])
+    fams, ids = got["test_families"], got["clusters"]
+    table = evaluate_checks(got["outcomes"], fams, num_classes=got["num_classes"], val=got["val"],
+                            within_pair=got["within_pair"], clusters=ids)  # fmt: skip
     rows = []
     names = sorted({f for fs in fams for f in fs}, key=lambda f: FAMILY_ORDER.get(f, 9))
     for method, parts in got["outcomes"].items():
         for fam in [*names, "all"]:
             masks = [np.ones(len(f), bool) if fam == "all" else f == fam for f in fams]
-            iv = stats.interval(_subset(parts, masks))
+            iv = stats.interval(_subset(parts, masks), clusters=_ids(ids, masks))
             rows.append({"method": method, "family": fam, "top1": iv["top1"], "n": iv["n"],
                          "top1_ci_low": iv["ci_low"], "top1_ci_high": iv["ci_high"]})  # fmt: skip
     return {"checks": table, "families": pd.DataFrame(rows), **got}
@@ -308,5 +433,7 @@ __all__ = [
     "evaluate_checks",
     "head_specs",
     "mechanism_checks",
-    "n_for_difference",
+    "pair_partner",
+    "power_columns",
+    "within_pair",
 ]

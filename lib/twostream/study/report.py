@@ -35,7 +35,13 @@ from twostream.core.stats import fmt_interval, fmt_pct
 from twostream.core.threads import passive_wait
 from twostream.study.mechanisms import MEANING
 from twostream.study.paper import LITERATURE
-from twostream.study.results import git_commit, library_versions
+from twostream.study.results import (
+    git_commit,
+    library_versions,
+    markdown_table,
+    readable,
+    readable_html,
+)
 
 DATA_STATEMENT = {
     "synthetic": (
@@ -82,23 +88,45 @@ def default_out(params_file: str | Path) -> Path:
     return project_root() / "results" / Path(params_file).stem
 
 
-def pick_kernel(requested: str | None = None) -> str:
-    """``requested``, else the project's kernel when it is installed *for this interpreter*
-    (a stale registration from another checkout would run other code), else this
-    environment's own ``python3`` (what a plain ``pip install -e .`` provides)."""
-    if requested:
-        return requested
+def kernel_is_ours(argv0: str | os.PathLike, prefix: str | os.PathLike | None = None) -> bool:
+    """Does a kernelspec whose ``argv[0]`` is ``argv0`` run in the environment ``prefix``
+    (default: this interpreter's ``sys.prefix``)? Compared by the environment's folder
+    (``<venv>/bin/python`` -> ``<venv>``), not by the resolved binary: two venvs made from
+    one Python resolve to the same binary but hold different packages."""
     import sys
 
+    env = Path(os.path.abspath(Path(argv0).expanduser())).parent.parent
+    return env == Path(os.path.abspath(prefix if prefix is not None else sys.prefix))
+
+
+def pick_kernel(requested: str | None = None) -> str:
+    """``requested``, else the project's kernel when it is installed *for this environment*
+    (:func:`kernel_is_ours`: a stale registration from another checkout would run other
+    code), else this environment's own ``python3`` (what a plain ``pip install -e .``
+    provides)."""
+    if requested:
+        return requested
     try:
         from jupyter_client.kernelspec import KernelSpecManager
 
         spec = KernelSpecManager().get_kernel_spec(KERNEL)
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+        if kernel_is_ours(spec.argv[0]):
             return KERNEL
     except Exception:  # noqa: BLE001 - not installed, no jupyter_client: use the default
         pass
     return "python3"
+
+
+def kernel_description(name: str) -> str:
+    """``name (interpreter)`` for the log and the report."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        argv0 = KernelSpecManager().get_kernel_spec(name).argv[0]
+    except Exception:  # noqa: BLE001 - an unknown kernel: its name alone
+        return name
+    root = str(project_root())
+    return f"{name} ({argv0.replace(root + '/', '').replace(root, '.')})"
 
 
 def strip_machine_paths(path: Path) -> None:
@@ -175,6 +203,9 @@ def run_notebook(
             cwd=str(src.parent),
             progress_bar=True,
             log_output=False,
+            # nbclient: no ipywidgets state in the saved notebook (the study creates no
+            # widgets in a kernel; this keeps any third-party one out of the file too)
+            store_widget_state=False,
         )
     except PapermillExecutionError as exc:
         # papermill numbers cells from 0 and counts the injected-parameters cell; name both.
@@ -186,6 +217,116 @@ def run_notebook(
     finally:
         if dst.is_file():
             strip_machine_paths(dst)
+
+
+# ----------------------------------------------------------------------------- executed notebooks
+
+# The table(s) each notebook establishes, shown first in its executed copy: (name, columns)
+# with columns = None for all of them.
+RESULT_TABLES: dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]] = {
+    "00": (("dataset_split_summary", None),),
+    "01": (("prep_flow_clipping", ("method", "components_clipped_%", "pixels_clipped_%",
+                                   "levels_at_p95", "meets_target")),),
+    "02": (("streams", ("stream", "split", "top1", "top1_ci_low", "top1_ci_high", "n", "val_top1",
+                        "val_top1_ci_low", "val_top1_ci_high", "val_n", "chance",
+                        "selected_epoch", "epochs")),),
+    "03": (("table1_fusion", ("layer", "method", "seeds", "top1", "top1_ci_low", "top1_ci_high",
+                              "n", "top1_std", "val_top1", "val_top1_ci_low", "val_top1_ci_high",
+                              "val_n", "verdict_chosen", "chosen")),),
+    "04": (("table2_convlstm", ("layers", "kernel", "seeds", "top1", "top1_ci_low",
+                                "top1_ci_high", "n", "top1_std", "val_top1", "val_top1_ci_low",
+                                "val_top1_ci_high", "val_n", "verdict_chosen", "chosen")),),
+    "05": (("table3_comparison", ("method", "measured_on", "top1_mean", "top1_mean_ci_low",
+                                  "top1_mean_ci_high", "n", "top1_std", "splits",
+                                  "reported_ucf101", "reported_hmdb51")),),
+    "06": (("protocol_audit", None),
+           ("claims", ("claim", "comparison", "measured_on", "a_n", "diff", "diff_ci_low",
+                       "diff_ci_high", "p_value", "p_holm", "verdict", "verdict_holm"))),
+    "07": (("mechanism_checks", ("check", "family", "claim", "n", "clusters", "diff",
+                                 "diff_ci_low", "diff_ci_high", "p_holm", "expected", "verdict",
+                                 "verdict_holm", "underpowered")),),
+}  # fmt: skip
+RESULT_TAG = "result-summary"
+
+
+def result_html(stem: str, tables: Path) -> str:
+    """The HTML of a notebook's result cell: its table(s) (:data:`RESULT_TABLES`) for reading
+    (:func:`twostream.study.results.readable`), each under its caption."""
+    import html
+
+    parts = []
+    for name, columns in RESULT_TABLES.get(stem[:2], ()):
+        df = _read_csv(tables / f"{name}.csv")
+        if df is None:
+            parts.append(f"<p><b>{name}</b>: not written by this run.</p>")
+            continue
+        if columns:
+            df = df[[c for c in columns if c in df.columns]]
+        caption = _caption(tables / f"{name}.json")
+        parts.append(f"<p><b>{html.escape(name)}</b> (tables/{html.escape(name)}.csv): "
+                     f"{html.escape(caption)}</p>")  # fmt: skip
+        parts.append(readable_html(df))
+    return "\n".join(parts)
+
+
+def _notebook_defaults(nb) -> dict[str, Any]:
+    """The values a notebook runs with when nothing is injected: StudyConfig's defaults
+    updated with its ``parameters`` cell."""
+    values = dict(StudyConfig().to_dict())
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            namespace: dict[str, Any] = {}
+            with contextlib.suppress(Exception):
+                exec(cell.source, {}, namespace)  # noqa: S102 - the notebook's own assignments
+            values.update(namespace)
+            break
+    return values
+
+
+def finish_executed(path: Path, *, params_file: str | Path, parameters: dict[str, Any],
+                    tables: Path) -> None:  # fmt: skip
+    """Make an executed notebook read result first: a result cell after the title (the
+    notebook's table(s), rendered), papermill's injected-parameters cell collapsed, with one
+    visible line naming the params file and the fields that differ from the defaults."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    if any(RESULT_TAG in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+        return  # already done
+    defaults = _notebook_defaults(nb)
+
+    def same(a, b) -> bool:
+        return json.dumps(a, sort_keys=True, default=str) == json.dumps(
+            b, sort_keys=True, default=str
+        )
+
+    changed = [k for k, v in parameters.items() if not same(v, defaults.get(k))]
+    for i, cell in enumerate(nb.cells):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.metadata["jupyter"] = {"source_hidden": True, "outputs_hidden": True}
+            cell.metadata["collapsed"] = True
+            differ = ", ".join(
+                f"`{k}` = `{json.dumps(parameters[k], default=str)}`" for k in changed
+            )
+            line = (f"Parameters: `{Path(params_file).as_posix()}` (injected by `twostream "
+                    f"reproduce` in the hidden cell below); "
+                    + (f"different from this notebook's defaults: {differ}." if changed
+                       else "the same as this notebook's defaults."))  # fmt: skip
+            nb.cells.insert(i, nbformat.v4.new_markdown_cell(line))
+            break
+    html = result_html(path.stem, tables)
+    if html:
+        cell = nbformat.v4.new_code_cell(
+            "# Result of this notebook: copied by `twostream reproduce` from the table(s) it\n"
+            "# saved (results/<params>/tables/*.csv); the cells below compute it.",
+            metadata={"tags": [RESULT_TAG], "jupyter": {"source_hidden": True}},
+        )
+        cell.outputs = [nbformat.v4.new_output(
+            "display_data", data={"text/html": "<h3>Result</h3>\n" + html,
+                                  "text/plain": f"Result: see tables/ for {path.stem}"})]  # fmt: skip
+        first = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+        nb.cells.insert(first, cell)
+    nbformat.write(nb, str(path))
 
 
 def reproduce(
@@ -220,7 +361,8 @@ def reproduce(
     executed = out / "executed"
     log_path = executed / "run_log.json"
     log = prepare_out(out, cfg.to_dict())
-    print(f"results -> {out} (kernel {kernel_name})", flush=True)
+    kernel = kernel_description(kernel_name)
+    print(f"results -> {out} (kernel {kernel})", flush=True)
     log.update(
         {
             "params_file": str(params_path),
@@ -228,6 +370,7 @@ def reproduce(
             "git_commit": git_commit(),
             "versions": library_versions(),
             "device": device_description(),
+            "kernel": kernel,
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
     )
@@ -243,6 +386,8 @@ def reproduce(
             # test preset, and none of it may reach a study run.
             with _results_env(out):
                 run_notebook(nb, executed / nb.name, cfg.to_dict(), kernel_name=kernel_name)
+            finish_executed(executed / nb.name, params_file=params_path,
+                            parameters=cfg.to_dict(), tables=out / "tables")  # fmt: skip
             entry["status"] = "ok"
         except UserError:
             entry["status"] = "failed"
@@ -273,6 +418,32 @@ def _read_csv(path: Path):
     return pd.read_csv(path) if path.is_file() else None
 
 
+def _n_clusters(r) -> str:
+    n = int(r["n"]) if "n" in r and r["n"] == r["n"] else int(r["a_n"])
+    c = r.get("clusters")
+    return f"{n} ({int(c)})" if c is not None and c == c else str(n)
+
+
+def _p(r) -> str:
+    """p and its Holm correction (the rule decides on the corrected one)."""
+    p, ph = r.get("p_value"), r.get("p_holm")
+    if p is None or p != p:
+        return "–"
+    return f"{p:.2g} ({ph:.2g})" if ph is not None and ph == ph else f"{p:.2g}"
+
+
+def _verdict(r) -> str:
+    v = r.get("verdict_holm")
+    return v if isinstance(v, str) and v else r["verdict"]
+
+
+def _power(r) -> str:
+    n80 = r.get("n80_10_points")
+    if n80 is None or n80 != n80:
+        return "–"
+    return f"{int(n80)}" + (" (underpowered)" if bool(r.get("underpowered")) else "")
+
+
 def claims_check(tables: Path) -> list[str]:
     """The paper's surviving claims beside what this run measured (``claims.csv``, written
     by notebook 06): each a paired difference with its 95% interval and a verdict."""
@@ -280,14 +451,16 @@ def claims_check(tables: Path) -> list[str]:
     claims = _read_csv(tables / "claims.csv")
     if claims is None or claims.empty:
         return []
-    lines = ["| the paper says | where | compared (a -> b) | on | n | b - a (points) | 95% interval | "
-             "verdict |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| the paper says | where | compared (a -> b) | on | n (clusters) | b - a (points) | "
+             "95% interval | p (Holm) | verdict (Holm) | rule |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for _, r in claims.iterrows():
         diff = f"{100 * r['diff']:+.1f}" if r["diff"] == r["diff"] else "–"
         lines.append(
             f"| {r['claim']} | {r['in_paper']} | {r['comparison']}: {fmt_pct(r['a_top1'])}% -> "
-            f"{fmt_pct(r['b_top1'])}% | {r['measured_on']} | {int(r['a_n'])} | {diff} | "
-            f"{fmt_interval(r['diff_ci_low'], r['diff_ci_high'], signed=True)} | **{r['verdict']}** |"
+            f"{fmt_pct(r['b_top1'])}% | {r['measured_on']} | {_n_clusters(r)} | {diff} | "
+            f"{fmt_interval(r['diff_ci_low'], r['diff_ci_high'], signed=True)} | {_p(r)} | "
+            f"**{_verdict(r)}** | {r.get('rule', '')} |"
         )
     return lines
 
@@ -306,14 +479,15 @@ def mechanism_section(tables: Path) -> list[str]:
         "",
         "Each of the paper's mechanisms on the synthetic class family designed so that it must "
         "show (M1-M5), and each negative control that removes it (N1-N3): paired on the same "
-        "test videos of the family, all splits pooled, 95% paired-bootstrap interval"
+        "test videos of the family, all splits pooled, 95% cluster-bootstrap interval, Holm over the family"
         + (f"; the heads at the designed cell {cell}" if cell else "")
         + ". For the controls N1-N3 the difference is the accuracy minus chance (N1, N2: 1/2 "
         "within a pair of classes; N3: 1/K), and N2 also needs the aligned model to be better. "
         + MEANING,
         "",
-        "| check | family | claim | a -> b | n | diff (points) | 95% interval | expected | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| check | family | claim | a -> b | n (clusters) | diff (points) | 95% interval | p (Holm) "
+        "| expected | verdict (Holm) | power: n for 80% at 10 points |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in t.iterrows():
         b = r["b"] if isinstance(r.get("b"), str) and r["b"] else ""
@@ -322,9 +496,9 @@ def mechanism_section(tables: Path) -> list[str]:
         else:
             ab = f"{r['a']} {fmt_pct(r['a_top1'])}% (chance {fmt_pct(r['chance'])}%)"
         lines.append(
-            f"| {r['check']} | {r['family']} | {r['claim']} | {ab} | {int(r['n'])} | "
+            f"| {r['check']} | {r['family']} | {r['claim']} | {ab} | {_n_clusters(r)} | "
             f"{100 * r['diff']:+.1f} | {fmt_interval(r['diff_ci_low'], r['diff_ci_high'], signed=True)} "
-            f"| {r['expected']} | **{r['verdict']}** |"
+            f"| {_p(r)} | {r['expected']} | **{_verdict(r)}** | {_power(r)} |"
         )
     return [*lines, "", "![mechanism checks](figures/mechanism_checks.png)", ""]
 
@@ -365,6 +539,7 @@ def write_report(log: dict[str, Any], *, out: Path | None = None) -> Path:
         "",
         f"- git commit: `{log.get('git_commit')}`",
         f"- device: {log.get('device')}",
+        f"- notebook kernel: {log.get('kernel', 'not recorded')}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in log.get("versions", {}).items()),
         "",
         "| notebook | status | wall time (s) | tables | figures |",
@@ -394,10 +569,11 @@ def write_report(log: dict[str, Any], *, out: Path | None = None) -> Path:
             "## The paper's claims beside our measurements",
             "",
             "The paper's tables lost their numbers in conversion; these are the claims that survive "
-            "in its text, each a paired comparison on this run's test videos (paired bootstrap over "
-            "videos, 10,000 resamples: the interval of the difference; McNemar's exact test in the "
-            "CSV). *supported*: the whole 95% interval agrees with the claim; *contradicted*: it "
-            "excludes it; *inconclusive*: neither."
+            "in its text, each a paired comparison on this run's test videos (cluster bootstrap over "
+            "(class, group) within each split, 10,000 resamples: the interval of the difference; "
+            "the test, its rule and parameters, raw and Holm-corrected p in claims.csv). Each "
+            "claim type has one rule (superiority, equivalence by TOST at +-2 points, not greater); "
+            "the verdict shown is the Holm-corrected one."
             + (
                 " On the synthetic smoke set a verdict says whether the implementation shows the "
                 "effect on this data; it says nothing about the paper's claims on UCF101 / HMDB51, "
@@ -416,9 +592,11 @@ def write_report(log: dict[str, Any], *, out: Path | None = None) -> Path:
         md += [f"## {name}", ""]
         for t in e.get("tables", []):
             md += [f"### Table `{t}`", "", _caption(tables / f"{t}.json"), ""]
-            if (tables / f"{t}.md").is_file():
-                body = (tables / f"{t}.md").read_text().strip().splitlines()
-                body = [ln for ln in body if ln.startswith("|")]  # caption is printed above
+            df = _read_csv(tables / f"{t}.csv")
+            if df is not None:
+                # for reading: percent, one decimal, intervals beside the value (the CSV
+                # keeps full precision)
+                body = markdown_table(readable(df)).strip().splitlines()
                 md += body[:60] + (
                     ["", f"... ({len(body) - 60} more rows in the CSV)"] if len(body) > 60 else []
                 )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from twostream.core.config import save_json, to_jsonable
+from twostream.core.progress import in_notebook
 from twostream.core.runtime import (
     atomic_path,
     atomic_write_text,
@@ -154,7 +155,105 @@ def save_figure(
     if data is not None:
         extra.setdefault("data", data)
     _sidecar(png, "figure", params, device, wall_time_s, caption, extra)
+    if in_notebook():
+        show_figure(fig)
     return png
+
+
+# Figures shown in a notebook: one PNG per figure at this resolution (the file on disk keeps
+# save_figure's dpi), without a text/plain or second image payload.
+NOTEBOOK_DPI = 100
+# A PNG above this (photo-like content) is shown as a JPEG: the notebook stays under 1 MB.
+NOTEBOOK_PNG_MAX_BYTES = 200_000
+
+
+def show_figure(fig, *, dpi: int = NOTEBOOK_DPI) -> None:
+    """Show ``fig`` once in a notebook's output, as a PNG at ``dpi``."""
+    import base64
+    import io
+
+    from IPython.display import display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    mime = "image/png"
+    if buf.tell() > NOTEBOOK_PNG_MAX_BYTES:  # photo-like (sample frames): JPEG instead
+        buf = io.BytesIO()
+        fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches="tight",
+                    pil_kwargs={"quality": 85})  # fmt: skip
+        mime = "image/jpeg"
+    display({mime: base64.b64encode(buf.getvalue()).decode("ascii")}, raw=True)
+
+
+# ----------------------------------------------------------------------------- for reading
+
+
+def _num(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if v != v else v
+
+
+def _pct(v, *, signed: bool = False) -> str:
+    v = _num(v)
+    if v is None:
+        return "n/a"
+    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+
+
+def readable(df):
+    """A table for reading (notebooks, REPORT.md); the CSV keeps full precision.
+
+    Every accuracy with its interval (``x``, ``x_ci_low``, ``x_ci_high``) becomes one column
+    ``x % [95% CI]`` holding ``24.1 [17.0, 32.9]``; a difference (``diff...``) the same in
+    signed points; a spread (``..._std``) in points, ``n/a`` where one seed or one split
+    gives none (``seeds`` / ``splits`` = 1); ``chance`` in percent; p-values to 2
+    significant digits. n columns and every other column are left as they are."""
+    import pandas as pd
+
+    cols = list(df.columns)
+    out = pd.DataFrame(index=df.index)
+    skip = set()
+    for c in cols:
+        if f"{c}_ci_low" in cols and f"{c}_ci_high" in cols:
+            skip |= {f"{c}_ci_low", f"{c}_ci_high"}
+    for c in cols:
+        if c in skip:
+            continue
+        lo, hi = f"{c}_ci_low", f"{c}_ci_high"
+        if lo in cols and hi in cols:
+            signed = c.startswith("diff")
+            name = f"{c} {'points' if signed else '%'} [95% CI]"
+            out[name] = [
+                "n/a" if _num(v) is None
+                else f"{_pct(v, signed=signed)} [{_pct(a, signed=signed)}, {_pct(b, signed=signed)}]"
+                for v, a, b in zip(df[c], df[lo], df[hi])
+            ]  # fmt: skip
+        elif c.endswith("_std"):
+            count = df["seeds"] if "seeds" in cols else df["splits"] if "splits" in cols else None
+            out[f"{c} (points)"] = [
+                "n/a" if count is not None and (_num(k) or 0) <= 1 else _pct(v)
+                for v, k in zip(df[c], count if count is not None else [2] * len(df))
+            ]
+        elif c == "chance" or (c.endswith("top1") and pd.api.types.is_float_dtype(df[c])):
+            out[f"{c} %"] = [_pct(v) for v in df[c]]
+        elif c.startswith("p_"):
+            out[c] = ["n/a" if _num(v) is None else f"{_num(v):.2g}" for v in df[c]]
+        elif c in ("n", "val_n", "a_n", "b_n") and pd.api.types.is_float_dtype(df[c]):
+            out[c] = ["n/a" if _num(v) is None else str(int(v)) for v in df[c]]
+        else:
+            out[c] = df[c]
+    return out.reset_index(drop=True)
+
+
+def readable_html(df, caption: str = "") -> str:
+    """:func:`readable` as an HTML table (no index), with ``caption`` above it."""
+    import html
+
+    body = readable(df).to_html(index=False, na_rep="", border=0)
+    return (f"<p>{html.escape(caption)}</p>\n" if caption else "") + body
 
 
 class Timer:

@@ -4,7 +4,15 @@ Every function asks :mod:`twostream.pipeline.graph` for the runs it needs (built
 reused when cached) and reads their results; none reads a notebook's output file. Every
 choice is made on validation by :mod:`twostream.core.selection`; the test split is only
 reported. Every accuracy comes with its n and 95% interval, every comparison is paired on
-the same test videos with its difference, interval and verdict (:mod:`twostream.core.stats`).
+the same test videos with its difference, interval and verdict (:mod:`twostream.core.verdicts`).
+
+Statistics (:mod:`twostream.core.verdicts`): intervals are 95% percentile intervals of a
+cluster bootstrap that resamples (class, group) clusters of test videos (UCF101's actor /
+scene, the synthetic set's shared background; from the names ``v_<Class>_g<GG>_c<CC>``)
+within each split, seeds drawn inside; a comparison's p-value is the stratified paired test
+(:func:`~twostream.core.verdicts.paired_test`). Each table's comparisons are one family for
+Holm's correction: ``p_holm`` / ``verdict_holm`` beside the uncorrected ``p_value`` /
+``verdict`` and 95% interval. All numbers are fractions (0.241 = 24.1%).
 
 * :func:`streams_table` — each fine-tuned stream's video-level accuracy.
 * :func:`fusion_ablation` — Table 1: fusion layer x fusion method (``fc`` = FC-LSTM), each
@@ -22,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from twostream.core import stats
+from twostream.core import stats, verdicts
 from twostream.core.config import StudyConfig
 from twostream.core.metrics import classification_metrics
 from twostream.core.names import DATA_NAMES, LATE, SPATIAL_CONVLSTM, TEMPORAL_CONVLSTM, TWO_STREAM
@@ -46,18 +54,50 @@ def correct(run: dict, part: str = "test") -> np.ndarray:
     return stats.correct_of(z["scores"], z["labels"])
 
 
-def interval_columns(prefix: str, correct_) -> dict[str, Any]:
-    """``<prefix>top1``, ``<prefix>n`` and its 95% interval (``stats.interval``)."""
-    iv = stats.interval(correct_)
+def videos(run: dict, part: str = "test") -> np.ndarray:
+    """The video names (n,) a finished run scored on ``part``, in its scores' order."""
+    z = run[part] if part in run and isinstance(run[part], dict) and "videos" in run[part] else None
+    if z is None:
+        z = RunDir(run["run_dir"]).load_scores(part)
+    return np.asarray([str(v) for v in z["videos"]])
+
+
+def cluster_ids(run: dict, part: str = "test") -> np.ndarray:
+    """The (class, group) cluster of every video a run scored (``verdicts.cluster_of``)."""
+    return verdicts.clusters_of(videos(run, part))
+
+
+SUPERIORITY = verdicts.Superiority()
+
+
+def interval_columns(prefix: str, correct_, clusters=None, shared: bool = False) -> dict[str, Any]:
+    """``<prefix>top1``, ``<prefix>n`` and its 95% interval (``stats.interval``: clusters
+    resampled within each split when ``clusters`` are given; ``shared``: the strata are
+    configurations on the same videos)."""
+    iv = stats.interval(correct_, clusters=clusters, shared=shared)
     p = prefix
     return {f"{p}top1": iv["top1"], f"{p}n": iv["n"], f"{p}top1_ci_low": iv["ci_low"],
             f"{p}top1_ci_high": iv["ci_high"]}  # fmt: skip
 
 
 def pair_columns(name: str, res: dict) -> dict[str, Any]:
-    """``diff_<name>``, its interval and ``verdict_<name>`` from ``stats.paired``."""
+    """``diff_<name>``, its 95% interval, ``p_<name>``, ``verdict_<name>``, the test and the
+    rule of a ``verdicts.compare`` result (a side comparison in a table of cells)."""
     return {f"diff_{name}": res["diff"], f"diff_{name}_ci_low": res["ci_low"],
-            f"diff_{name}_ci_high": res["ci_high"], f"verdict_{name}": res["verdict"]}  # fmt: skip
+            f"diff_{name}_ci_high": res["ci_high"], f"p_{name}": res["p_value"],
+            f"verdict_{name}": res["verdict"], f"test_{name}": res["test"],
+            f"rule_{name}": res["rule"], "clusters": res["clusters"]}  # fmt: skip
+
+
+def holm(rows: list[dict], name: str = "") -> list[dict]:
+    """Holm's correction over ``rows`` (one family): adds ``p_holm[_<name>]`` and
+    ``verdict_holm[_<name>]`` (``verdicts.holm_verdicts``); the raw columns stay."""
+    s = f"_{name}" if name else ""
+    key = "p_value" if not name else f"p{s}"
+    out = verdicts.holm_verdicts(rows, p=key, verdict=f"verdict{s}")
+    for r in out:
+        r.pop(f"family_size{s}", None)
+    return out
 
 
 def head_runs(cfg: StudyConfig, *, split: int, layer: str, method: str, layers: int | None = None,
@@ -75,28 +115,35 @@ def stack(runs: list[dict], part: str = "test") -> np.ndarray:
 
 def cell_row(runs: list[dict]) -> dict[str, Any]:
     """A table row for the seeds of one configuration: test and validation accuracy with n
-    and interval, the spread over seeds, the selected epoch(s) and the epochs run."""
+    and interval (clusters resampled), the spread over seeds, the selected epoch(s) and the
+    epochs run."""
     test, val = stack(runs, "test"), stack(runs, "val")
     return {
         "seeds": len(runs),
-        **interval_columns("", test),
+        **interval_columns("", test, cluster_ids(runs[0])),
         "top1_std": float(np.std(test.mean(axis=1), ddof=1)) if len(runs) > 1 else 0.0,
-        **interval_columns("val_", val),
+        **interval_columns("val_", val, cluster_ids(runs[0], "val")),
         "val_loss": float(np.mean([r["val_loss"] for r in runs])),
         "selected_epoch": "/".join(str(r["best_epoch"]) for r in runs),
         "epochs": int(max(len(r["history"]) for r in runs)),
     }
 
 
-def _compare_to_chosen(rows: list[dict], stacks: list[np.ndarray], chosen: int) -> None:
-    """Each row against the chosen one (diff = chosen - this): does the test confirm it?"""
+def _compare_to_chosen(rows: list[dict], stacks: list[np.ndarray], chosen: int,
+                       clusters: np.ndarray) -> list[dict]:  # fmt: skip
+    """Each row against the chosen one (diff = chosen - this, superiority): does the test
+    confirm it? The comparisons are one Holm family."""
     for i, row in enumerate(rows):
         if i == chosen:
             row.update({"diff_chosen": np.nan, "diff_chosen_ci_low": np.nan,
-                        "diff_chosen_ci_high": np.nan, "verdict_chosen": "chosen"})  # fmt: skip
+                        "diff_chosen_ci_high": np.nan, "p_chosen": np.nan,
+                        "verdict_chosen": "chosen", "test_chosen": "",
+                        "rule_chosen": SUPERIORITY.describe()})  # fmt: skip
         else:
-            row.update(pair_columns("chosen", stats.paired(stacks[i], stacks[chosen])))
+            res = verdicts.compare(stacks[i], stacks[chosen], rule=SUPERIORITY, clusters=clusters)
+            row.update(pair_columns("chosen", res))
         row["chosen"] = i == chosen
+    return holm(rows, "chosen")
 
 
 # ----------------------------------------------------------------------------- streams
@@ -147,7 +194,8 @@ def fusion_ablation(cfg: StudyConfig, *, split: int | None = None):
                          "params": rs[0]["params"]})  # fmt: skip
     conv = [i for i, r in enumerate(rows) if r["layer"] != "fc"] or list(range(len(rows)))
     chosen = conv[select_cell([rows[i] for i in conv])]
-    _compare_to_chosen(rows, stacks, chosen)
+    first = next(iter(runs.values()))[0]
+    rows = _compare_to_chosen(rows, stacks, chosen, cluster_ids(first))
     return pd.DataFrame(rows), runs, chosen
 
 
@@ -175,17 +223,18 @@ def convlstm_study(cfg: StudyConfig, *, split: int | None = None):
     import pandas as pd
 
     split = cfg.split if split is None else int(split)
-    rows, histories, stacks = [], {}, []
+    rows, histories, stacks, first = [], {}, [], None
     for layers in cfg.table2_layers:
         for kernel in cfg.table2_kernels:
             rs = head_runs(cfg, split=split, layer=cfg.fusion_layer, method=cfg.fusion_method,
                            layers=layers, kernel=kernel)  # fmt: skip
             histories[(int(layers), int(kernel))] = rs[0]["history"]
+            first = first or rs[0]
             stacks.append(stack(rs))
             rows.append({"layers": int(layers), "kernel": int(kernel), **cell_row(rs),
                          "params": rs[0]["params"]})  # fmt: skip
     chosen = select_cell(rows)
-    _compare_to_chosen(rows, stacks, chosen)
+    rows = _compare_to_chosen(rows, stacks, chosen, cluster_ids(first))
     return pd.DataFrame(rows), histories, chosen
 
 
@@ -226,7 +275,7 @@ def final_comparison(cfg: StudyConfig) -> dict[str, Any]:
 
     chosen = chosen_cell(cfg)
     layer, method = chosen["layer"], chosen["method"]
-    rows, val = [], {}
+    rows, val, clusters = [], {}, []
     correct_by: dict[str, list[np.ndarray]] = {}
     confusion = None
     for split in cfg.splits:
@@ -234,6 +283,8 @@ def final_comparison(cfg: StudyConfig) -> dict[str, Any]:
         sp, tp = runs["spatial"], runs["temporal"]
         k = int(sp["num_classes"])
         late = late_fusion(sp["val"], tp["val"], sp["test"], tp["test"], k)
+        ids = cluster_ids(sp)
+        clusters.append(ids)
         heads = {TWO_STREAM: head_runs(cfg, split=split, layer=layer, method=method),
                  SPATIAL_CONVLSTM: head_runs(cfg, split=split, layer=layer, method="spatial"),
                  TEMPORAL_CONVLSTM: head_runs(cfg, split=split, layer=layer, method="temporal")}  # fmt: skip
@@ -249,7 +300,7 @@ def final_comparison(cfg: StudyConfig) -> dict[str, Any]:
             if val_c is not None:
                 val[split][name] = float(val_c.mean())
             rows.append({"method": name, "split": split, "seeds": int(test_c.shape[0]),
-                         **interval_columns("", test_c),
+                         **interval_columns("", test_c, ids),
                          "top1_std": float(np.std(test_c.mean(axis=1), ddof=1)) if len(test_c) > 1 else 0.0,
                          "late_fusion_weight": weight})  # fmt: skip
         if split == cfg.split or confusion is None:
@@ -257,21 +308,23 @@ def final_comparison(cfg: StudyConfig) -> dict[str, Any]:
             confusion = {"confusion": first["test"]["confusion"], "split": split,
                          "classes": first["classes"], "top1": first["top1"]}  # fmt: skip
     per_split = pd.DataFrame(rows)
-    summary = summarise(per_split, correct_by, cfg.dataset)
-    pairs = comparisons(correct_by, val)
+    summary = summarise(per_split, correct_by, cfg.dataset, clusters)
+    pairs = comparisons(correct_by, val, clusters)
     return {"per_split": per_split, "summary": summary, "pairs": pairs, "chosen": chosen,
-            "correct": correct_by, "val": val, "confusion": confusion}  # fmt: skip
+            "correct": correct_by, "clusters": clusters, "val": val,
+            "confusion": confusion}  # fmt: skip
 
 
-def summarise(per_split, correct_by: dict[str, list[np.ndarray]], dataset: str):
-    """One row per method: the mean over splits with its 95% interval (videos resampled
-    within each split), the spread over splits, the videos and splits."""
+def summarise(per_split, correct_by: dict[str, list[np.ndarray]], dataset: str, clusters=None):
+    """One row per method: the mean over splits with its 95% interval ((class, group)
+    clusters resampled within each split, seeds drawn), the spread over splits, the videos
+    and splits."""
     import pandas as pd
 
     rows = []
     for name in dict.fromkeys(per_split["method"]):
         parts = correct_by[name]
-        iv = stats.interval(parts)
+        iv = stats.interval(parts, clusters=clusters)
         accs = per_split.loc[per_split["method"] == name, "top1"].to_numpy(float)
         rows.append({"method": name, "measured_on": DATA_NAMES.get(dataset, dataset),
                      "top1_mean": iv["top1"], "n": iv["n"], "top1_mean_ci_low": iv["ci_low"],
@@ -287,8 +340,9 @@ def _best_on_val(val: dict, names: list[str]) -> str:
     return names[int(np.argmax(means))]
 
 
-def comparisons(correct_by: dict[str, list[np.ndarray]], val: dict):
-    """Table 3's paired comparisons (B against A, over the splits' test videos)."""
+def comparisons(correct_by: dict[str, list[np.ndarray]], val: dict, clusters=None):
+    """Table 3's paired comparisons (B against A, over the splits' test videos, splits as
+    strata, ``clusters`` per split), each a superiority claim; one Holm family."""
     import pandas as pd
 
     single = _best_on_val(val, [SPATIAL_CONVLSTM, TEMPORAL_CONVLSTM])
@@ -304,16 +358,24 @@ def comparisons(correct_by: dict[str, list[np.ndarray]], val: dict):
     ]  # fmt: skip
     rows = []
     for claim, a, b in plan:
-        res = stats.paired(correct_by[a], correct_by[b])
-        rows.append({"comparison": claim, "a": a, "b": b, **interval_columns("a_", correct_by[a]),
-                     **interval_columns("b_", correct_by[b]), **diff_columns(res)})  # fmt: skip
-    return pd.DataFrame(rows)
+        res = verdicts.compare(correct_by[a], correct_by[b], rule=SUPERIORITY, clusters=clusters)
+        rows.append({"comparison": claim, "a": a, "b": b,
+                     **interval_columns("a_", correct_by[a], clusters),
+                     **interval_columns("b_", correct_by[b], clusters), **diff_columns(res)})  # fmt: skip
+    return pd.DataFrame(holm(rows))
 
 
 def diff_columns(res: dict) -> dict[str, Any]:
-    """``diff`` (B - A), its interval, ``verdict`` and McNemar's p of ``stats.paired``."""
-    return {"diff": res["diff"], "diff_ci_low": res["ci_low"], "diff_ci_high": res["ci_high"],
-            "verdict": res["verdict"], "p_mcnemar": res["p_mcnemar"]}  # fmt: skip
+    """The columns of one verdict from ``verdicts.compare``: n and clusters, ``diff`` (B - A)
+    with its 95% interval (uncorrected), the 90% interval when the rule decides on it
+    (``ci90_low`` / ``ci90_high``), the test and its ``p_value``, the rule (with its
+    parameters) and the raw ``verdict``; :func:`holm` adds ``p_holm`` / ``verdict_holm``."""
+    out = {"n": res["n"], "clusters": res["clusters"], "diff": res["diff"],
+           "diff_ci_low": res["ci_low"], "diff_ci_high": res["ci_high"]}  # fmt: skip
+    if "ci90_low" in res:
+        out.update(ci90_low=res["ci90_low"], ci90_high=res["ci90_high"])
+    out.update(test=res["test"], p_value=res["p_value"], rule=res["rule"], verdict=res["verdict"])
+    return out
 
 
 def comparison_table(summary, dataset: str):

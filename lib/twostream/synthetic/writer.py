@@ -270,14 +270,59 @@ def is_current(dataset_dir: Path, p: SynthParams) -> bool:
     want = _marker_payload(p)
     if any(m.get(k) != want[k] for k in ("generator", "version", "codec", "params")):
         return False
-    expected = len(p.specs())
-
+    # Every video of the set is there; other files a user keeps beside them (notes.avi,
+    # .DS_Store) are not the set's business and must not make it look stale (a rewrite).
     videos = dataset_dir / "videos"
     return (
         (dataset_dir / "splits" / "classInd.txt").is_file()
         and videos.is_dir()
-        and len(find_videos(videos)[0]) == expected
+        and all((videos / spec.path).is_file() for spec in p.specs())
     )
+
+
+# The names this module writes: videos <Class>/v_<Class>_gXX_cYY.avi of either generator's
+# classes, and the split files. Cleanup removes these and nothing else.
+_GENERATED_VIDEO = re.compile(r"(\w+)/v_(\w+)_g\d+_c\d+\.avi")
+_GENERATED_SPLIT = re.compile(r"classInd\.txt|(train|test)list0[1-3]\.txt|\w+_test_split[1-3]\.txt")
+
+
+def _generated_files(dataset_dir: Path) -> list[Path]:
+    """The files of ``dataset_dir``'s videos/ and split folders that this module writes, by
+    name (a video of a known class under its class folder, a split file)."""
+    known = set(clip.CLASS_NAMES) | set(families.CLASS_NAMES)
+    out = []
+    videos = dataset_dir / "videos"
+    if videos.is_dir():
+        for rel in find_videos(videos)[0]:
+            m = _GENERATED_VIDEO.fullmatch(rel)
+            if m and m.group(1) == m.group(2) and m.group(1) in known:
+                out.append(videos / rel)
+    for sub in ("splits", "splits_hmdb51"):
+        folder = dataset_dir / sub
+        if folder.is_dir():
+            out += [
+                f for f in folder.iterdir() if f.is_file() and _GENERATED_SPLIT.fullmatch(f.name)
+            ]
+    return out
+
+
+def _move_tree_files(src: Path, dest: Path) -> None:
+    """Move every file of ``src`` to the same relative path under ``dest`` (replacing a file
+    of that name), leaving the other files of ``dest`` alone."""
+    for dirpath, _dirnames, filenames in os.walk(src):
+        for name in filenames:
+            f = Path(dirpath) / name
+            target = dest / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, target)
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    if not root.is_dir():
+        return
+    for dirpath, _dirnames, _filenames in os.walk(root, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)  # only succeeds when empty (the root too, when nothing is left)
 
 
 def load_clip_spec(dataset_dir: str | os.PathLike, video: str):
@@ -333,12 +378,17 @@ def ensure_synthetic(
         tmp = d / f".synth-tmp-{os.getpid()}"
         generate(tmp, **asdict(params))
         (d / MARKER).unlink(missing_ok=True)
-        for sub in ("videos", "splits", "splits_hmdb51", "rawframes", "features", "runs"):
+        # Only what this module wrote goes (by name): a user's files in videos/ stay.
+        for f in _generated_files(d):
+            f.unlink()
+        for sub in ("videos", "splits", "splits_hmdb51"):
+            _remove_empty_dirs(d / sub)
+        for sub in ("rawframes", "features", "runs"):  # caches derived from the old videos
             if (d / sub).exists():
                 shutil.rmtree(d / sub)
         for sub in ("videos", "splits", "splits_hmdb51"):
             if (tmp / sub).exists():
-                os.replace(tmp / sub, d / sub)
+                _move_tree_files(tmp / sub, d / sub)
         os.replace(tmp / MARKER, d / MARKER)
         shutil.rmtree(tmp, ignore_errors=True)
     return d

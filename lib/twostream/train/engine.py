@@ -22,6 +22,7 @@ optimizer and scheduler, and how a split is evaluated (``evaluate(part) -> metri
   run killed at any moment and resumed ends with the same weights and metrics as an
   uninterrupted one (tested bit for bit on the CPU for both trainers). It prints one line per
   epoch (epoch/epochs, lr, train loss, val top-1, seconds, ETA; off under TWOSTREAM_QUIET=1)
+  (in a notebook kernel one live line instead: :mod:`twostream.core.progress`)
   and, with ``tensorboard=True``, also writes the metrics.csv columns as TensorBoard scalars
   under ``<run>/tensorboard`` (metrics.csv stays the record every reader uses).
 """
@@ -38,6 +39,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from twostream.core import progress as live
 from twostream.core.runtime import autocast_context, progress, resolve_device
 from twostream.core.selection import better, selected_index
 from twostream.core.threads import flush_denormals
@@ -238,6 +240,10 @@ def fit(
         history = list(payload["extra"].get("history", []))
         best = payload["extra"].get("best")
     quiet = os.environ.get("TWOSTREAM_QUIET") == "1"
+    # In a notebook the epochs are one live line (twostream.core.progress), not printed.
+    notebook = dist.is_main() and live.in_notebook()
+    if notebook:
+        live.run_started(desc or "run", epochs, start)
     writer = _tensorboard_writer(run) if tensorboard and dist.is_main() else None
     try:
         t_fit = time.perf_counter()
@@ -269,9 +275,11 @@ def fit(
                 run.write_metrics(history)
             if writer is not None:
                 _write_scalars(writer, row)
-            if dist.is_main() and not quiet:
-                done = index + 1 - start
-                eta = (time.perf_counter() - t_fit) / done * (epochs - index - 1)
+            done = index + 1 - start
+            eta = (time.perf_counter() - t_fit) / done * (epochs - index - 1)
+            if notebook:
+                live.epoch_done(desc or "run", index + 1, epochs, eta)
+            elif dist.is_main() and not quiet:
                 val = f"  val top-1 {100 * row['val_top1']:5.1f}%" if "val_top1" in row else ""
                 print(
                     f"{desc + ' ' if desc else ''}epoch {index + 1}/{epochs}  lr {row['lr']:.2g}  "

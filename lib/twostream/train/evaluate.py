@@ -20,6 +20,7 @@ counts and prints how many of the evaluated test videos the run trained or selec
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from twostream.data.datasets import VideoSteps
 from twostream.data.splits import load_classes, split_records
 from twostream.data.transforms import eval_transform
 from twostream.models.streams import load_stream
+from twostream.train.checkpoint import checkpoint_epoch
 from twostream.train.features import FeatureCache
 from twostream.train.head_trainer import EVAL_BATCH, evaluate_head, load_head_model, make_loader
 from twostream.train.rundir import PARTS, RunDir
@@ -70,14 +72,6 @@ def _check_out(out: Path, run: RunDir) -> None:
         )
 
 
-def _checkpoint_epoch(path: Path) -> int:
-    """The 1-based epoch a checkpoint holds (memory-mapped: only the small fields are read)."""
-    import torch
-
-    payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    return int(payload["epoch"]) + 1
-
-
 def _stream_config(run: RunDir) -> tuple[StudyConfig, str, int]:
     raw = dict(run.read_config())
     stream, split = raw.pop("stream"), int(raw.pop("split_index"))
@@ -92,6 +86,7 @@ def _evaluate_stream(run: RunDir, *, split: int | None, crops: int | None,
     cfg = cfg.replace(test_crops=crops or cfg.test_crops, num_segments=segments or cfg.num_segments)
     if not run.best_checkpoint.is_file():
         raise UserError(f"{run.best_checkpoint} not found: the run has not finished an epoch")
+    checkpoint_epoch(run.best_checkpoint)  # an empty / truncated file: one line, before the model
     modality = MODALITY[stream]
     classes = load_classes(cfg.split_format, cfg.splits_dir)
     net = load_stream(run.best_checkpoint)
@@ -188,6 +183,9 @@ def evaluate_run(run: RunDir | str | Path, *, split: int | None = None, crops: i
     if split is not None and split not in (1, 2, 3):
         raise UserError(f"--split must be 1, 2 or 3, got {split}")
     kind = run_kind(run)
+    # a stream run's checkpoint_best.pt exists from its first epoch on; until results.json
+    # says complete it is the best epoch *so far*, which the output and metrics.json say
+    status = "finished" if run.is_finished() else "partial"
     dev = resolve_device(device)
     fn = _evaluate_stream if kind == "stream" else _evaluate_head
     res = fn(run, split=split, crops=crops, segments=segments, device=dev)
@@ -195,23 +193,45 @@ def evaluate_run(run: RunDir | str | Path, *, split: int | None = None, crops: i
         run, split=res["split"], run_split=res["run_split"], crops=res["crops"],
         segments=res["segments"])  # fmt: skip
     _check_out(out, run)
-    target = RunDir(out).mkdir()
     parts = {}
-    for part, ev in res["parts"].items():
-        target.save_scores(part, scores=ev["scores"], labels=ev["labels"], videos=ev["videos"])
-        parts[part] = _part_metrics(ev)
+    try:
+        target = RunDir(out).mkdir()
+        for part, ev in res["parts"].items():
+            target.save_scores(part, scores=ev["scores"], labels=ev["labels"], videos=ev["videos"])
+            parts[part] = _part_metrics(ev)
+    except OSError as exc:  # a read-only run folder (or --out), a full disk
+        why = "no space left" if exc.errno == errno.ENOSPC else "read-only" if exc.errno in (
+            errno.EROFS, errno.EACCES, errno.EPERM) else exc.strerror  # fmt: skip
+        raise UserError(
+            f"cannot write the evaluation into {out} ({why}): pass --out DIR on a writable disk"
+        ) from None
     seen = None
     if res["split"] != res["run_split"]:
         seen = _seen_in_training(res["cfg"], res["run_split"], res["parts"]["test"]["videos"])
     metrics = {
         "run": str(run.path), "kind": kind, "stream": res["stream"], "split": res["split"],
         "run_split": res["run_split"], "crops": res["crops"], "segments": res["segments"],
-        "checkpoint": str(run.best_checkpoint), "epoch": _checkpoint_epoch(run.best_checkpoint),
+        "checkpoint": str(run.best_checkpoint), "epoch": checkpoint_epoch(run.best_checkpoint),
+        "run_status": status, "epochs_trained": _epochs_trained(run),
+        "epochs_planned": _epochs_planned(res["cfg"], kind),
         "device": str(dev), "test_videos_seen_in_training": seen, "notes": res["notes"],
         **{part: m for part, m in parts.items()},
     }  # fmt: skip
     save_json(metrics, out / METRICS)
     return {**metrics, "out": out}
+
+
+def _epochs_trained(run: RunDir) -> int | None:
+    """Rows of the run's metrics.csv (one per finished epoch), None without one."""
+    try:
+        lines = run.metrics_path.read_text().splitlines()
+    except OSError:
+        return None
+    return max(0, len([line for line in lines if line.strip()]) - 1)
+
+
+def _epochs_planned(cfg: StudyConfig, kind: str) -> int:
+    return int(cfg.stream_epochs if kind == "stream" else cfg.convlstm_epochs)
 
 
 def format_result(m: dict[str, Any]) -> list[str]:
@@ -220,6 +240,12 @@ def format_result(m: dict[str, Any]) -> list[str]:
         f"{what} split {m['split']}, {m['crops']} crop(s) x {m['segments']} segment(s), "
         f"checkpoint epoch {m['epoch']} ({m['run']})"
     ]
+    if m.get("run_status") == "partial":
+        lines.append(
+            f"  partial run (no complete results.json): {m['epochs_trained']} of "
+            f"{m['epochs_planned']} epochs trained, so epoch {m['epoch']} is the best so far, "
+            "not the run's final selection; finish the run for that"
+        )
     for part in PARTS:
         p = m[part]
         lines.append(

@@ -25,9 +25,21 @@ at the paper's scale (ResNet-101, 224 input, T = 25, UCF101's 13,320 videos) con
 7x7x2048 -> 5.0 MB per video and stream, 67 GB per stream, 134 GB for both; conv4_x
 (14x14x1024) and conv5_x_inner (torchvision's bottleneck: 7x7x512 -> 1.25 MB) differ as the
 table says; conv3_x (28x28x512) is 20 MB / 267 GB per stream; fc (2048-d) 0.1 MB. Storing the
-*fused* maps of a parameter-free fusion once (:func:`prefuse`, sum or max) halves that
-(e.g. conv5_x sum: 67 GB instead of 134 GB) and halves the reads per epoch; concat and conv
-fusion need both streams (concat would store 2C channels, i.e. no saving).
+*fused* maps of a parameter-free fusion once (:func:`prefuse`) halves that for ``max`` (a max of
+float16 values is float16); a ``sum`` is stored as the float32 sum the head computes (a
+float16 sum would round it and change the numbers), the same bytes as both streams.
+
+Reading (:class:`FeatureCache`): maps stay float16 from the file to the training device
+(memory-mapped, converted to float32 there: :func:`twostream.train.head_trainer.to_device`);
+single-stream heads read their stream only; maps are held in RAM (and on the head's GPU) up
+to a budget sized from the machine (:func:`ram_budget`, :func:`gpu_budget`), read once and
+shared by every head of the process (:data:`HELD`), so the epochs after the first, the
+per-epoch val and test passes and Table 3's other heads read nothing from disk when the
+cache fits. ``benchmarks/head_io.py`` counts the bytes (:data:`READS`).
+
+Resuming ``extract-features``: the manifest naming the checkpoint is written before the
+first map; the ``features`` stage removes only folders of another checkpoint
+(:func:`clear_stale_cache`) and extracts the videos still missing.
 """
 
 from __future__ import annotations
@@ -35,7 +47,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,7 +73,8 @@ from twostream.train import engine
 MANIFEST = "manifest.json"
 DTYPE = np.float16
 FLOAT16_MAX = float(np.finfo(np.float16).max)
-# FeatureCache loads everything into RAM when the cache is at most this big (auto mode).
+# The fixed "cache fits in RAM" threshold the cost model (study/costs.py) prices head reads
+# with; FeatureCache itself holds what fits in ram_budget() (a fraction of the machine's RAM).
 IN_MEMORY_LIMIT = int(os.environ.get("TWOSTREAM_CACHE_RAM_BYTES", 2 * 1024**3))
 
 
@@ -200,19 +215,20 @@ def write_manifest(folder: str | os.PathLike, videos: Sequence[str], **info: Any
     """``manifest.json``: per-video shape, dtype, bytes, completeness and provenance."""
     folder = Path(folder)
     missing = missing_videos(folder, videos)
-    shape = None
+    shape, dtype = None, np.dtype(DTYPE)
     gone = set(missing)
     present = [v for v in videos if v not in gone]
     if present:
-        shape = list(np.load(feature_path(folder, present[0]), mmap_mode="r").shape)
+        first = open_map(feature_path(folder, present[0]))
+        shape, dtype = list(first.shape), first.dtype
     values = int(np.prod(shape)) if shape else None
     return save_json(
         {
             **info,
-            "dtype": np.dtype(DTYPE).name,
+            "dtype": dtype.name,
             "shape": shape,  # per video: (T, C, H, W), or (T, C) for fc
             "values_per_video": values,
-            "bytes_per_video": None if values is None else values * np.dtype(DTYPE).itemsize,
+            "bytes_per_video": None if values is None else values * dtype.itemsize,
             "videos": len(videos),
             "missing": len(missing),
             "complete": not missing,
@@ -222,16 +238,45 @@ def write_manifest(folder: str | os.PathLike, videos: Sequence[str], **info: Any
     )
 
 
+def clear_stale_cache(folder: str | os.PathLike, checkpoint_sha1: str) -> bool:
+    """Remove ``folder`` unless its manifest says its maps come from the checkpoint of SHA-1
+    ``checkpoint_sha1`` (a folder without a manifest has unknown provenance: removed).
+    Returns True when it was removed. What is kept is resumed video by video."""
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    if (read_cache_manifest(folder) or {}).get("checkpoint_sha1") == checkpoint_sha1:
+        return False
+    shutil.rmtree(folder)
+    return True
+
+
 def extract_stream(cfg: StudyConfig, *, stream: str, records, checkpoint: Path,
-                   dirs: Mapping[str, Path], batch_videos: int | None = None) -> None:  # fmt: skip
+                   dirs: Mapping[str, Path], batch_videos: int | None = None,
+                   checkpoint_sha1: str | None = None) -> None:  # fmt: skip
     """Extract one stream's taps ``dirs`` (``{tap: folder}``) for ``records`` with the
-    stream ``checkpoint``, then write each folder's manifest (the ``features`` stage)."""
+    stream ``checkpoint``, then write each folder's manifest (the ``features`` stage).
+
+    Resumable: a manifest naming the checkpoint (``complete: false``) is written *before*
+    the first map, every map is written atomically, and videos whose maps exist are not
+    recomputed (a chunk of ``batch_videos`` is recomputed whole, so the numbers are those
+    of an uninterrupted run). The caller removes folders of another checkpoint first
+    (:func:`clear_stale_cache`)."""
 
     device, rank, world = engine.setup_device(cfg)
     if batch_videos is None:
         batch_videos = 16 if device.type == "cuda" else 4
     videos = [r.path for r in records]
     modality = MODALITY[stream]
+    sha = checkpoint_sha1 or file_digest(checkpoint)
+    head = dict(stream=stream, modality=modality, backbone=cfg.backbone)
+    tail = dict(checkpoint=str(checkpoint), checkpoint_sha1=sha, config=cfg.to_dict())
+    if dist.is_main():
+        for tap, d in dirs.items():
+            m = read_cache_manifest(d) or {}
+            if m.get("checkpoint_sha1") != sha:  # records where the maps come from
+                write_manifest(d, videos, **head, tap=tap, **tail)
+    dist.barrier()
     dataset = VideoSteps(records, cfg.rawframes_dir, modality=modality,
                          num_segments=cfg.num_segments, flow_length=cfg.flow_length,
                          transform=eval_transform(cfg, modality))  # fmt: skip
@@ -240,15 +285,21 @@ def extract_stream(cfg: StudyConfig, *, stream: str, records, checkpoint: Path,
                      num_workers=cfg.num_workers, desc=f"{stream} features")  # fmt: skip
     dist.barrier()
     if dist.is_main():
-        sha = file_digest(checkpoint)
         for tap, d in dirs.items():
-            write_manifest(d, videos, stream=stream, modality=modality, backbone=cfg.backbone,
-                           tap=tap, checkpoint=str(checkpoint), checkpoint_sha1=sha,
-                           config=cfg.to_dict())  # fmt: skip
+            write_manifest(d, videos, **head, tap=tap, **tail)
     dist.barrier()
 
 
 # ----------------------------------------------------------------------------- pre-fusion
+
+
+def prefused_dtype(method: str) -> np.dtype:
+    """The dtype a pre-fused map is stored in so that a head reading it sees exactly the
+    values it computes from the two float16 maps: ``max`` of two float16 values is one of
+    them (float16, half the bytes of two maps); a float16 ``sum`` would be rounded, so the
+    float32 sum is stored (the head's own float32 ``a + b``: the same bytes as two maps, one
+    file and no fusion per read instead of two)."""
+    return np.dtype(DTYPE) if method == "max" else np.dtype(np.float32)
 
 
 def prefuse(dirs: Mapping[str, str | os.PathLike], method: str, videos: Sequence[str]) -> Path:
@@ -256,6 +307,8 @@ def prefuse(dirs: Mapping[str, str | os.PathLike], method: str, videos: Sequence
 
     Writes ``fused<method>-<rest of the spatial folder name>-<hash>`` beside the stream
     folders (atomic, resumable) and returns it. Learned fusions (conv) must see both streams.
+    The stored values are exactly those the head fuses from the two streams
+    (:func:`prefused_dtype`), so a pre-fused head trains like the two-stream one.
     """
 
     if not is_parameter_free(method):
@@ -264,19 +317,22 @@ def prefuse(dirs: Mapping[str, str | os.PathLike], method: str, videos: Sequence
             "pre-fuse only parameter-free methods (sum, max)"
         )
     a_dir, b_dir = Path(dirs["spatial"]), Path(dirs["temporal"])
-    tag = hashlib.sha1(f"{a_dir.name}|{b_dir.name}".encode()).hexdigest()[:8]
+    dtype = prefused_dtype(method)
+    # float32 sums went to a new folder name: an older float16 (rounded) cache is never reused
+    suffix = "" if dtype == np.dtype(DTYPE) else f"|{dtype.name}"
+    tag = hashlib.sha1(f"{a_dir.name}|{b_dir.name}{suffix}".encode()).hexdigest()[:8]
     rest = a_dir.name.split("-", 1)[1].rsplit("-", 1)[0]  # <backbone>-<tap>
     out = a_dir.parent / f"fused{method}-{rest}-{tag}"
     todo = missing_videos(out, videos)
     if todo:
         fusion = None
         for v in todo:
-            a = torch.from_numpy(np.load(feature_path(a_dir, v)).astype(np.float32))
-            b = torch.from_numpy(np.load(feature_path(b_dir, v)).astype(np.float32))
+            a = torch.from_numpy(read_map(feature_path(a_dir, v))).float()
+            b = torch.from_numpy(read_map(feature_path(b_dir, v))).float()
             if fusion is None:
                 fusion = build_fusion(method, channels=a.shape[1])
             y = fusion(a, b)  # (T, C', ...): T is the batch axis of a per-step fusion
-            save_npy(feature_path(out, v), y.numpy().astype(DTYPE))
+            save_npy(feature_path(out, v), y.numpy().astype(dtype))
     if not (read_cache_manifest(out) or {}).get("complete"):
         write_manifest(
             out, videos, fusion=method, spatial=str(a_dir), temporal=str(b_dir), prefused=True
@@ -284,11 +340,190 @@ def prefuse(dirs: Mapping[str, str | os.PathLike], method: str, videos: Sequence
     return out
 
 
+# ----------------------------------------------------------------------------- reading
+
+
+# Where FeatureCache holds maps (float16, as stored) so that epochs after the first, and other
+# heads of the same process reading the same folders, do not touch the disk again. Sized from
+# what the machine has: a fraction of the physical RAM (and, for a CUDA head, of the GPU
+# memory free when the store first sees that GPU). Environment overrides:
+# TWOSTREAM_CACHE_RAM_BYTES (absolute), TWOSTREAM_CACHE_RAM_FRACTION, TWOSTREAM_CACHE_GPU_FRACTION
+# (0 turns a tier off).
+RAM_FRACTION = 0.5
+GPU_FRACTION = 0.5
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else float(default)
+
+
+def physical_ram_bytes() -> int:
+    """The machine's RAM (``SC_PHYS_PAGES x SC_PAGE_SIZE``; 0 where unknown)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def ram_budget() -> int:
+    """Bytes of feature maps the process may hold in RAM: ``TWOSTREAM_CACHE_RAM_BYTES`` when
+    set, else ``TWOSTREAM_CACHE_RAM_FRACTION`` (default 0.5) of the physical RAM."""
+    explicit = os.environ.get("TWOSTREAM_CACHE_RAM_BYTES")
+    if explicit not in (None, ""):
+        return int(float(explicit))
+    return int(_env_float("TWOSTREAM_CACHE_RAM_FRACTION", RAM_FRACTION) * physical_ram_bytes())
+
+
+def gpu_budget(device: torch.device) -> int:
+    """Bytes of feature maps the process may hold on ``device`` (a CUDA device):
+    ``TWOSTREAM_CACHE_GPU_FRACTION`` (default 0.5) of its free memory now; 0 off CUDA."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return 0
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(_env_float("TWOSTREAM_CACHE_GPU_FRACTION", GPU_FRACTION) * free)
+
+
+class ReadCounter:
+    """Logical bytes of feature maps the process read from cache files (for benchmarks and
+    tests): every map copied out of a file counts its ``nbytes``, whatever serves it."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.maps = 0
+
+    def add(self, nbytes: int) -> None:
+        self.bytes += int(nbytes)
+        self.maps += 1
+
+    def reset(self) -> dict[str, int]:
+        out = {"bytes": self.bytes, "maps": self.maps}
+        self.bytes = self.maps = 0
+        return out
+
+
+READS = ReadCounter()
+
+
+def open_map(path: str | os.PathLike) -> np.ndarray:
+    """A video's stored map, memory-mapped read-only (nothing is read until it is used)."""
+    return np.load(path, mmap_mode="r")
+
+
+def read_map(path: str | os.PathLike) -> np.ndarray:
+    """A video's stored map, read into memory in its stored dtype (float16)."""
+    arr = np.array(open_map(path))  # one copy out of the mapping, no float32 on the host
+    READS.add(arr.nbytes)
+    return arr
+
+
+def _file_key(path: Path) -> tuple:
+    st = path.stat()  # a rewritten file (new checkpoint, atomic rename) is a new key
+    return str(path), st.st_ino, st.st_mtime_ns, st.st_size
+
+
+class HeldMaps:
+    """The process-wide store of maps held in memory, keyed by (file, inode, mtime, size).
+
+    A FeatureCache *claims* the keys of the maps it reads: those already held are shared (the
+    heads of Table 3, their seeds and the audit, or Table 1's methods at one tap, read a cache
+    once per process), the others are read once and held while the budget allows: first on
+    the head's GPU (when it is one), then in RAM. Maps no live cache claims stay held for the
+    next head and are dropped, least recently claimed first, only when space is needed.
+    """
+
+    def __init__(self) -> None:
+        self._maps: dict[tuple, torch.Tensor] = {}
+        self._users: dict[tuple, int] = {}
+        self._order: dict[tuple, None] = {}  # least recently claimed first
+        self._by_path: dict[str, tuple] = {}
+        self._used = {"cpu": 0}
+        self._budget: dict[str, int] = {}
+
+    def budget(self, tier: str) -> int:
+        if tier not in self._budget:
+            self._budget[tier] = ram_budget() if tier == "cpu" else gpu_budget(torch.device(tier))
+            self._used.setdefault(tier, 0)
+        return self._budget[tier]
+
+    def held(self) -> dict[str, int]:
+        """Bytes held per tier."""
+        return {t: n for t, n in self._used.items() if n}
+
+    def clear(self) -> None:
+        self.__init__()
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        return self._maps.get(key)
+
+    def _evict(self, tier: str, need: int) -> bool:
+        if self._used[tier] + need <= self.budget(tier):
+            return True
+        for key in list(self._order):
+            if self._used[tier] + need <= self.budget(tier):
+                break
+            t = self._maps.get(key)
+            if t is not None and not self._users.get(key) and _tier(t) == tier:
+                self._drop(key)
+        return self._used[tier] + need <= self.budget(tier)
+
+    def _drop(self, key: tuple) -> None:
+        t = self._maps.pop(key)
+        self._used[_tier(t)] -= t.nbytes
+        self._order.pop(key, None)
+        self._users.pop(key, None)
+
+    def claim(self, key: tuple, nbytes: int, tiers: Sequence[str], force: bool = False) -> bool:
+        """Hold the map of ``key`` (reading it now) if it is not held and fits one of
+        ``tiers`` (``force``: the last tier whatever its budget); count a user of it."""
+        if key not in self._maps:
+            for i, tier in enumerate(tiers):
+                self.budget(tier)
+                if self._evict(tier, nbytes) or (force and i == len(tiers) - 1):
+                    old = self._by_path.get(key[0])
+                    if old is not None and old in self._maps and not self._users.get(old):
+                        self._drop(old)  # the same file, older contents
+                    t = torch.from_numpy(read_map(key[0]))
+                    if tier != "cpu":
+                        t = t.to(tier)
+                    self._maps[key] = t
+                    self._by_path[key[0]] = key
+                    self._used[tier] += t.nbytes
+                    break
+            else:
+                return False
+        self._users[key] = self._users.get(key, 0) + 1
+        self._order.pop(key, None)
+        self._order[key] = None
+        return True
+
+    def release(self, keys: Sequence[tuple]) -> None:
+        for key in keys:
+            if self._users.get(key):
+                self._users[key] -= 1
+
+
+def _tier(t: torch.Tensor) -> str:
+    return "cpu" if t.device.type == "cpu" else str(t.device)
+
+
+HELD = HeldMaps()
+
+
 # ----------------------------------------------------------------------------- dataset
 
 
+STREAM_OF = {"spatial": ("spatial",), "temporal": ("temporal",)}
+
+
+def streams_read(method: str | None) -> tuple[str, ...] | None:
+    """The streams a head with fusion ``method`` reads: one for the single-stream heads
+    (``spatial``, ``temporal``: their fusion ignores the other map), else None (both)."""
+    return STREAM_OF.get(method or "")
+
+
 class FeatureCache(torch.utils.data.Dataset):
-    """Cached features of a list of videos as float32 tensors.
+    """Cached features of a list of videos as tensors (float32 by default).
 
     ``dirs``: ``{"spatial": folder, "temporal": folder}`` (two streams), or
     ``{"fused": folder}`` for a pre-fused cache (then ``b`` is an empty tensor and
@@ -297,8 +532,21 @@ class FeatureCache(torch.utils.data.Dataset):
     ``cache[i]`` -> ``(a (T, C, H, W), b (T, C, H, W), label)`` (``fc``: (T, C));
     ``cache[[i, j, ...]]`` -> the batched tensors, which a ``DataLoader(batch_size=None,
     sampler=BatchSampler(...))`` uses to fetch a whole batch in one indexing operation.
-    ``in_memory=None`` loads everything into RAM (as float16) when the cache is at most
-    ``IN_MEMORY_LIMIT`` bytes, so smoke epochs never touch the disk.
+
+    Reading: maps are memory-mapped (``np.load(mmap_mode="r")``) and copied out in their
+    stored float16; ``dtype=None`` hands them out so, to be converted to float32 on the
+    training device (the same values: float16 -> float32 is exact), the default
+    ``dtype=torch.float32`` converts here. ``streams=("spatial",)`` (or ``("temporal",)``)
+    reads one stream only and hands the same tensor out as both ``a`` and ``b``: for the
+    single-stream heads, whose fusion ignores the other map (:func:`streams_read`).
+
+    Holding (:data:`HELD`, shared by every cache of the process): ``in_memory=None`` holds
+    as many maps as the machine's budget allows (:func:`ram_budget`, and on ``device`` when
+    it is a GPU :func:`gpu_budget`), reading each once for every head of the process;
+    ``in_memory=True`` holds all of them in RAM whatever the budget, ``False`` none (every
+    access reads the files). ``self.in_memory``: every map is held; ``self.on_device``:
+    batches come out on ``device`` (some maps are held there; the loader must not pin them
+    or use workers).
 
     Negative controls (:mod:`twostream.study.mechanisms`), each a fixed function of the video's
     path and ``control_seed`` (so the same video gets the same draw in every batch, order
@@ -320,13 +568,23 @@ class FeatureCache(torch.utils.data.Dataset):
         misalign: bool = False,
         shuffle_steps: bool = False,
         control_seed: int = 0,
+        streams: Sequence[str] | None = None,
+        dtype: torch.dtype | None = torch.float32,
+        device: str | torch.device | None = None,
     ) -> None:
         self.misalign, self.shuffle_steps = bool(misalign), bool(shuffle_steps)
         self.control_seed = int(control_seed)
+        self.dtype = dtype
         self.prefused = "fused" in dirs
         if self.prefused and self.misalign:
             raise UserError("misalign needs both streams' maps, not a pre-fused cache")
         names = ("fused",) if self.prefused else ("spatial", "temporal")
+        if streams is not None and not self.prefused:
+            unknown = [s for s in streams if s not in names]
+            if unknown or not streams:
+                raise UserError(f"streams must be some of {names}, got {tuple(streams)}")
+            names = tuple(s for s in names if s in streams)
+        self.names = names
         missing_keys = [n for n in names if n not in dirs]
         if missing_keys:
             raise UserError(f"FeatureCache needs folders for {names}, missing {missing_keys}")
@@ -340,21 +598,34 @@ class FeatureCache(torch.utils.data.Dataset):
                     f"feature cache {d} lacks {len(gone)} of {len(self.videos)} videos "
                     f"(e.g. {gone[0]}); run `twostream extract-features` (or stages.features(cfg, split, taps))"
                 )
-        self._ram: dict[str, torch.Tensor] = {}
         self.shape: tuple[int, ...] = ()
         self.in_memory = False
+        self.on_device = False
+        self._keys: dict[str, list[tuple | None]] = {n: [None] * len(self.videos) for n in names}
         if not self.videos:  # e.g. no validation split (val_fraction 0)
             return
-        first = {
-            n: np.load(feature_path(d, self.videos[0]), mmap_mode="r") for n, d in self.dirs.items()
-        }
-        self.shape = tuple(first[names[0]].shape)  # per video: (T, C, H, W) or (T, C)
-        nbytes = sum(a.nbytes for a in first.values()) * len(self.videos)
-        self.in_memory = nbytes <= IN_MEMORY_LIMIT if in_memory is None else bool(in_memory)
-        if self.in_memory:
+        first = open_map(feature_path(self.dirs[names[0]], self.videos[0]))
+        self.shape = tuple(first.shape)  # per video: (T, C, H, W) or (T, C)
+        if in_memory is False:
+            return
+        tiers = ["cpu"]
+        dev = torch.device(device) if device is not None else None
+        if dev is not None and dev.type == "cuda" and in_memory is None:
+            index = dev.index if dev.index is not None else torch.cuda.current_device()
+            tiers.insert(0, f"cuda:{index}")
+        claimed: list[tuple] = []
+        nbytes = first.nbytes
+        for i, v in enumerate(self.videos):
             for n, d in self.dirs.items():
-                arr = np.stack([np.load(feature_path(d, v)) for v in self.videos])  # (N, T, ...)
-                self._ram[n] = torch.from_numpy(arr)
+                key = _file_key(feature_path(d, v))
+                if HELD.claim(key, nbytes, tiers, force=in_memory is True):
+                    self._keys[n][i] = key
+                    claimed.append(key)
+        weakref.finalize(self, HELD.release, claimed)
+        held = [HELD.get(k) for keys in self._keys.values() for k in keys if k is not None]
+        self.in_memory = len(held) == len(self.videos) * len(names)
+        self.on_device = any(t.device.type != "cpu" for t in held)
+        self._device = next((t.device for t in held if t.device.type != "cpu"), None)
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -364,24 +635,34 @@ class FeatureCache(torch.utils.data.Dataset):
         """Feature values of ONE stream (or of the fused map) per video: T x C x H x W."""
         return int(np.prod(self.shape))
 
+    def _map(self, name: str, i: int) -> torch.Tensor:
+        key = self._keys[name][i]
+        held = HELD.get(key) if key is not None else None
+        if held is None:
+            return torch.from_numpy(read_map(feature_path(self.dirs[name], self.videos[i])))
+        return held
+
     def _get(self, name: str, idx: list[int]) -> torch.Tensor:
-        if self.in_memory:
-            return self._ram[name][idx].float()
-        d = self.dirs[name]
-        return torch.from_numpy(
-            np.stack([np.load(feature_path(d, self.videos[i])) for i in idx])
-        ).float()
+        maps = [self._map(name, i) for i in idx]
+        if self.on_device:
+            maps = [m.to(self._device) for m in maps]
+        x = torch.stack(maps)
+        return x if self.dtype is None else x.to(self.dtype)
 
     def __getitem__(self, idx):
         single = isinstance(idx, (int, np.integer))
         ids = [int(idx)] if single else [int(i) for i in idx]
         if self.prefused:
             a, b = self._get("fused", ids), torch.empty(0)
+        elif len(self.names) == 1:  # one stream read: its map serves as both (see streams)
+            a = b = self._get(self.names[0], ids)
         else:
             a, b = self._get("spatial", ids), self._get("temporal", ids)
         if self.misalign or self.shuffle_steps:
             a, b = self._controls(ids, a, b)
         y = self.labels[ids]
+        if self.on_device:
+            y = y.to(self._device)
         if single:
             return a[0], (b if self.prefused else b[0]), y[0]
         return a, b, y

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from twostream.core import progress as live
 from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
 from twostream.core.metrics import classification_metrics
@@ -41,7 +42,7 @@ from twostream.models.convlstm import build_head, count_parameters
 from twostream.models.fusion import check_fusion, fusion_out_channels
 from twostream.train import distributed as dist
 from twostream.train import engine
-from twostream.train.features import FeatureCache
+from twostream.train.features import FeatureCache, streams_read
 from twostream.train.rundir import RunDir
 
 EVAL_BATCH = 32  # videos per evaluation batch (at least the training batch)
@@ -51,14 +52,40 @@ EVAL_BATCH = 32  # videos per evaluation batch (at least the training batch)
 
 
 def make_loader(cache, batch_size: int, *, sampler=None, num_workers: int = 0, pin: bool = False):
-    """Batches fetched by one ``cache[list_of_indices]`` call (fast for RAM caches)."""
+    """Batches fetched by one ``cache[list_of_indices]`` call (fast for held caches; a
+    cache whose batches come out on the GPU is read in this process, unpinned)."""
     if sampler is None:
         sampler = torch.utils.data.SequentialSampler(cache)
     batches = torch.utils.data.BatchSampler(sampler, int(batch_size), drop_last=False)
-    workers = 0 if getattr(cache, "in_memory", False) else int(num_workers)
+    on_device = bool(getattr(cache, "on_device", False))
+    held = on_device or getattr(cache, "in_memory", False)
+    workers = 0 if held else int(num_workers)
     return torch.utils.data.DataLoader(
-        cache, sampler=batches, batch_size=None, pin_memory=pin, **loader_kwargs(workers)
-    )
+        cache, sampler=batches, batch_size=None, pin_memory=pin and not on_device,
+        **loader_kwargs(workers),
+    )  # fmt: skip
+
+
+def to_device(a: torch.Tensor, b: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's maps on ``device`` as float32, converted there (float16 -> float32 is exact:
+    the values a host-side conversion gives). A single-stream batch (``b is a``) moves once."""
+    same = b is a
+    a = a.to(device, non_blocking=True).float()
+    b = a if same else b.to(device, non_blocking=True).float()
+    return a, b
+
+
+def head_caches(feature_dirs, records: dict[str, list], *, method: str | None, device=None,
+                misalign: bool = False, control_seed: int = 0, shuffle_steps: bool = False,
+                in_memory: bool | None = None) -> dict[str, FeatureCache]:  # fmt: skip
+    """The float16 caches a head of fusion ``method`` reads, one per part of ``records``:
+    only the stream it uses for a single-stream head, held (in RAM or on ``device``) as far
+    as the machine allows and shared with every other head of the process."""
+    streams = None if "fused" in feature_dirs else streams_read(method)
+    return {part: FeatureCache(feature_dirs, recs, misalign=misalign, control_seed=control_seed,
+                               shuffle_steps=shuffle_steps, streams=streams, dtype=None,
+                               device=device, in_memory=in_memory)
+            for part, recs in records.items()}  # fmt: skip
 
 
 class FusedInput(torch.nn.Module):
@@ -93,7 +120,7 @@ def evaluate_head(model, loader, *, carry_state: bool = False, amp: bool = True)
     prefused = bool(getattr(loader.dataset, "prefused", False))
     scores, labels, state = [], [], None
     for a, b, y in loader:
-        a, b = a.to(device, non_blocking=True), b.to(device, non_blocking=True)
+        a, b = to_device(a, b, device)
         with autocast_context(device, amp):
             if carry_state:
                 if len(y) != 1:
@@ -186,8 +213,8 @@ def train_head(
     layer, method = cfg.fusion_layer, cfg.fusion_method
     prefused = "fused" in feature_dirs
     device, rank, world = engine.setup_device(cfg)
-    caches = {part: FeatureCache(feature_dirs, recs, misalign=misalign, control_seed=cfg.seed)
-              for part, recs in records.items()}  # fmt: skip
+    caches = head_caches(feature_dirs, records, method=None if prefused else method,
+                         device=device, misalign=misalign, control_seed=cfg.seed)  # fmt: skip
     if permute_labels:  # validation too: selecting epochs on true labels would leak them
         for i, part in enumerate(("train", "val")):
             c = caches[part]
@@ -224,8 +251,8 @@ def train_head(
                for part in ("val", "test") if len(caches[part])}  # fmt: skip
 
     def prepare(batch):
-        a, b, y = (t.to(device, non_blocking=True) for t in batch)
-        return (a, b), y
+        a, b, y = batch
+        return to_device(a, b, device), y.to(device, non_blocking=True)
 
     if dist.is_main():
         run.mkdir().write_config(cfg)
@@ -264,6 +291,13 @@ def train_head(
             "val_top1": evs["val"]["top1"], "val_loss": evs["val"]["loss"],
             "val_n": int(evs["val"]["n"]), "config": cfg.to_dict(),
         })  # fmt: skip
+        label = "".join([
+            f"{kind or head_kind(layer)} {layer}/{method} split {split}",
+            f" seed {seed}" if seed else "", " misaligned" if misalign else "",
+            " permuted labels" if permute_labels else ""])  # fmt: skip
+        live.run_finished(label, best_epoch=fit["best_epoch"], epochs=cfg.convlstm_epochs,
+                          val_top1=evs["val"]["top1"], val_n=int(evs["val"]["n"]),
+                          top1=test["top1"], n=int(test["n"]))  # fmt: skip
     dist.barrier()
     out = load_head_run(run)
     out["history"] = fit["history"]
@@ -331,12 +365,14 @@ def reevaluate(run: RunDir | str | Path, *, order: str = "list", carry_state: bo
         perm = [int(i) for i in np.random.default_rng(seed).permutation(n)]
     else:
         perm = list(range(n))
-    cache = FeatureCache({k: Path(v) for k, v in info["feature_dirs"].items()},
-                         [test[i] for i in perm], misalign=bool(info.get("misalign")),
-                         shuffle_steps=shuffle_steps,
-                         control_seed=run_cfg.seed)  # fmt: skip
+    dev = resolve_device(device)
+    dirs = {k: Path(v) for k, v in info["feature_dirs"].items()}
+    cache = head_caches(dirs, {"test": [test[i] for i in perm]},
+                        method=None if info["prefused"] else info["method"], device=dev,
+                        misalign=bool(info.get("misalign")), shuffle_steps=shuffle_steps,
+                        control_seed=run_cfg.seed)["test"]  # fmt: skip
     loader = make_loader(cache, 1 if carry_state else max(run_cfg.convlstm_batch_size, EVAL_BATCH))
-    ev = evaluate_head(model.to(resolve_device(device)), loader, carry_state=carry_state,
+    ev = evaluate_head(model.to(dev), loader, carry_state=carry_state,
                        amp=run_cfg.amp)  # fmt: skip
     back = np.argsort(perm)  # position in the fed order of each video of the list
     scores, labels = ev["scores"][back], ev["labels"][back]
@@ -353,12 +389,14 @@ __all__ = [
     "FusedInput",
     "build_head_model",
     "evaluate_head",
+    "head_caches",
     "head_kind",
     "load_head_model",
     "load_head_run",
     "make_loader",
     "ORDERS",
     "reevaluate",
+    "to_device",
     "train_head",
     "values_per_video",
 ]

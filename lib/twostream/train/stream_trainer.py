@@ -24,6 +24,18 @@ so every step has the same global batch. On CUDA with several GPUs the model use
 BatchNorm (``freeze_bn``, TSN's partial BN), where the equality is exact up to float
 summation order. bf16 autocast + channels_last on CUDA (``cfg.amp``); ``cfg.compile``
 wraps the model in ``torch.compile``.
+
+**Input pipeline** (``cfg.input_pipeline``): "host" decodes and augments in the DataLoader
+(float32 out of the loader; per-epoch validation with ``test_crops`` views). "device"
+(:mod:`twostream.data.device_pipeline`): the loader reads JPEG bytes and draws each item's
+crop / flip / jitter parameters from the same generator as the host would; the training
+step decodes the batch on ``device`` (nvjpeg on CUDA) and augments it there
+(``DeviceAugment``); per-epoch validation scores the centre view only and the final val /
+test ``test_crops`` views (``DeviceEval``); evaluation batches hold at most
+:data:`EVAL_VIEWS_PER_SAMPLE` x ``stream_batch_size`` views, whatever ``num_segments`` and
+``test_crops`` are. On the CPU (the "loop" resize, libjpeg) the two pipelines give the same
+numbers bit for bit when ``test_crops`` is 1 (tested); on CUDA the batched resize and nvjpeg
+differ in the last bits, so ``input_pipeline`` is a stream knob.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from twostream.core import progress as live
 from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
 from twostream.core.metrics import classification_metrics, video_scores
@@ -44,12 +57,24 @@ from twostream.core.names import MODALITY, stream_name
 from twostream.core.runtime import autocast_context, seed_everything
 from twostream.core.threads import loader_kwargs
 from twostream.data.datasets import TrainSteps, VideoSteps
+from twostream.data.device_pipeline import (
+    Batch,
+    DeviceAugment,
+    DeviceEval,
+    augment_from_config,
+    collate,
+    eval_from_config,
+)
 from twostream.data.splits import load_classes, split_records
 from twostream.data.transforms import presets
 from twostream.models.streams import build_stream
 from twostream.train import distributed as dist
 from twostream.train import engine
 from twostream.train.rundir import RunDir
+
+# Evaluation batches of the device pipeline: at most this many views per training sample of
+# a batch (host: 2 x stream_batch_size / num_segments videos, i.e. about as many stacks).
+EVAL_VIEWS_PER_SAMPLE = 2
 
 # ----------------------------------------------------------------------------- builders
 
@@ -65,7 +90,8 @@ def make_scheduler(optimizer, *, patience: int):
     )
 
 
-def train_loader(dataset, *, batch_size: int, seed: int, num_workers: int = 0, pin: bool = False):
+def train_loader(dataset, *, batch_size: int, seed: int, num_workers: int = 0, pin: bool = False,
+                 collate_fn=None):  # fmt: skip
     """Shuffled, rank-sharded loader of the *global* ``batch_size`` (per rank: / world)."""
     world, rank = dist.world_size(), dist.rank()
     if batch_size % world:
@@ -76,20 +102,24 @@ def train_loader(dataset, *, batch_size: int, seed: int, num_workers: int = 0, p
         dataset, batch_size=local, sampler=sampler, pin_memory=pin,
         drop_last=len(sampler) >= local,  # equal global batches; keep tiny sets trainable
         persistent_workers=False,  # workers must see the dataset's set_epoch
-        **loader_kwargs(num_workers),
+        collate_fn=collate_fn, **loader_kwargs(num_workers),
     )  # fmt: skip
 
 
-def eval_loader(dataset, *, batch_size: int, num_workers: int = 0, pin: bool = False):
+def eval_loader(dataset, *, batch_size: int, num_workers: int = 0, pin: bool = False,
+                collate_fn=None):  # fmt: skip
     """In-order loader over this rank's shard (videos rank, rank + W, ...)."""
     world, rank = dist.world_size(), dist.rank()
     shard = Subset(dataset, list(range(rank, len(dataset), world)))
     return DataLoader(shard, batch_size=batch_size, shuffle=False, pin_memory=pin,
-                      **loader_kwargs(num_workers))  # fmt: skip
+                      collate_fn=collate_fn, **loader_kwargs(num_workers))  # fmt: skip
 
 
-def prepare_model(model: torch.nn.Module, device: torch.device, *, compile: bool = False):
-    """Move to device (channels_last on CUDA), SyncBatchNorm + DDP when distributed."""
+def prepare_model(model: torch.nn.Module, device: torch.device, *, compile: bool = False,
+                  backend: str = "inductor"):  # fmt: skip
+    """Move to device (channels_last on CUDA), SyncBatchNorm + DDP when distributed, then
+    ``torch.compile`` with ``backend`` (``cfg.compile_backend``) when ``compile``.
+    Checkpoints store the bare model's keys whatever wraps it (twostream.core.checkpoint_io)."""
     if device.type == "cuda":
         model = model.to(device, memory_format=torch.channels_last)
     else:
@@ -101,7 +131,7 @@ def prepare_model(model: torch.nn.Module, device: torch.device, *, compile: bool
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     if compile:
-        model = torch.compile(model)
+        model = torch.compile(model, backend=backend)
     return model
 
 
@@ -123,7 +153,49 @@ def batch_preparer(device: torch.device):
     return prepare
 
 
+def device_batch_preparer(device: torch.device, augment: DeviceAugment):
+    """The engine's ``prepare`` for the device pipeline: a :class:`Batch` of JPEG bytes and
+    augmentation parameters, decoded and augmented on ``device`` -> ``((B, C, S, S),), y``."""
+
+    def prepare(batch: Batch):
+        x = augment(batch.stacks(device=device), batch.params)  # (B, C, S, S) float32
+        return (to_device(x, device),), batch.labels.to(device, non_blocking=True)
+
+    return prepare
+
+
+def eval_views_batch(cfg: StudyConfig) -> int:
+    """The most views (stacks x crops) one evaluation forward of the device pipeline takes."""
+    return EVAL_VIEWS_PER_SAMPLE * cfg.stream_batch_size
+
+
 # ----------------------------------------------------------------------------- evaluation
+
+
+def _host_logits(model, loader, device, amp):
+    """(logits (B, T, K), labels (B,)) per batch of ``(x (B, T, C, H, W), label)``."""
+    for x, y in loader:
+        b, t = x.shape[:2]
+        x = to_device(x.flatten(0, 1), device)  # (B*T, C, H, W)
+        with autocast_context(device, amp):
+            logits = model(x)
+        yield logits.float().view(b, t, -1).cpu(), y.cpu()
+
+
+def _device_logits(model, loader, device, amp, views: DeviceEval, max_views: int):
+    """The same from :class:`Batch` es of encoded videos: decoded on ``device``, cut into
+    chunks of at most ``max_views`` views, each chunk's views made and scored there."""
+    for batch in loader:
+        stacks = batch.stacks(device=device)  # uint8 (N, C, H, W), N = sum of the steps
+        parts = []
+        for sl in views.chunks(len(stacks), max_views=max_views):
+            x = to_device(views(stacks[sl]), device)  # (n * views, C, S, S), stack-major
+            with autocast_context(device, amp):
+                parts.append(model(x).float().cpu())
+        b, per = len(batch.labels), views.views * int(batch.steps[0])
+        if not torch.all(batch.steps == batch.steps[0]):  # pragma: no cover - T is fixed
+            raise ValueError("videos of one evaluation batch need the same number of steps")
+        yield torch.cat(parts).view(b, per, -1), batch.labels  # (B, T * views, K)
 
 
 @torch.no_grad()
@@ -134,8 +206,11 @@ def evaluate_stream(
     device: torch.device,
     num_classes: int,
     amp: bool = True,
+    views: DeviceEval | None = None,
+    max_views: int = 128,
 ) -> dict[str, Any]:
-    """Video-level metrics over a loader of ``(x (B, T, C, H, W), label)``.
+    """Video-level metrics over a loader of ``(x (B, T, C, H, W), label)``, or with ``views``
+    over a loader of encoded :class:`Batch` es (device pipeline; ``max_views`` per forward).
 
     Scores are the mean softmax over the T time steps; under DDP each rank evaluates a
     shard of the videos (``Subset`` of ``rank::world``) and the scores are gathered in
@@ -145,13 +220,11 @@ def evaluate_stream(
     model.eval()
     indices = loader.dataset.indices if isinstance(loader.dataset, Subset) else None
     logits_all, labels_all = [], []
-    for x, y in loader:
-        b, t = x.shape[:2]
-        x = to_device(x.flatten(0, 1), device)  # (B*T, C, H, W)
-        with autocast_context(device, amp):
-            logits = model(x)
-        logits_all.append(logits.float().view(b, t, -1).cpu())  # (B, T, K)
-        labels_all.append(y.cpu())
+    batches = (_host_logits(model, loader, device, amp) if views is None
+               else _device_logits(model, loader, device, amp, views, max_views))  # fmt: skip
+    for logits, y in batches:
+        logits_all.append(logits)  # (B, T, K): T steps (x views)
+        labels_all.append(y)
     logits = torch.cat(logits_all) if logits_all else torch.zeros(0, 1, num_classes)
     labels = torch.cat(labels_all) if labels_all else torch.zeros(0, dtype=torch.long)
     n, t = logits.shape[:2]
@@ -174,6 +247,53 @@ def evaluate_stream(
 # ----------------------------------------------------------------------------- one run
 
 
+def stream_inputs(cfg: StudyConfig, records: dict, modality: str, device: torch.device):
+    """The data side of a stream run for ``cfg.input_pipeline``: ``(train loader, the
+    engine's prepare, eval_data)``; ``eval_data(part, final) -> (loader, evaluate_stream
+    keyword arguments)``, ``final`` for the selected checkpoint's val / test scores."""
+    common = dict(rawframes_dir=cfg.rawframes_dir, modality=modality, flow_length=cfg.flow_length)
+    kw = dict(num_workers=cfg.num_workers, pin=device.type == "cuda")
+    parts = ("val", "test")
+    if cfg.input_pipeline == "host":
+        tr_tf, ev_tf = presets(cfg, modality)
+        train_ds = TrainSteps(records["train"], **common, samples_per_video=cfg.samples_per_video,
+                              transform=tr_tf, seed=cfg.seed)  # fmt: skip
+        eval_bs = max(1, 2 * cfg.stream_batch_size // cfg.num_segments)
+        loaders = {
+            part: eval_loader(
+                VideoSteps(records[part], **common, num_segments=cfg.num_segments, transform=ev_tf),
+                batch_size=eval_bs,
+                **kw,
+            )  # fmt: skip
+            for part in parts
+        }
+        train_dl = train_loader(train_ds, batch_size=cfg.stream_batch_size, seed=cfg.seed, **kw)
+        return train_dl, batch_preparer(device), lambda part, final: (loaders[part], {})
+
+    augment = augment_from_config(cfg, modality)
+    train_ds = TrainSteps(records["train"], **common, samples_per_video=cfg.samples_per_video,
+                          seed=cfg.seed, device_augment=augment)  # fmt: skip
+    train_dl = train_loader(train_ds, batch_size=cfg.stream_batch_size, seed=cfg.seed,
+                            collate_fn=collate, **kw)  # fmt: skip
+    videos = {part: VideoSteps(records[part], **common, num_segments=cfg.num_segments,
+                               encoded=True) for part in parts}  # fmt: skip
+    max_views = eval_views_batch(cfg)
+    made: dict[tuple[str, int], tuple] = {}
+
+    def eval_data(part: str, final: bool):
+        # per epoch: the centre view (selection and the lr plateau); final: test_crops views
+        crops = cfg.test_crops if final else 1
+        if (part, crops) not in made:
+            views = eval_from_config(cfg, modality, crops=crops)
+            per_video = cfg.num_segments * views.views
+            loader = eval_loader(videos[part], batch_size=max(1, max_views // per_video),
+                                 collate_fn=collate, **kw)  # fmt: skip
+            made[part, crops] = loader, {"views": views, "max_views": max_views}
+        return made[part, crops]
+
+    return train_dl, device_batch_preparer(device, augment), eval_data
+
+
 def train_stream(
     cfg: StudyConfig, *, stream: str, split: int, run: RunDir | str | Path, resume: bool = False
 ) -> dict[str, Any]:
@@ -194,36 +314,20 @@ def train_stream(
     config = {**cfg.to_dict(), "stream": stream, "split_index": split}
     if dist.is_main():
         run.mkdir().write_config(config)
-    tr_tf, ev_tf = presets(cfg, modality)
-    common = dict(rawframes_dir=cfg.rawframes_dir, modality=modality, flow_length=cfg.flow_length)
-    train_ds = TrainSteps(records["train"], **common, samples_per_video=cfg.samples_per_video,
-                          transform=tr_tf, seed=cfg.seed)  # fmt: skip
-    pin = device.type == "cuda"
-    eval_bs = max(1, 2 * cfg.stream_batch_size // cfg.num_segments)
-    loaders = {
-        part: eval_loader(
-            VideoSteps(records[part], **common, num_segments=cfg.num_segments, transform=ev_tf),
-            batch_size=eval_bs,
-            num_workers=cfg.num_workers,
-            pin=pin,
-        )  # fmt: skip
-        for part in ("val", "test")
-    }
-    train_dl = train_loader(train_ds, batch_size=cfg.stream_batch_size, seed=cfg.seed,
-                            num_workers=cfg.num_workers, pin=pin)  # fmt: skip
+    train_dl, prepare, eval_data = stream_inputs(cfg, records, modality, device)
 
     seed_everything(cfg.seed)  # identical initial weights on every rank
     net = build_stream(modality=modality, backbone=cfg.backbone, num_classes=len(classes),
                        flow_length=cfg.flow_length, pretrained=cfg.pretrained,
                        weights=cfg.imagenet_weights)  # fmt: skip
-    model = prepare_model(net, device, compile=cfg.compile)
+    model = prepare_model(net, device, compile=cfg.compile, backend=cfg.compile_backend)
     lr = cfg.lr_spatial if stream == "spatial" else cfg.lr_temporal
     optimizer = make_optimizer(model, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    prepare = batch_preparer(device)
 
-    def evaluate(part: str) -> dict[str, Any]:
-        return evaluate_stream(model, loaders[part], device=device, num_classes=len(classes),
-                               amp=cfg.amp)  # fmt: skip
+    def evaluate(part: str, final: bool = False) -> dict[str, Any]:
+        loader, how = eval_data(part, final)
+        return evaluate_stream(model, loader, device=device, num_classes=len(classes),
+                               amp=cfg.amp, **how)  # fmt: skip
 
     fit = engine.fit(
         model, epochs=cfg.stream_epochs, optimizer=optimizer,
@@ -237,7 +341,7 @@ def train_stream(
         desc=f"{stream} split {split}", tensorboard=cfg.tensorboard,
     )  # fmt: skip
     engine.load_best(run, net, device=device)
-    evs = {part: evaluate(part) for part in ("val", "test")}
+    evs = {part: evaluate(part, final=True) for part in ("val", "test")}
     if dist.is_main():
         for part, ev in evs.items():
             run.save_scores(part, scores=ev["scores"], labels=ev["labels"],
@@ -251,6 +355,10 @@ def train_stream(
             "weights": weights_label(cfg), "test_crops": cfg.test_crops, "arch": net.arch,
             "config": config,
         })  # fmt: skip
+        live.run_finished(f"{stream} split {split}", best_epoch=fit["best_epoch"],
+                          epochs=cfg.stream_epochs, val_top1=evs["val"]["top1"],
+                          val_n=evs["val"]["n"], top1=evs["test"]["top1"], n=evs["test"]["n"],
+                          seconds=time.perf_counter() - t_start)  # fmt: skip
     dist.barrier()
     out = load_stream_run(run)
     out.update(history=fit["history"], seconds=time.perf_counter() - t_start)
@@ -283,11 +391,13 @@ def load_stream_run(run: RunDir | str | Path) -> dict[str, Any]:
 
 
 __all__ = [
+    "EVAL_VIEWS_PER_SAMPLE",
     "MODALITY",
     "evaluate_stream",
     "load_stream_run",
     "make_optimizer",
     "make_scheduler",
     "prepare_model",
+    "stream_inputs",
     "train_stream",
 ]

@@ -1,0 +1,217 @@
+"""A rehearsal of the full-scale study at the paper's shapes, on the CPU, on real clips.
+
+    python tools/rehearse.py [--out build/rehearsal] [--json benchmarks/results/rehearsal-cpu.json]
+    make rehearse                      # the same; .ci/run calls it after `make test`
+
+Every stage of `params/ucf101-paper.yaml` runs as a user runs it, through the `twostream`
+command, at the paper's shapes: frames at short side 256 with the ``paper`` TV-L1 preset,
+ResNet-101 streams at 224 (20-channel flow stacks), 25 time steps, the ten-crop test,
+features at conv5_x, a ConvLSTM of 2 layers 5x5 with 300 hidden channels, ``compile`` on
+with a backend the CPU runs. Only the counts are tiny (5 real UCF101 clips from
+``../shared/data/real_clips``, each cut to its first frames; one epoch or two), so it fits
+CI. It checks mechanics, never accuracy:
+
+* each stage finishes (exit status 0, its run folder "finished" by ``twostream runs``);
+* a stream run killed with SIGKILL after its first epoch resumes from its checkpoint and
+  finishes (the metrics hold both epochs once);
+* a stream checkpoint written by a compiled model loads back (``twostream evaluate`` on it,
+  ten crops);
+* one stage runs as two gloo processes under torchrun (the ConvLSTM head);
+* the wall time of every stage, written to JSON beside the machine, for the plan's
+  predicted-vs-measured check.
+
+Without ``../shared/data`` it prints why and exits 0 (a user's clone has no shared data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TWOSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
+CLIPS = SHARED / "real_clips" / "UCF101"
+FRAMES = 40  # per clip: 39 flow fields, enough for 25 steps of 10 stacked flows
+# train / test by group, as UCF101's lists do (validation is carved from train by group)
+TRAIN = ["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", "BaseballPitch/v_BaseballPitch_g01_c01",
+         "HeadMassage/v_HeadMassage_g02_c05", "Shotput/v_Shotput_g05_c02"]  # fmt: skip
+TEST = ["BaseballPitch/v_BaseballPitch_g03_c01"]
+
+# The paper preset with CPU counts: what differs from params/ucf101-paper.yaml.
+OVERRIDES = {
+    "device": "cpu", "flow_device": "cpu", "num_workers": 1, "prep_workers": 2,
+    "pretrained": "none", "amp": False, "compile": True, "compile_backend": "aot_eager",
+    "splits": [1], "head_seeds": [0], "val_fraction": 0.25,
+    "stream_epochs": 2, "stream_batch_size": 4, "samples_per_video": 1,
+    "convlstm_epochs": 2, "convlstm_batch_size": 2,
+}  # fmt: skip
+
+
+def cut_clips(videos: Path) -> None:
+    """The first FRAMES frames of each clip, re-encoded losslessly enough (MJPG q95) at their
+    native 320x240: the pixels are real, only the length is cut."""
+    for rel in TRAIN + TEST:
+        src = CLIPS / f"{rel}.avi"
+        dst = videos / f"{rel}.avi"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        cap = cv2.VideoCapture(str(src))
+        frames = []
+        while len(frames) < FRAMES:
+            ok, f = cap.read()
+            if not ok:
+                break
+            frames.append(f)
+        cap.release()
+        h, w = frames[0].shape[:2]
+        out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), 25, (w, h))
+        out.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+        for f in frames:
+            out.write(f)
+        out.release()
+
+
+def write_splits(splits: Path) -> None:
+    """UCF101's format: classInd (1-based), trainlist01 with labels, testlist01 without."""
+    splits.mkdir(parents=True, exist_ok=True)
+    classes = sorted({r.split("/")[0] for r in TRAIN + TEST}, key=str.lower)
+    (splits / "classInd.txt").write_text("".join(f"{i} {c}\r\n" for i, c in enumerate(classes, 1)))
+    label = {c: i for i, c in enumerate(classes, 1)}
+    (splits / "trainlist01.txt").write_text(
+        "".join(f"{r}.avi {label[r.split('/')[0]]}\r\n" for r in TRAIN)
+    )
+    (splits / "testlist01.txt").write_text("".join(f"{r}.avi\r\n" for r in TEST))
+
+
+def write_params(path: Path, data_root: Path) -> None:
+    import yaml
+
+    params = yaml.safe_load((REPO / "params" / "ucf101-paper.yaml").read_text())
+    params.update(OVERRIDES, data_root=str(data_root))
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+class Rehearsal:
+    def __init__(self, out: Path, params: Path):
+        self.out, self.params, self.stages = out, params, []
+        self.env = {**os.environ, "TWOSTREAM_QUIET": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+    def cmd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "twostream", *args, "--params", str(self.params)]
+
+    def run(self, name: str, argv: list[str], *, check=None) -> subprocess.CompletedProcess:
+        print(f"[rehearse] {name}: {' '.join(argv[2:])}", flush=True)
+        t0 = time.perf_counter()
+        r = subprocess.run(argv, env=self.env, capture_output=True, text=True, cwd=REPO)
+        wall = time.perf_counter() - t0
+        ok = r.returncode == 0 and (check is None or check(r))
+        self.stages.append({"stage": name, "wall_s": round(wall, 1), "ok": bool(ok),
+                            "returncode": r.returncode})  # fmt: skip
+        print(f"[rehearse] {name}: {'ok' if ok else 'FAILED'} in {wall:.0f} s", flush=True)
+        if not ok:
+            tail = (r.stdout + r.stderr)[-3000:]
+            raise SystemExit(f"rehearsal failed at {name} (exit {r.returncode}):\n{tail}")
+        return r
+
+    def kill_after_first_epoch(self, name: str, argv: list[str], run_glob: str) -> None:
+        """Start ``argv``, SIGKILL it once a run folder matching ``run_glob`` holds its first
+        epoch's checkpoint, and record how long that took."""
+        print(f"[rehearse] {name}: {' '.join(argv[2:])} (killed after epoch 1)", flush=True)
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, env=self.env, cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+        runs = self.data_root / "ucf101" / "runs"
+        while p.poll() is None:
+            done = [m for m in runs.glob(f"{run_glob}/metrics.csv")
+                    if len(m.read_text().strip().splitlines()) >= 2]  # fmt: skip
+            if done and any((m.parent / "checkpoint_last.pt").is_file() for m in done):
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"{name} ended before it could be killed: {p.stderr.read()[-2000:]}")
+        self.stages.append({"stage": name, "wall_s": round(time.perf_counter() - t0, 1),
+                            "ok": True, "returncode": -9})  # fmt: skip
+
+    @property
+    def data_root(self) -> Path:
+        return self.out / "data"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=REPO / "build" / "rehearsal")
+    ap.add_argument("--json", type=Path, default=None, help="write the stage times here")
+    args = ap.parse_args(argv)
+    if not CLIPS.is_dir():
+        print(f"rehearsal skipped: needs {CLIPS} (the project's reference clips beside the "
+              "checkout); a user's clone does not have them")  # fmt: skip
+        return 0
+    start = time.perf_counter()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    data = args.out / "data" / "ucf101"
+    cut_clips(data / "videos")
+    write_splits(data / "splits")
+    params = args.out / "rehearse.yaml"
+    write_params(params, args.out / "data")
+    r = Rehearsal(args.out, params)
+
+    r.run("prepare (short side 256, paper TV-L1)", r.cmd("prepare"))
+    # spatial: killed after its first epoch, then resumed
+    r.kill_after_first_epoch("stream spatial, killed", r.cmd("train-stream", "--stream", "rgb"),
+                             "spatial-split1-*")  # fmt: skip
+    r.run("stream spatial, resumed", r.cmd("train-stream", "--stream", "rgb"))
+    r.run("stream temporal (20-channel flow)", r.cmd("train-stream", "--stream", "flow"))
+    r.run("features conv5_x", r.cmd("extract-features", "--taps", "conv5_x"))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", "29533", "-m", "twostream"]  # fmt: skip
+    r.run("ConvLSTM conv5_x sum 2x5x5 h300, 2 gloo processes",
+          torchrun + ["train-convlstm", "--params", str(params)])  # fmt: skip
+    runs = sorted((args.out / "data" / "ucf101" / "runs").glob("spatial-split1-*"))
+    r.run(
+        "evaluate the compiled stream's checkpoint (10 crops)",
+        [sys.executable, "-m", "twostream", "evaluate", "--run", str(runs[-1]), "--crops", "10"],
+    )
+
+    def all_finished(res: subprocess.CompletedProcess) -> bool:
+        rows = json.loads(res.stdout)
+        spatial = [row for row in rows if row["stage"].startswith("stream rgb")]
+        return (
+            len(rows) >= 3
+            and all(row["status"] == "finished" for row in rows)
+            and spatial[0]["epochs"] == OVERRIDES["stream_epochs"]
+        )  # both epochs kept
+
+    r.run("runs: every run finished, the resumed one with both epochs",
+          r.cmd("runs", "--json"), check=all_finished)  # fmt: skip
+    total = time.perf_counter() - start
+    print(f"[rehearse] every stage finished, resumed and loaded in {total:.0f} s")
+    print(f"rehearse: {len(r.stages)} passed, 0 failed")  # the plain closing line CI reads
+    for s in r.stages:
+        print(f"  {s['wall_s']:7.1f} s  {s['stage']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "what": "tools/rehearse.py: every full-scale stage at the paper's shapes, tiny counts",
+            "machine": {"processor": platform.processor() or platform.machine(),
+                        "cores": os.cpu_count(), "python": platform.python_version()},
+            "clips": TRAIN + TEST, "frames_per_clip": FRAMES, "overrides": OVERRIDES,
+            "stages": r.stages, "total_s": round(total, 1),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }, indent=2) + "\n")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
