@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from twostream.train import features
+from twostream.train import feature_store
 from twostream.train import head_trainer as heads
-from twostream.train.features import HELD, READS, feature_path, save_npy
+from twostream.train.feature_store import HELD, READS
+from twostream.train.features import feature_path, save_npy
 
 ROOT = Path(__file__).resolve().parents[1]
 UCF_VIDEOS = 13320  # one split's train + test lists (the cache of one split)
@@ -194,7 +195,7 @@ def main(argv=None) -> int:
         "benchmark": "head_io",
         "machine": platform.node(),
         "cpu": platform.processor() or platform.machine(),
-        "physical_ram_gib": features.physical_ram_bytes() / GIB,
+        "physical_ram_gib": feature_store.physical_ram_bytes() / GIB,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.time() - t0, 1),

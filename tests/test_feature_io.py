@@ -13,11 +13,10 @@ import torch
 
 from twostream.core.config import StudyConfig
 from twostream.pipeline import graph
-from twostream.train import features
+from twostream.train import feature_store, features
 from twostream.train import head_trainer as heads
+from twostream.train.feature_store import HELD, READS
 from twostream.train.features import (
-    HELD,
-    READS,
     FeatureCache,
     clear_stale_cache,
     feature_path,
@@ -133,7 +132,7 @@ def test_budget_holds_what_fits_and_the_rest_is_read_each_time(maps, monkeypatch
     per_map = T * C * H * H * 2
     monkeypatch.setenv("TWOSTREAM_CACHE_RAM_BYTES", str(5 * per_map))
     HELD.clear()
-    assert features.ram_budget() == 5 * per_map
+    assert feature_store.ram_budget() == 5 * per_map
     part = FeatureCache(dirs, every)
     assert not part.in_memory and HELD.held() == {"cpu": 5 * per_map}
     READS.reset()
@@ -146,9 +145,9 @@ def test_budget_holds_what_fits_and_the_rest_is_read_each_time(maps, monkeypatch
         assert torch.equal(g, w)
     monkeypatch.delenv("TWOSTREAM_CACHE_RAM_BYTES")
     monkeypatch.setenv("TWOSTREAM_CACHE_RAM_FRACTION", "0.25")
-    ram = features.physical_ram_bytes()
-    assert ram > 0 and features.ram_budget() == int(0.25 * ram)
-    assert features.gpu_budget(torch.device("cpu")) == 0
+    ram = feature_store.physical_ram_bytes()
+    assert ram > 0 and feature_store.ram_budget() == int(0.25 * ram)
+    assert feature_store.gpu_budget(torch.device("cpu")) == 0
 
 
 def test_unreferenced_maps_make_room_for_a_new_cache(maps, monkeypatch):

@@ -16,7 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from twostream.core import progress as live
 from twostream.core.runtime import progress
-from twostream.study import report
+from twostream.study import executed, report
 from twostream.study.results import readable
 
 # ----------------------------------------------------------------------------- pick_kernel
@@ -136,7 +136,7 @@ def test_finish_executed_puts_the_result_first_and_collapses_parameters(tmp_path
     ])  # fmt: skip
     path = tmp_path / "02_stream_finetuning.ipynb"
     nbformat.write(nb, str(path))
-    report.finish_executed(path, params_file="params/smoke.yaml",
+    executed.finish_executed(path, params_file="params/smoke.yaml",
                            parameters={"split": 1, "stream_epochs": 8}, tables=tables)  # fmt: skip
     out = nbformat.read(str(path), as_version=4)
     result = out.cells[1]
@@ -148,11 +148,11 @@ def test_finish_executed_puts_the_result_first_and_collapses_parameters(tmp_path
     i = out.cells.index(injected)
     line = out.cells[i - 1].source
     assert "params/smoke.yaml" in line and "`stream_epochs` = `8`" in line and "split" not in line
-    report.finish_executed(path, params_file="params/smoke.yaml",
+    executed.finish_executed(path, params_file="params/smoke.yaml",
                            parameters={"split": 1, "stream_epochs": 8}, tables=tables)  # fmt: skip
     assert len(nbformat.read(str(path), as_version=4).cells) == len(out.cells)  # idempotent
 
 
-@pytest.mark.parametrize("stem", sorted(report.RESULT_TABLES))
+@pytest.mark.parametrize("stem", sorted(executed.RESULT_TABLES))
 def test_every_notebook_has_a_result_table(stem):
-    assert report.RESULT_TABLES[stem]
+    assert executed.RESULT_TABLES[stem]
