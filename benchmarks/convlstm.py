@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from twostream.core.config import save_json
+from twostream.core.params_io import save_json
 from twostream.core.runtime import autocast_context, device_description, resolve_device
 from twostream.models.convlstm import build_head, count_parameters
 from twostream.models.fusion import is_parameter_free

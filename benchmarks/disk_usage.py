@@ -17,7 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from twostream.core.config import StudyConfig, save_json
+from twostream.core.config import StudyConfig
+from twostream.core.params_io import save_json
 from twostream.core.runtime import device_description
 from twostream.models.streams import tap_channels
 from twostream.prepare.run import prepare

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from twostream.core.config import StudyConfig, save_json
+from twostream.core.config import StudyConfig
+from twostream.core.params_io import save_json
 from twostream.core.runtime import (
     autocast_context,
     device_description,

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from twostream.core.config import StudyConfig, save_json
+from twostream.core.config import StudyConfig
+from twostream.core.params_io import save_json
 from twostream.models import convlstm
 from twostream.models import streams as models
 from twostream.study.results import git_commit, library_versions

@@ -13,8 +13,9 @@ import torch
 
 from tests.test_prepare import run_prepare, tree_hashes, write_video
 from twostream.core import checkpoint_io
-from twostream.core.config import COMPILE_BACKENDS, StudyConfig, stage_fields, to_jsonable
+from twostream.core.config import COMPILE_BACKENDS, StudyConfig, stage_fields
 from twostream.core.errors import UserError
+from twostream.core.params_io import to_jsonable
 from twostream.models.streams import build_stream, load_stream
 from twostream.pipeline import graph
 from twostream.prepare import run as pp

@@ -28,8 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twostream.core.config import StudyConfig, load_params, save_json
+from twostream.core.config import StudyConfig, load_params
 from twostream.core.errors import UserError
+from twostream.core.params_io import save_json
 from twostream.core.runtime import atomic_write_text, device_description, project_root, results_dir
 from twostream.core.stats import fmt_interval, fmt_pct
 from twostream.core.threads import passive_wait

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twostream.core.config import save_json, to_jsonable
+from twostream.core.params_io import save_json, to_jsonable
 from twostream.core.progress import in_notebook
 from twostream.core.runtime import (
     atomic_path,

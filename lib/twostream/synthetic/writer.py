@@ -30,8 +30,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from twostream.core.config import save_json
 from twostream.core.errors import UserError
+from twostream.core.params_io import save_json
 from twostream.core.runtime import atomic_path, atomic_write_bytes, progress
 from twostream.data.splits import HMDB51_SPLITS_HELP, UCF101_SPLITS_HELP
 from twostream.data.video import find_videos

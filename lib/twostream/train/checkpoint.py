@@ -17,8 +17,8 @@ from twostream.core.checkpoint_io import (
     read_torch_file,
     unwrap_model,
 )
-from twostream.core.config import to_jsonable
 from twostream.core.errors import UserError
+from twostream.core.params_io import to_jsonable
 from twostream.core.runtime import atomic_torch_save
 from twostream.train.rundir import RunDir
 

@@ -24,9 +24,10 @@ import errno
 from pathlib import Path
 from typing import Any
 
-from twostream.core.config import StudyConfig, save_json
+from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
 from twostream.core.names import MODALITY
+from twostream.core.params_io import save_json
 from twostream.core.runtime import resolve_device
 from twostream.core.stats import accuracy, correct_of, fmt_interval
 from twostream.data.datasets import VideoSteps

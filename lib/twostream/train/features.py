@@ -57,9 +57,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from twostream.core.config import StudyConfig, save_json
+from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
 from twostream.core.names import MODALITY
+from twostream.core.params_io import save_json
 from twostream.core.runtime import atomic_path, autocast_context, progress
 from twostream.core.threads import loader_kwargs
 from twostream.data.datasets import VideoSteps

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from twostream.core.config import save_json, to_jsonable
 from twostream.core.errors import UserError
+from twostream.core.params_io import save_json, to_jsonable
 from twostream.core.runtime import atomic_path
 
 PARTS = ("val", "test")
