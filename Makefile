@@ -15,7 +15,7 @@ STAMP     := $(VENV)/.installed-stamp
 TEST_RESULTS ?= build/test-results
 TEST_WORKERS ?= auto
 
-.PHONY: install reproduce test rehearse lint format setup-dev clean-cache help
+.PHONY: install reproduce test rehearse check-notebooks lint format setup-dev clean-cache help
 
 help:
 	@echo "make reproduce [PARAMS=params/smoke.yaml]   run notebooks 00-07, write results/<params stem>/REPORT.md"
@@ -60,6 +60,10 @@ test: lint
 # them): mechanics only (finish, kill -9 + resume, compiled checkpoint loads, 2-process gloo).
 rehearse: $(STAMP)
 	TWOSTREAM_QUIET=1 OMP_WAIT_POLICY=PASSIVE $(PY) tools/rehearse.py --json build/rehearsal.json
+
+# What a reader of the executed notebooks sees, rendered in headless chromium.
+check-notebooks: $(STAMP)
+	$(PY) tools/notebook_check.py results/$(basename $(notdir $(PARAMS)))/executed
 
 setup-dev: $(STAMP)
 	$(VENV)/bin/nbstripout --install --attributes .gitattributes
