@@ -51,9 +51,7 @@ def map_tasks(fn, tasks: list, *, workers: int, crashed=None) -> Iterable:
     if not tasks:
         return
     if workers == 1 or len(tasks) == 1:
-        from twostream.core.threads import threads
-
-        with threads(1):  # the in-process path uses a worker's thread settings
+        with threads.threads(1):  # the in-process path uses a worker's thread settings
             for task in tasks:
                 yield fn(task)
         return
