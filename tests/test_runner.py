@@ -69,6 +69,23 @@ def test_failure_names_notebook_and_cell_and_keeps_partial_output(study):
     assert log["notebooks"]["01_bad"]["status"] == "failed"
 
 
+@pytest.mark.slow
+def test_a_dead_kernel_is_one_line_and_the_run_log_says_failed(study, capsys):
+    nbs, params, results = study
+    _nb(nbs / "00_dies.ipynb", "y = 1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    from twostream.cli import main as cli
+
+    rc = cli.main(["reproduce", "--params", str(params), "--notebooks", str(nbs),
+                   "--kernel", "python3"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("twostream reproduce: error: notebook 00_dies.ipynb: its kernel "
+                              "(python3) died")  # fmt: skip
+    assert "--only 00_dies" in err[-1] and "Traceback" not in "\n".join(err)
+    log = json.loads((results / "executed" / "run_log.json").read_text())
+    assert log["notebooks"]["00_dies"]["status"] == "failed"
+
+
 def test_only_with_unknown_name_fails(study):
     nbs, params, _ = study
     _nb(nbs / "00_a.ipynb", "pass")

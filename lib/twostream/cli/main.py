@@ -15,7 +15,7 @@ import importlib
 import sys
 
 from twostream import __version__
-from twostream.core.errors import UserError
+from twostream.core.errors import UserError, machine_state_message
 from twostream.core.threads import passive_wait
 
 # name -> (module, one-line help)
@@ -117,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._main(args) or 0)
     except UserError as exc:
         print(f"twostream {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # a read-only folder, a full disk: one line like a UserError; other OSErrors are bugs
+        message = machine_state_message(exc)
+        if message is None:
+            raise
+        print(f"twostream {command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"twostream {command}: interrupted", file=sys.stderr)

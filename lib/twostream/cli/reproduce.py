@@ -32,6 +32,12 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Jupyter kernel name (default: {KERNEL!r} when installed, else python3)",
     )
     parser.add_argument(
+        "--notebooks",
+        default=None,
+        metavar="DIR",
+        help="run the notebooks of this folder instead of the project's notebooks/",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="rebuild REPORT.md from the last run log"
     )
 
@@ -44,5 +50,6 @@ def cli_main(args: argparse.Namespace) -> int:
             raise UserError(f"{log_path} not found: run 'twostream reproduce' first")
         print(write_report(json.loads(log_path.read_text()), out=out))
         return 0
-    reproduce(args.params, only=args.only, kernel_name=args.kernel, out=args.out)
+    reproduce(args.params, only=args.only, kernel_name=args.kernel, out=args.out,
+              notebooks_dir=Path(args.notebooks) if args.notebooks else None)  # fmt: skip
     return 0

@@ -30,16 +30,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twostream.core.errors import UserError
+from twostream.core.errors import UserError, machine_state_message
 from twostream.core.runtime import atomic_write_text, progress
 from twostream.data import layout
 from twostream.data.video import find_videos
@@ -269,6 +271,9 @@ def prepare(
     all_videos, ignored = find_videos(videos_dir, exclude=out)
     out.mkdir(parents=True, exist_ok=True)
     key = opts.key()
+    if not can_write(out):  # e.g. finished rawframes on a read-only shared mount
+        return check_read_only(out, videos_dir, opts, all_videos, shard_t, ignored=ignored,
+                               start=start)  # fmt: skip
 
     lock = exclusive_lock(out, wait=wait) if shard_t[1] == 1 else contextlib.nullcontext()
     with lock:
@@ -308,12 +313,19 @@ def prepare(
         finally:
             bar.close()
 
-        records = rebuild_manifest(out, all_videos, key, known=known)
-        remove_empty_parents(out, [r["rawframes"] for r in records.values() if r["status"] != "ok"])
-        lists, missing = [], 0
-        if splits_dir is not None:
-            lists, missing = write_lists(out, records, dataset=dataset, splits_dir=Path(splits_dir),
-                                         name=list_name or dataset, on_disk=all_videos)  # fmt: skip
+        what = out / MANIFEST
+        try:
+            records = rebuild_manifest(out, all_videos, key, known=known)
+            remove_empty_parents(out, [r["rawframes"] for r in records.values()
+                                       if r["status"] != "ok"])  # fmt: skip
+            lists, missing = [], 0
+            if splits_dir is not None:
+                what = out / f"{list_name or dataset}_*_rawframes.txt"
+                lists, missing = write_lists(out, records, dataset=dataset,
+                                             splits_dir=Path(splits_dir),
+                                             name=list_name or dataset, on_disk=all_videos)  # fmt: skip
+        except OSError as exc:
+            raise bookkeeping_error(exc, what, out, selected, key) from None
             # Listed but not on disk: no shard's video; the first shard alone reports them
             # (the others' videos not prepared *yet* are not missing, and never counted).
             missing = missing if shard_t[0] == 0 else 0
@@ -326,6 +338,67 @@ def prepare(
         frames=frames, flows=flows, ignored=ignored, missing_from_disk=missing,
         wall_s=time.perf_counter() - start, shard=shard_t, manifest=out / MANIFEST, lists=lists,
     )  # fmt: skip
+
+
+def can_write(out: Path) -> bool:
+    """Whether a file can be created in ``out`` (a read-only mount says no even to root,
+    which ``os.access`` would not tell)."""
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            return True
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return False
+        raise
+
+
+def check_read_only(
+    out: Path,
+    videos_dir: Path,
+    opts: PrepareOptions,
+    all_videos: list[str],
+    shard: tuple[int, int],
+    *,
+    ignored: int,
+    start: float,
+) -> PrepareSummary:
+    """Prepare on a folder it cannot write: fine when every video of the shard is already
+    there, verified frame by frame (nothing to write, so no lock, manifest or lists either);
+    otherwise one error saying what is missing."""
+    selected = shard_videos(all_videos, shard)
+    known: dict[str, dict] = {}
+    damaged: list[tuple[str, str]] = []
+    todo, reused = pending_videos(videos_dir, out, opts, selected, states=known, damaged=damaged)
+    if todo:
+        why = f" ({damaged[0][1]})" if damaged else ""
+        raise UserError(
+            f"{out} is read-only and {len(todo)} of {len(selected)} video(s) still need "
+            f"extracting, e.g. {todo[0]}{why}: make it writable or prepare into a writable --out"
+        )
+    print(f"prepare: {out} is read-only; every video is already prepared and verified: "
+          "nothing to write", file=sys.stderr)  # fmt: skip
+    lists = sorted(out.glob("*_rawframes.txt"))
+    failed = [(v, s.get("error")) for v, s in known.items() if s.get("status") != "ok"]
+    return PrepareSummary(
+        out_dir=out, total=len(all_videos), selected=len(selected), reused=reused,
+        ok=reused - len(failed), failed=len(failed), failed_videos=failed, ignored=ignored,
+        wall_s=time.perf_counter() - start, shard=shard, manifest=out / MANIFEST, lists=lists,
+    )  # fmt: skip
+
+
+def bookkeeping_error(
+    exc: OSError, what: Path, out: Path, selected: Sequence[str], key: str
+) -> UserError:
+    """The manifest or the lists could not be written (disk full, ...): the videos are done
+    and kept, so say how many, and what to do, in one line."""
+    states = [current_state(read_marker(out, v), key) for v in selected]
+    ok = sum(1 for st in states if st and st.get("status") == "ok")
+    failed = sum(1 for st in states if st and st.get("status") != "ok")
+    reason = machine_state_message(exc) or f"{exc.filename or what}: {exc.strerror or exc}"
+    return UserError(
+        f"{ok} of {len(selected)} video(s) prepared, {failed} failed, but {what.name} was not "
+        f"written: {reason}; the prepared videos are kept: rerun prepare once it is fixed"
+    )
 
 
 # ----------------------------------------------------------------------------- the study's stage

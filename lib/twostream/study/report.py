@@ -188,6 +188,7 @@ def run_notebook(
 ) -> None:
     """Execute one notebook with papermill; on failure raise a UserError naming the cell."""
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +214,19 @@ def run_notebook(
         raise UserError(
             f"notebook {src.name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
             f"{exc.ename}: {exc.evalue.strip().splitlines()[-1] if exc.evalue.strip() else ''} "
+            f"-- partial output kept in {dst}"
+        ) from None
+    except DeadKernelError:
+        # The kernel process vanished (killed, out of memory, a crash in native code): the
+        # cell that was running is unknowable from here, the saved notebook shows how far it got.
+        raise UserError(
+            f"notebook {src.name}: its kernel ({kernel_name}) died (killed, out of memory or a "
+            f"crash in native code) -- partial output kept in {dst}; check free memory and "
+            f"rerun with `twostream reproduce --only {src.stem}`"
+        ) from None
+    except CellTimeoutError as exc:
+        raise UserError(
+            f"notebook {src.name}: a cell timed out ({str(exc).strip().splitlines()[0]}) "
             f"-- partial output kept in {dst}"
         ) from None
     finally:
@@ -285,6 +299,10 @@ def reproduce(
             entry["status"] = "ok"
         except UserError:
             entry["status"] = "failed"
+            raise
+        except BaseException:
+            # anything else (Ctrl-C, a bug): the log must not keep saying "running"
+            entry["status"] = "interrupted"
             raise
         finally:
             entry["wall_time_s"] = round(time.perf_counter() - t0, 1)
