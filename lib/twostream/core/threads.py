@@ -92,13 +92,25 @@ def worker_init(workers: int = 1, worker_id: int | None = None) -> None:
 
 
 class _LoaderInit:
-    """Picklable ``worker_init_fn`` (spawned DataLoader workers cannot pickle a lambda)."""
+    """Picklable ``worker_init_fn`` (spawned DataLoader workers cannot pickle a lambda).
+
+    DataLoader workers are *forked* (Linux's default), and a forked child must not start
+    parallel regions in the OpenMP runtime its parent has used: GNU OpenMP (torch's CPU
+    thread pool) is not fork-safe, and the child waits forever on threads that were not
+    copied. PyTorch therefore gives every worker one thread; an earlier version of this
+    function raised it to cores // workers and hung the rehearsal (tools/rehearse.py) in a
+    worker's ``torch.cat`` of a ten-crop eval batch, right after the first training epoch.
+    OpenCV's pool is kept at one thread too (its pthreads pool is copied without its
+    threads the same way). Workers use their cores as processes, not threads."""
 
     def __init__(self, workers: int) -> None:
         self.workers = int(workers)
 
     def __call__(self, worker_id: int) -> None:
-        worker_init(self.workers, worker_id)
+        passive_wait()
+        with contextlib.suppress(ImportError):  # every data path uses OpenCV: limit it too
+            import cv2  # noqa: F401
+        limit_threads(1)
 
 
 def loader_kwargs(num_workers: int) -> dict:
