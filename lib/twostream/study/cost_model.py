@@ -246,6 +246,10 @@ class StageCost:
                 "gpu_mem_gib": self.gpu_mem_gib, "ram_gib": self.ram_gib}  # fmt: skip
 
 
+def _show(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def parse_assumptions(items) -> dict[str, object]:
     """``["gpu_utilisation=0.35", "read_mb_s=500"]`` (or a dict) -> checked overrides."""
     out: dict[str, object] = {}
@@ -433,14 +437,15 @@ class Bases:
 
     def assumptions(self) -> list[tuple[str, str]]:
         """(name, value and source) of every assumption the figures use, for printing."""
-        settable = [(f"{k} = {self.values[k]}", f"{what} [{self.source(k)}]")
+        settable = [(f"{k} = {_show(self.values[k])}", f"{what} [{self.source(k)}]")
                     for k, (_, what) in ASSUMPTIONS.items()]  # fmt: skip
         host = self.host_ms
         out = settable + [
             ("GPU", f"{self.gpu_name}, {self.tflops:g} TFLOP/s dense bf16, {self.hbm_tb_s:g} TB/s "
-                    "HBM (datasheet); the sustained shares above are estimates (ResNet: "
-                    "2,000-3,000 img/s ResNet-101 on an H100, from NVIDIA's published ResNet-50 "
-                    "A100 AMP throughput; see cost_model.GPU_UTILISATION)"),
+                    "HBM (datasheet); a sustained share above is measured where its source "
+                    "says so (study/gpu_measured.py: a committed GPU dry run), else an estimate "
+                    "(ResNet: 2,000-3,000 img/s ResNet-101 on an H100, from NVIDIA's published "
+                    "ResNet-50 A100 AMP throughput; see cost_model.GPU_UTILISATION)"),
             ("GPU benchmarks", ", ".join(self.gpu_benchmarks) if self.gpu_benchmarks else
              "none committed (no dry_run-<gpu>.json / gpu-suite-<gpu>.json): every GPU-hour is "
              "an estimate"),

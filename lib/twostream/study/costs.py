@@ -52,6 +52,7 @@ from twostream.study.cost_model import (
     sizes,
     stream_profile,
 )
+from twostream.study.gpu_measured import apply_measured
 from twostream.train.features import DTYPE, IN_MEMORY_LIMIT, tap_grid
 
 # ----------------------------------------------------------------------------- assumptions
@@ -431,6 +432,7 @@ def plan_costs(cfg: StudyConfig, entries: list | None = None,
     ``assume``: overrides of ``cost_model.ASSUMPTIONS`` (``["read_mb_s=500"]`` or a dict)."""
 
     b = Bases.load(results_dir, assume=assume)
+    apply_measured(b)  # the committed GPU run's shares, where --assume does not set them
     configured = getattr(cfg, "input_pipeline", None)  # the params file's loader, when it has one
     if "pipeline" not in b.set_by_user and configured in ("device", "host"):
         b.values["pipeline"] = configured
