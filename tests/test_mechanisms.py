@@ -323,12 +323,13 @@ def test_swap_keeps_what_a_temporal_only_model_sees():
     torch.testing.assert_close(s.mean(dim=(-2, -1)), b.mean(dim=(-2, -1)))
 
 
-def test_swap_breaks_the_binding_only_with_a_coin_per_video():
+def test_swap_breaks_the_binding_only_in_half_the_videos():
     """Binding videos on a 1x2 grid: the spatial map holds the colour at each place (red 1,
     blue 2), the temporal map the turn there (cw +1, ccw -1). Class A: red cw and blue ccw,
     class B the reverse, each object on either side. What a model fusing at the same place
     can use is the set of (colour, turn) pairs per video. Swapping in every video leaves
-    the classes told apart (relabelled); a coin per video makes them indistinguishable."""
+    the classes told apart (relabelled); swapping half of each class's videos makes them
+    indistinguishable."""
     import torch
 
     from twostream.train.features import swap_halves
