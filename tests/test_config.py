@@ -19,13 +19,25 @@ def test_test_preset_is_the_defaults_and_lists_every_field():
     assert StudyConfig.from_dict(data) == StudyConfig()
 
 
-@pytest.mark.parametrize("name", ["smoke", "ucf101", "hmdb51", "ucf101-paper", "hmdb51-paper"])
+@pytest.mark.parametrize(
+    "name", ["smoke", "smoke-confirm", "ucf101", "hmdb51", "ucf101-paper", "hmdb51-paper"]
+)
 def test_study_presets_set_every_field(name):
     # A study run must never depend on a code default (the defaults are the test preset).
     data = load_params(PARAMS / f"{name}.yaml")
     cfg = StudyConfig.from_dict(data)
     needed = [f for f in FIELDS if cfg.dataset == "synthetic" or not f.startswith("synth_")]
     assert not [f for f in needed if f not in data], f"params/{name}.yaml lacks fields"
+
+
+def test_confirmation_preset_is_smoke_with_a_fresh_seed():
+    # params/smoke-confirm.yaml: the smoke study on a synthetic seed the design was not
+    # tuned on, in a data folder of its own (the same folder would regenerate smoke's set)
+    smoke, confirm = (load_params(PARAMS / f"{n}.yaml") for n in ("smoke", "smoke-confirm"))
+    differ = {k for k in FIELDS if smoke.get(k) != confirm.get(k)}
+    assert differ == {"synth_seed", "data_root"}
+    assert confirm["synth_seed"] != smoke["synth_seed"] == 0
+    assert StudyConfig.from_dict(confirm).dataset_dir != StudyConfig.from_dict(smoke).dataset_dir
 
 
 def test_smoke_is_not_the_test_preset():

@@ -309,6 +309,29 @@ def test_time_average_head_cannot_see_the_order_and_the_convlstm_can():
         tavg(a, b, return_state=True)
 
 
+def test_pooled_lstm_is_the_fc_lstm_on_the_maps_pooled_after_fusion():
+    """M3's baseline: with the same weights, the pooled-maps LSTM on (B, T, C, H, W) maps
+    equals the FC-LSTM on the fused maps averaged over the grid; for a linear fusion
+    (concat) that is the FC-LSTM on each stream's pooled vectors. A grid-dependent input
+    (the same values moved about) leaves it unchanged, and changes a ConvLSTM's output."""
+    torch.manual_seed(9)
+    a, b = torch.randn(Bn, T, C, H, W), torch.randn(Bn, T, C, H, W)
+    pooled = build_head(kind="pooled", in_channels=C, num_classes=K, fusion="concat",
+                        hidden=HID).eval()  # fmt: skip
+    fc = build_head(kind="fclstm", in_channels=C, num_classes=K, fusion="concat",
+                    hidden=HID).eval()  # fmt: skip
+    _randomise(pooled)
+    fc.load_state_dict(pooled.state_dict())
+    out = pooled(a, b)
+    torch.testing.assert_close(out, fc(a.mean(dim=(-2, -1)), b.mean(dim=(-2, -1))))
+    flip = lambda x: x.flip(-1)  # noqa: E731
+    torch.testing.assert_close(pooled(flip(a), b), out)  # where a value sits: not seen
+    conv = build_head(kind="convlstm", in_channels=C, num_classes=K, fusion="concat",
+                      hidden=HID).eval()  # fmt: skip
+    _randomise(conv)
+    assert not torch.allclose(conv(flip(a), b), conv(a, b), atol=1e-5)
+
+
 def test_bad_configurations_fail_clearly():
     with pytest.raises(ValueError, match="layers must be 1, 2 or 3"):
         ConvLSTM(C, HID, 4, 3)

@@ -256,6 +256,34 @@ def test_feature_cache_controls_are_fixed_per_video(setup):
     assert torch.equal(a2[0], a0[0][order]) and torch.equal(b2[0], b0[0][order])  # streams alike
 
 
+def test_feature_cache_swaps_halves_in_a_fixed_half_of_the_videos(setup):
+    """N2's control: the temporal maps of half of each class's videos come out with their
+    grid's halves swapped, the others as they were, the spatial maps never; fixed per
+    video, whatever the order of the records."""
+    from twostream.train.features import swap_halves
+
+    _, records, maps, _ = setup
+    recs = [r for part in records.values() for r in part]
+    plain = FeatureCache(maps, recs, in_memory=True)
+    halves = FeatureCache(maps, recs, misalign="halves", in_memory=True)
+    ids = list(range(len(recs)))
+    a0, b0, _ = plain[ids]
+    a1, b1, _ = halves[ids]
+    assert torch.equal(a1, a0)
+    swapped = [bool(torch.equal(b1[j], swap_halves(b0[j])) and not torch.equal(b1[j], b0[j]))
+               for j in ids]  # fmt: skip
+    kept = [bool(torch.equal(b1[j], b0[j])) for j in ids]
+    assert all(s != k for s, k in zip(swapped, kept, strict=True))  # one or the other
+    labels = np.array([r.label for r in recs])
+    for k in range(K):  # exactly half of each class (8 videos each here), whatever the order
+        assert sum(np.array(swapped)[labels == k]) == 4
+    back = FeatureCache(maps, recs[::-1], misalign="halves", in_memory=True)
+    assert torch.equal(back[ids][1].flip(0), b1)
+    assert torch.equal(halves[[3, 1]][1][0], b1[3]) and torch.equal(halves[1][1], b1[1])
+    with pytest.raises(UserError, match="unknown misalign mode"):
+        FeatureCache(maps, recs, misalign="rows", in_memory=True)
+
+
 def test_time_average_and_controls_train_and_are_recorded(setup, tmp_path, monkeypatch):
     cfg, records, maps, _ = setup
     monkeypatch.setattr(heads, "split_records", lambda cfg, split: records)
@@ -266,8 +294,8 @@ def test_time_average_and_controls_train_and_are_recorded(setup, tmp_path, monke
     assert type(model).__name__ == "FusionTimeAverage"
     perm = heads.train_head(cfg, run=tmp_path / "perm", permute_labels=True, **kw)
     assert perm["permute_labels"] and not perm["misalign"]
-    mis = heads.train_head(cfg, run=tmp_path / "mis", misalign=True, **kw)
-    assert mis["misalign"]
+    mis = heads.train_head(cfg, run=tmp_path / "mis", misalign="halves", **kw)
+    assert mis["misalign"] == "halves"
     # re-evaluation keeps the run's misalignment: same scores as its own test pass
     ev = heads.reevaluate(mis["run_dir"])
     np.testing.assert_allclose(ev["scores"], mis["scores"], rtol=1e-5, atol=1e-6)

@@ -40,6 +40,7 @@ def _working(families):
         mech.TEMPORAL: a(motion=0.9, binding=0.5, order=0.5, appearance=0.25),
         mech.LATE: a(motion=0.9, binding=0.5, order=0.5, appearance=0.9),
         mech.TWO_STREAM: a(motion=0.9, binding=0.95, order=0.95, appearance=0.9),
+        mech.POOLED_LSTM: a(motion=0.9, binding=0.5, order=0.9, appearance=0.9),
         mech.FC_LSTM: a(motion=0.9, binding=0.5, order=0.9, appearance=0.9),
         mech.TIME_AVERAGE: a(motion=0.9, binding=0.95, order=0.5, appearance=0.9),
         mech.SPATIAL_CONVLSTM: a(motion=0.3, binding=0.5, order=0.3, appearance=0.9),
@@ -72,7 +73,7 @@ def _verdicts(outcomes, families, pairs=None, **kw):
 def test_every_check_passes_when_its_mechanism_shows():
     fams = _families()
     verdicts, table = _verdicts(_working(fams), fams, val={mech.TEMPORAL_CONVLSTM: 0.6})
-    assert verdicts == {"M1": "supported", "M2": "supported", "M3": "supported",
+    assert verdicts == {"M1": "supported", "M2": "supported", "M3": "supported", "M3b": "supported",
                         "M4": "supported", "M5": "supported", "N1": "as expected",
                         "N2": "as expected", "N3": "as expected"}  # fmt: skip
     assert (table.set_index("check").loc[["M1", "M2", "N1"], "n"] == 2 * PER_FAMILY).all()
@@ -93,7 +94,8 @@ def test_every_check_passes_when_its_mechanism_shows():
 
 # each mechanism broken: the model claimed better is replaced by its baseline's outcomes
 BROKEN = [("M1", mech.TEMPORAL, mech.SPATIAL), ("M2", mech.TWO_STREAM, mech.LATE),
-          ("M3", mech.TWO_STREAM, mech.FC_LSTM), ("M4", mech.TWO_STREAM, mech.TIME_AVERAGE)]  # fmt: skip
+          ("M3", mech.TWO_STREAM, mech.POOLED_LSTM), ("M3b", mech.TWO_STREAM, mech.FC_LSTM),
+          ("M4", mech.TWO_STREAM, mech.TIME_AVERAGE)]  # fmt: skip
 
 
 @pytest.mark.parametrize("check,model,baseline", BROKEN)
@@ -270,9 +272,88 @@ def test_plan_lists_every_head_the_checks_train_and_none_on_real_data():
     assert len(heads) == len(mech.head_specs(cfg)) * len(cfg.splits) * len(cfg.head_seeds)
     args = [dict(n.args) for n in heads]
     assert sum(a.get("kind") == "tavg" for a in args) == len(cfg.splits)
-    assert sum(bool(a.get("misalign")) for a in args) == len(cfg.splits)
+    assert sum(a.get("misalign") == "halves" for a in args) == len(cfg.splits)
+    # M3's baseline: an LSTM on the designed tap's pooled maps, same fusion (no kernel)
+    pooled = [a for a in args if a.get("kind") == "pooled"]
+    assert len(pooled) == len(cfg.splits)
+    assert all(a["layer"] == cfg.fusion_layer and a["method"] == cfg.fusion_method
+               and a["kernel"] == 0 for a in pooled)  # fmt: skip
+    assert sum(a["layer"] == "fc" for a in args) == len(cfg.splits)  # M3b keeps the paper's
     assert sum(bool(a.get("permute_labels")) for a in args) == len(cfg.splits)
     planned = {r["what"] for r in study_plan.plan(cfg)}
     assert {str(n) for n in heads} <= planned
     assert not mech.applies(cfg.replace(synth_version=2))
     assert study_plan.mechanism_nodes(cfg.replace(dataset="ucf101")) == []
+
+
+# ----------------------------------------------------------------------------- N2's swap
+
+
+def test_swap_halves_on_a_hand_computed_grid():
+    """The left and right W // 2 columns change places, each moved whole (not mirrored);
+    an odd width keeps its middle column; rows, channels and steps are untouched."""
+    import torch
+
+    from twostream.train.features import swap_halves
+
+    x = torch.arange(8.0).reshape(1, 1, 2, 4)  # (T, C, H, W): rows [0 1 2 3], [4 5 6 7]
+    assert swap_halves(x).tolist() == [[[[2.0, 3.0, 0.0, 1.0], [6.0, 7.0, 4.0, 5.0]]]]
+    y = torch.arange(5.0).reshape(1, 1, 1, 5)  # [0 1 2 3 4]: 2 stays in the middle
+    assert swap_halves(y).tolist() == [[[[3.0, 4.0, 2.0, 0.0, 1.0]]]]
+    assert torch.equal(swap_halves(swap_halves(x)), x)  # an involution
+    assert torch.equal(x, torch.arange(8.0).reshape(1, 1, 2, 4))  # input left as it was
+
+
+def test_swap_keeps_what_a_temporal_only_model_sees():
+    """The swap is a fixed bijection of positions that moves each half whole: the values of
+    each half (as a multiset, per step and channel) are those of the other half, so a model
+    of the temporal map alone learns the same motions; the spatially pooled map, what a
+    temporal-only head sees after its pooling, is unchanged."""
+    import torch
+
+    from twostream.train.features import swap_halves
+
+    g = torch.Generator().manual_seed(0)
+    b = torch.randn(3, 2, 6, 6, generator=g)  # (T, C, H, W): the smoke preset's 6x6 grid
+    s = swap_halves(b)
+    left, right = b[..., :3], b[..., 3:]
+    assert torch.equal(s[..., :3], right) and torch.equal(s[..., 3:], left)
+    key = lambda t: torch.sort(t.flatten(2), dim=-1).values  # noqa: E731
+    assert torch.equal(key(s[..., :3]), key(right)) and torch.equal(key(s[..., 3:]), key(left))
+    torch.testing.assert_close(s.mean(dim=(-2, -1)), b.mean(dim=(-2, -1)))
+
+
+def test_swap_breaks_the_binding_only_in_half_the_videos():
+    """Binding videos on a 1x2 grid: the spatial map holds the colour at each place (red 1,
+    blue 2), the temporal map the turn there (cw +1, ccw -1). Class A: red cw and blue ccw,
+    class B the reverse, each object on either side. What a model fusing at the same place
+    can use is the set of (colour, turn) pairs per video. Swapping in every video leaves
+    the classes told apart (relabelled); swapping half of each class's videos makes them
+    indistinguishable."""
+    import torch
+
+    from twostream.train.features import swap_halves
+
+    def video(cls: str, red_left: bool):
+        red, blue = (1.0, +1.0), (2.0, -1.0)  # class A: red cw, blue ccw
+        if cls == "B":
+            red, blue = (1.0, -1.0), (2.0, +1.0)
+        left, right = (red, blue) if red_left else (blue, red)
+        a = torch.tensor([[[[left[0], right[0]]]]])  # (T=1, C=1, H=1, W=2)
+        b = torch.tensor([[[[left[1], right[1]]]]])
+        return a, b
+
+    def pairs(a, b):  # what sits at each place, as a set
+        return frozenset(zip(a.flatten().tolist(), b.flatten().tolist(), strict=True))
+
+    def seen(cls, swap):  # the (colour, turn) sets a class shows over its videos
+        out = set()
+        for red_left in (True, False):
+            for coin in (False, True):
+                a, b = video(cls, red_left)
+                out.add(pairs(a, swap_halves(b) if swap(coin) else b))
+        return out
+
+    assert seen("A", lambda coin: False).isdisjoint(seen("B", lambda coin: False))  # aligned
+    assert seen("A", lambda coin: True).isdisjoint(seen("B", lambda coin: True))  # relabelled
+    assert seen("A", lambda coin: coin) == seen("B", lambda coin: coin)  # the control

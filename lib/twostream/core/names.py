@@ -39,9 +39,24 @@ QUANTIZATIONS = ("bound", "minmax")
 # ----------------------------------------------------------------------------- heads
 
 
+# The head kinds (``models.convlstm.build_head``): the ConvLSTM on fused maps, the FC-LSTM on
+# vectors (the paper's baseline reads the pooled fc features), the time-average control, and
+# the LSTM on a convolutional tap's fused maps average-pooled over space ("pooled": the
+# FC-LSTM with only the spatial pooling moved before the recurrence, the M3 baseline).
+HEAD_KINDS = ("convlstm", "fclstm", "tavg", "pooled")
+MAP_HEAD_KINDS = ("tavg", "pooled")  # variants that read a convolutional tap's maps
+
+
 def head_kind(layer: str) -> str:
     """``fc`` is the FC-LSTM baseline; every convolutional tap feeds a ConvLSTM."""
     return "fclstm" if layer == "fc" else "convlstm"
+
+
+# How the misalignment control (N2) moves the temporal maps before fusion: "halves" swaps
+# the left and right halves of the grid (where the binding family's two objects turn) in
+# half of each class's videos; "cells" permutes the grid cells per video (the first control:
+# it also scrambles each map's own pattern). ``True`` in an older run's results means "cells".
+MISALIGN_MODES = ("halves", "cells")
 
 
 # ----------------------------------------------------------------------------- method labels
@@ -50,7 +65,8 @@ def head_kind(layer: str) -> str:
 SPATIAL, TEMPORAL, LATE = "spatial only", "temporal only", "late score fusion"
 TWO_STREAM = "two-stream ConvLSTM"
 SPATIAL_CONVLSTM, TEMPORAL_CONVLSTM = "spatial-only ConvLSTM", "temporal-only ConvLSTM"
-FC_LSTM = "FC-LSTM (pooled vectors)"
+FC_LSTM = "FC-LSTM on fc (the paper's baseline)"
+POOLED_LSTM = "LSTM on pooled maps (same tap)"
 TIME_AVERAGE = "time-average (no recurrence)"
 BEST_SINGLE = "better single-stream ConvLSTM"  # resolved on validation
 
@@ -60,9 +76,13 @@ __all__ = [
     "DATASETS",
     "DATA_NAMES",
     "FC_LSTM",
+    "HEAD_KINDS",
     "LATE",
+    "MAP_HEAD_KINDS",
+    "MISALIGN_MODES",
     "MODALITIES",
     "MODALITY",
+    "POOLED_LSTM",
     "QUANTIZATIONS",
     "REAL_DATASETS",
     "SPATIAL",

@@ -27,6 +27,11 @@ Heads (what the training loop builds, via ``build_head``):
   softmax lives in the loss / the evaluation).
 * ``FCLSTM``: the baseline, fusion of the streams' pooled FC-layer vectors -> ``nn.LSTM``
   -> last hidden state -> dropout -> linear.
+* ``PooledLSTM``: the FC-LSTM on a convolutional tap: fusion per time step of the *maps*
+  (as the ConvLSTM's) -> global average pooling over the grid -> ``nn.LSTM`` -> last
+  hidden state -> dropout -> linear. Against the ConvLSTM at the same tap and fusion, only
+  where the spatial pooling happens differs (before the recurrence instead of after it):
+  the M3 baseline of the mechanism checks.
 * ``FusionTimeAverage``: the ConvLSTM without its recurrence, the control of the order
   mechanism: fusion per time step -> the same stack of k x k convolutions (+ ReLU) per step
   -> the *mean over time* -> global average pooling -> dropout -> linear. It sees every
@@ -46,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from twostream.core.names import HEAD_KINDS
 from twostream.models.fusion import build_fusion, is_parameter_free
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "HEADS",
     "INPUT_MODES",
     "KERNELS",
+    "PooledLSTM",
     "ConvLSTM",
     "ConvLSTMCell",
     "FusionConvLSTM",
@@ -63,7 +70,7 @@ __all__ = [
 
 KERNELS = (3, 5)
 INPUT_MODES = ("precompute", "per_step", "concat")
-HEADS = ("convlstm", "fclstm", "tavg")
+HEADS = HEAD_KINDS  # ("convlstm", "fclstm", "tavg", "pooled")
 
 State = tuple[torch.Tensor, torch.Tensor]  # (H, C), each (B, hidden, H, W)
 
@@ -358,6 +365,16 @@ class FCLSTM(_FusionHead):
         return (logits, state) if return_state else logits
 
 
+class PooledLSTM(FCLSTM):
+    """FC-LSTM on maps: fusion of the (B, T, C, H, W) maps per step -> mean over H, W ->
+    LSTM -> last h -> dropout -> linear (the FC-LSTM's weights, on the pooled fused maps)."""
+
+    sequence_dims = 5
+
+    def _head(self, x, state, return_state, **kw):
+        return super()._head(x.mean(dim=(-2, -1)), state, return_state, **kw)  # (B, T, C')
+
+
 class FusionTimeAverage(_FusionHead):
     """Fusion per step -> ``layers`` x (k x k conv -> ReLU) per step -> mean over T -> GAP
     -> dropout -> linear: a ConvLSTM head with the recurrence taken out (same fusion,
@@ -405,7 +422,7 @@ def build_head(
     grid: tuple[int, int] | None = None,
 ) -> nn.Module:
     """``kind="convlstm"`` -> FusionConvLSTM; ``"fclstm"`` -> FCLSTM (``kernel`` ignored);
-    ``"tavg"`` -> FusionTimeAverage."""
+    ``"tavg"`` -> FusionTimeAverage; ``"pooled"`` -> PooledLSTM (``kernel`` ignored)."""
     if kind == "convlstm":
         return FusionConvLSTM(
             in_channels=in_channels,
@@ -418,10 +435,10 @@ def build_head(
             peephole=peephole,
             grid=grid,
         )
-    if kind == "fclstm":
+    if kind in ("fclstm", "pooled"):
         if peephole:
             raise ValueError("peephole=True is a ConvLSTM option; the FC-LSTM baseline has none")
-        return FCLSTM(
+        return (FCLSTM if kind == "fclstm" else PooledLSTM)(
             in_channels=in_channels,
             num_classes=num_classes,
             fusion=fusion,

@@ -41,6 +41,7 @@ from twostream.core.config import (
     to_jsonable,
 )
 from twostream.core.errors import UserError
+from twostream.core.names import MAP_HEAD_KINDS, MISALIGN_MODES
 from twostream.core.names import STREAMS as STREAM_NAMES
 from twostream.core.runtime import stage_lock
 from twostream.data.splits import load_classes, load_split, split_records
@@ -81,11 +82,14 @@ class Node:
             return f"features {a['stream']} {a['tap']}, split {a['split']}"
         if self.stage == "head":
             arch = f"{a['layers']} layer(s)" + (
-                "" if a["layer"] == "fc" else f" {a['kernel']}x{a['kernel']}"
+                "" if a["layer"] == "fc" or not a["kernel"] else f" {a['kernel']}x{a['kernel']}"
             )
             seed = f", seed {a['seed']}" if a.get("seed") else ""
-            kind = {"tavg": "time-average "}.get(a.get("kind", ""), "")
+            kind = {"tavg": "time-average ", "pooled": "pooled-maps LSTM "}.get(
+                a.get("kind", ""), ""
+            )
             ctrl = "".join(f", {c.replace('_', ' ')}" for c in CONTROLS if a.get(c))
+            ctrl += f" ({a['misalign']})" if isinstance(a.get("misalign"), str) else ""
             return f"{kind}head {a['layer']}/{a['method']} {arch}, split {a['split']}{seed}{ctrl}"
         return self.stage
 
@@ -103,28 +107,36 @@ def features_node(stream: str, split: int, tap: str) -> Node:
 
 
 # Negative controls a head can be trained under (twostream.study.mechanisms): misalign = the
-# temporal maps' grid cells permuted per video before fusion; permute_labels = the training
-# videos' labels shuffled.
+# temporal maps moved before fusion (a mode of core.names.MISALIGN_MODES: "halves" swaps the
+# grid's left and right halves in half of each class's videos, "cells" permutes the cells
+# per video); permute_labels = the training videos' labels shuffled.
 CONTROLS = ("misalign", "permute_labels")
 
 
 def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
               prefused: bool = False, seed: int = 0, *, kind: str | None = None,
-              misalign: bool = False, permute_labels: bool = False) -> Node:  # fmt: skip
-    """A head run. ``kind``: None = the layer's (ConvLSTM, ``fc``: FC-LSTM) or ``"tavg"``
-    (time-average); the variants and controls enter the node (and its key) only when set,
-    so the plain heads keep their keys."""
-    if layer == "fc":
-        kernel = 0  # the FC-LSTM has no kernel: one node whatever cfg.convlstm_kernel says
+              misalign: bool | str = False, permute_labels: bool = False) -> Node:  # fmt: skip
+    """A head run. ``kind``: None = the layer's (ConvLSTM, ``fc``: FC-LSTM), ``"tavg"``
+    (time-average) or ``"pooled"`` (the FC-LSTM on the tap's maps pooled over space);
+    ``misalign``: False or a mode of :data:`MISALIGN_MODES` (``True``: "cells", the first
+    control, whose node it keeps). The variants and controls enter the node (and its key)
+    only when set, so the plain heads keep their keys."""
+    if layer == "fc" or kind == "pooled":
+        kernel = 0  # the (pooled) FC-LSTM has no kernel: one node whatever cfg says
     extra: dict[str, Any] = {}
-    if kind not in (None, "convlstm", "fclstm"):
-        if kind != "tavg" or layer == "fc":
-            raise UserError(f"head kind {kind!r} needs a convolutional tap (known: tavg)")
+    if kind is not None and kind != head_kind(layer):
+        if kind not in MAP_HEAD_KINDS or layer == "fc":
+            raise UserError(f"head kind {kind!r} at tap {layer!r}: the fc tap reads an "
+                            f"FC-LSTM, a convolutional tap a ConvLSTM or one of "
+                            f"{', '.join(MAP_HEAD_KINDS)}")  # fmt: skip
         extra["kind"] = kind
     if misalign:
         if layer == "fc":
-            raise UserError("misalign permutes feature-map cells: it needs a convolutional tap")
-        extra["misalign"], prefused = True, False
+            raise UserError("misalign moves feature-map cells: it needs a convolutional tap")
+        if misalign is not True and misalign not in MISALIGN_MODES:
+            raise UserError(f"unknown misalign mode {misalign!r}; known: "
+                            f"{', '.join(MISALIGN_MODES)}")  # fmt: skip
+        extra["misalign"], prefused = misalign, False
     if permute_labels:
         extra["permute_labels"] = True
     return _node("head", split=int(split), layer=layer, method=method, layers=int(layers),
@@ -358,8 +370,9 @@ def features(cfg: StudyConfig, split: int | None = None,
 def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None,
          method: str | None = None, layers: int | None = None, kernel: int | None = None,
          prefuse: bool = False, seed: int | None = None, kind: str | None = None,
-         misalign: bool = False, permute_labels: bool = False) -> dict[str, Any]:  # fmt: skip
-    """One fusion + ConvLSTM (``layer="fc"``: FC-LSTM; ``kind="tavg"``: time-average) head,
+         misalign: bool | str = False, permute_labels: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One fusion + ConvLSTM (``layer="fc"``: FC-LSTM; ``kind="tavg"``: time-average,
+    ``"pooled"``: FC-LSTM on the tap's pooled maps) head,
     trained when missing; returns its results (``heads.load_head_run``). Arguments default
     to the config's fields; the seed to the first of ``cfg.head_seeds``; ``misalign`` /
     ``permute_labels`` train it under a negative control (:data:`CONTROLS`)."""

@@ -4,8 +4,8 @@
     features/<stream>-<backbone>-<tap>-split<k>-<key>             a feature cache
     runs/<kind>-split<k>-<layer>-<method>-<arch>-<key>            a head run
 
-``<kind>`` is ``convlstm``, ``fclstm`` or ``tavg``; ``<arch>`` is ``l<layers>k<kernel>``
-(``l<layers>`` for the FC-LSTM) plus ``-s<seed>`` for a seed other than 0 and one suffix per
+``<kind>`` is ``convlstm``, ``fclstm``, ``tavg`` or ``pooled``; ``<arch>`` is
+``l<layers>k<kernel>`` (``l<layers>`` for the FC-LSTMs, which have no kernel) plus ``-s<seed>`` for a seed other than 0 and one suffix per
 negative control (``-misalign``, ``-permutelabels``). Layer and method names hold no hyphen,
 so :func:`parse` can split a name back into its parts (``twostream runs`` does, for runs
 that have not written their results yet).
@@ -34,7 +34,7 @@ def feature_group(stream: str, backbone: str, split: int, stream_key: str) -> st
 
 def head_run(*, kind: str, split: int, layer: str, method: str, layers: int, kernel: int,
              seed: int = 0, controls: tuple[str, ...] = (), key: str) -> str:  # fmt: skip
-    arch = f"l{layers}" if layer == "fc" else f"l{layers}k{kernel}"
+    arch = f"l{layers}" if layer == "fc" or not kernel else f"l{layers}k{kernel}"
     arch += f"-s{seed}" if seed else ""
     arch += "".join(f"-{c.replace('_', '')}" for c in controls)
     return f"{kind}-split{split}-{layer}-{method}-{arch}-{key}"

@@ -575,7 +575,8 @@ def head_profile(cfg: StudyConfig, layer: str, method: str, layers: int, kernel:
     ConvLSTM layer l (input channels in_l, hidden Ch, k x k, grid h x w, T steps): forward
     2 (in_l + Ch) 4Ch k^2 h w T (input_conv + hidden_conv); training adds
     BACKWARD_OVER_FORWARD forwards, less the input gradient of the cached features when the
-    fusion has no parameters. FC-LSTM: the same with k = 1, h = w = 1.
+    fusion has no parameters. FC-LSTM: the same with k = 1, h = w = 1 (``pooled``: after
+    the fusion of the h x w maps and their average).
     """
 
     c = tap_channels(cfg.backbone, layer)
@@ -583,11 +584,14 @@ def head_profile(cfg: StudyConfig, layer: str, method: str, layers: int, kernel:
     hw, T, ch = grid[0] * grid[1], cfg.num_segments, cfg.convlstm_hidden
     cf = c if method in ("spatial", "temporal") else fusion_out_channels(method, channels=c)
     kind = kind or head_kind(layer)
-    k2 = 1 if kind == "fclstm" else kernel * kernel
+    k2 = 1 if kind in ("fclstm", "pooled") else kernel * kernel
     fwd, params, act = 0.0, 0.0, 2.0 * c * hw * T * 4  # both streams' float32 inputs
     if method == "conv":
         fwd += 2.0 * 2 * c * c * hw * T
         params += 2 * c * c + c
+    if kind == "pooled":  # the fused maps averaged over the grid, then an FC-LSTM
+        fwd += 1.0 * cf * hw * T
+        hw = 1
     if kind == "tavg":
         fwd += 2.0 * cf * num_classes
         params += cf * num_classes

@@ -138,7 +138,7 @@ def _evaluate_head(run: RunDir, *, split: int | None, crops: int | None,
     dirs = {k: Path(v) for k, v in info["feature_dirs"].items()}
     evs = {}
     for part in PARTS:
-        cache = FeatureCache(dirs, records[part], misalign=bool(info.get("misalign")),
+        cache = FeatureCache(dirs, records[part], misalign=info.get("misalign") or False,
                              control_seed=cfg.seed)  # fmt: skip
         loader = make_loader(cache, max(cfg.convlstm_batch_size, EVAL_BATCH))
         evs[part] = {**evaluate_head(model, loader, amp=cfg.amp), "videos": cache.videos}

@@ -59,7 +59,7 @@ import torch
 
 from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
-from twostream.core.names import MODALITY
+from twostream.core.names import MISALIGN_MODES, MODALITY
 from twostream.core.params_io import save_json
 from twostream.core.runtime import atomic_path, autocast_context, progress
 from twostream.core.threads import loader_kwargs
@@ -357,6 +357,28 @@ def streams_read(method: str | None) -> tuple[str, ...] | None:
     return STREAM_OF.get(method or "")
 
 
+def misalign_mode(misalign: bool | str | None) -> str | None:
+    """The misalignment control's mode (:data:`MISALIGN_MODES`) or None (off); ``True``
+    is "cells", the first control, as older runs recorded it."""
+    if not misalign:
+        return None
+    mode = "cells" if misalign is True else str(misalign)
+    if mode not in MISALIGN_MODES:
+        raise UserError(f"unknown misalign mode {misalign!r}; known: {', '.join(MISALIGN_MODES)}")
+    return mode
+
+
+def swap_halves(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (..., H, W) with the left and right W // 2 columns of its grid exchanged, each
+    half moved whole (not mirrored: its own pattern is kept); an odd W keeps its middle
+    column. An involution: ``swap_halves(swap_halves(x)) == x``."""
+    w = x.shape[-1]
+    k = w // 2
+    out = x.clone()
+    out[..., :k], out[..., w - k :] = x[..., w - k :], x[..., :k]
+    return out
+
+
 class FeatureCache(torch.utils.data.Dataset):
     """Cached features of a list of videos as tensors (float32 by default).
 
@@ -387,9 +409,17 @@ class FeatureCache(torch.utils.data.Dataset):
     path and ``control_seed`` (so the same video gets the same draw in every batch, order
     and epoch, and on every rank):
 
-    * ``misalign=True``: the temporal stream's grid cells are permuted (one permutation per
-      video, the same at every time step): both streams keep *what* they saw, but where
-      the appearance is no longer where its motion is.
+    * ``misalign="halves"``: in half of each class's videos (:meth:`_halves_drawn`), the
+      left and right halves of the temporal stream's grid are swapped (:func:`swap_halves`,
+      every time step alike), where the synthetic binding family turns its two objects:
+      each temporal map keeps its own pattern, but the motion sits at the *other* object.
+      Half, not every video: swapping in every video would only relabel the binding ("red
+      shows the counter-clockwise turn" would then mean red turns clockwise), still
+      learnable; with half, each class of a pair shows either binding equally often.
+    * ``misalign="cells"`` (or ``True``, older runs): the temporal stream's grid cells are
+      permuted (one permutation per video, the same at every time step): both streams keep
+      *what* they saw, but the appearance is no longer where its motion is, and the
+      temporal map's own spatial pattern is scrambled too.
     * ``shuffle_steps=True``: the T time steps of both streams are permuted alike (one
       permutation per video): what happened is kept, its order is not.
     """
@@ -400,14 +430,15 @@ class FeatureCache(torch.utils.data.Dataset):
         records: Sequence,
         *,
         in_memory: bool | None = None,
-        misalign: bool = False,
+        misalign: bool | str = False,
         shuffle_steps: bool = False,
         control_seed: int = 0,
         streams: Sequence[str] | None = None,
         dtype: torch.dtype | None = torch.float32,
         device: str | torch.device | None = None,
     ) -> None:
-        self.misalign, self.shuffle_steps = bool(misalign), bool(shuffle_steps)
+        self.misalign = misalign_mode(misalign)
+        self.shuffle_steps = bool(shuffle_steps)
         self.control_seed = int(control_seed)
         self.dtype = dtype
         self.prefused = "fused" in dirs
@@ -433,6 +464,7 @@ class FeatureCache(torch.utils.data.Dataset):
                     f"feature cache {d} lacks {len(gone)} of {len(self.videos)} videos "
                     f"(e.g. {gone[0]}); run `twostream extract-features` (or stages.features(cfg, split, taps))"
                 )
+        self._swapped = self._halves_drawn() if self.misalign == "halves" else frozenset()
         self.shape: tuple[int, ...] = ()
         self.in_memory = False
         self.on_device = False
@@ -509,6 +541,22 @@ class FeatureCache(torch.utils.data.Dataset):
             [self.control_seed, zlib.crc32(f"{what}:{self.videos[i]}".encode())]
         )
 
+    def _halves_drawn(self) -> frozenset[int]:
+        """The videos whose temporal halves are swapped: exactly half of each class's videos
+        in this cache (an odd count: the middle one by its own coin), picked by a draw fixed
+        per video (:meth:`_rng`), so the same set of videos gets the same swaps in any order.
+        Exactly half, not a coin per video: a class swapped more often than its pair partner
+        would show one binding more often, which a model could learn."""
+        u = np.array([self._rng(i, "halves").random() for i in range(len(self.videos))])
+        out: set[int] = set()
+        for k in torch.unique(self.labels).tolist():
+            idx = sorted(np.flatnonzero(self.labels.numpy() == k), key=lambda i: u[i])
+            n = len(idx)
+            out.update(int(i) for i in idx[: n // 2])
+            if n % 2 and u[idx[n // 2]] < 0.5:
+                out.add(int(idx[n // 2]))
+        return frozenset(out)
+
     def _controls(self, ids: list[int], a: torch.Tensor, b: torch.Tensor):
         """Apply the negative controls to a batch a, b (N, T, C, H, W) / (N, T, C)."""
         a, b = a.clone(), b.clone() if b.numel() else b
@@ -521,6 +569,10 @@ class FeatureCache(torch.utils.data.Dataset):
             if self.misalign:
                 if b.dim() != 5:
                     raise UserError("misalign needs feature maps (T, C, H, W), not pooled vectors")
+                if self.misalign == "halves":
+                    if i in self._swapped:
+                        b[j] = swap_halves(b[j])
+                    continue
                 t, c, h, w = b.shape[1:]
                 cells = torch.from_numpy(self._rng(i, "cells").permutation(h * w))
                 b[j] = b[j].reshape(t, c, h * w)[..., cells].reshape(t, c, h, w)

@@ -42,7 +42,7 @@ from twostream.models.convlstm import build_head, count_parameters
 from twostream.models.fusion import check_fusion, fusion_out_channels
 from twostream.train import distributed as dist
 from twostream.train import engine
-from twostream.train.features import FeatureCache, streams_read
+from twostream.train.features import FeatureCache, misalign_mode, streams_read
 from twostream.train.rundir import RunDir
 
 EVAL_BATCH = 32  # videos per evaluation batch (at least the training batch)
@@ -76,7 +76,7 @@ def to_device(a: torch.Tensor, b: torch.Tensor, device) -> tuple[torch.Tensor, t
 
 
 def head_caches(feature_dirs, records: dict[str, list], *, method: str | None, device=None,
-                misalign: bool = False, control_seed: int = 0, shuffle_steps: bool = False,
+                misalign: bool | str = False, control_seed: int = 0, shuffle_steps: bool = False,
                 in_memory: bool | None = None) -> dict[str, FeatureCache]:  # fmt: skip
     """The float16 caches a head of fusion ``method`` reads, one per part of ``records``:
     only the stream it uses for a single-stream head, held (in RAM or on ``device``) as far
@@ -153,7 +153,8 @@ def build_head_model(cfg: StudyConfig, *, layer: str, method: str, layers: int, 
                      shape: tuple[int, ...], num_classes: int, prefused: bool = False,
                      kind: str | None = None):  # fmt: skip
     """The head for cached features of per-video ``shape`` (T, C, H, W), or (T, C) for fc;
-    ``kind`` None = the layer's (:func:`head_kind`), or ``"tavg"`` (time-average)."""
+    ``kind`` None = the layer's (:func:`head_kind`), ``"tavg"`` (time-average) or
+    ``"pooled"`` (FC-LSTM on the maps pooled over space)."""
 
     check_fusion(method)
     if prefused and fusion_out_channels(method, channels=1) != 1:
@@ -186,7 +187,7 @@ def train_head(
     seed: int = 0,
     resume: bool = False,
     kind: str | None = None,
-    misalign: bool = False,
+    misalign: bool | str = False,
     permute_labels: bool = False,
 ) -> dict[str, Any]:
     """Train the head of ``cfg`` (``fusion_layer``, ``fusion_method``, ``convlstm_layers``,
@@ -194,9 +195,12 @@ def train_head(
     drives the initial weights, dropout and the order of the batches (one of
     ``cfg.head_seeds``); the train / val split is ``cfg.seed``'s, the same for every seed.
 
-    ``kind``: None (the layer's: ConvLSTM, or the FC-LSTM for ``fc``) or ``"tavg"`` (the
-    time-average head). Negative controls (:mod:`twostream.study.mechanisms`): ``misalign``
-    permutes the temporal maps' grid cells per video (train, val and test alike);
+    ``kind``: None (the layer's: ConvLSTM, or the FC-LSTM for ``fc``), ``"tavg"`` (the
+    time-average head) or ``"pooled"`` (the FC-LSTM on the tap's maps pooled over space).
+    Negative controls (:mod:`twostream.study.mechanisms`): ``misalign`` moves the temporal
+    maps before fusion (train, val and test alike; ``"halves"``: the grid's left and right
+    halves swapped in half of each class's videos, ``"cells"`` / ``True``: the cells
+    permuted per video; :class:`~twostream.train.features.FeatureCache`);
     ``permute_labels`` shuffles the training and the validation videos' labels (each a
     permutation drawn with ``seed``; the test keeps its own). Validation too, because
     picking the epoch on true validation labels would select, among epochs that learnt
@@ -279,7 +283,7 @@ def train_head(
         run.write_results({
             "kind": "head", "split": split, "seed": int(seed), "layer": layer, "method": method,
             "layers": cfg.convlstm_layers, "kernel": cfg.convlstm_kernel,
-            "head": kind or head_kind(layer), "misalign": bool(misalign),
+            "head": kind or head_kind(layer), "misalign": misalign_mode(misalign) or False,
             "permute_labels": bool(permute_labels), "prefused": prefused,
             "best_epoch": fit["best_epoch"],
             "selection": "test (authors' protocol)" if cfg.protocol == "authors" else "validation",
@@ -293,7 +297,8 @@ def train_head(
         })  # fmt: skip
         label = "".join([
             f"{kind or head_kind(layer)} {layer}/{method} split {split}",
-            f" seed {seed}" if seed else "", " misaligned" if misalign else "",
+            f" seed {seed}" if seed else "",
+            f" misaligned ({misalign_mode(misalign)})" if misalign else "",
             " permuted labels" if permute_labels else ""])  # fmt: skip
         live.run_finished(label, best_epoch=fit["best_epoch"], epochs=cfg.convlstm_epochs,
                           val_top1=evs["val"]["top1"], val_n=int(evs["val"]["n"]),
@@ -369,7 +374,7 @@ def reevaluate(run: RunDir | str | Path, *, order: str = "list", carry_state: bo
     dirs = {k: Path(v) for k, v in info["feature_dirs"].items()}
     cache = head_caches(dirs, {"test": [test[i] for i in perm]},
                         method=None if info["prefused"] else info["method"], device=dev,
-                        misalign=bool(info.get("misalign")), shuffle_steps=shuffle_steps,
+                        misalign=info.get("misalign") or False, shuffle_steps=shuffle_steps,
                         control_seed=run_cfg.seed)["test"]  # fmt: skip
     loader = make_loader(cache, 1 if carry_state else max(run_cfg.convlstm_batch_size, EVAL_BATCH))
     ev = evaluate_head(model.to(dev), loader, carry_state=carry_state,
