@@ -42,6 +42,7 @@ from twostream.core.config import (
 )
 from twostream.core.errors import UserError
 from twostream.core.names import STREAMS as STREAM_NAMES
+from twostream.core.names import check_train_state
 from twostream.core.runtime import stage_lock
 from twostream.data.splits import load_classes, load_split, split_records
 from twostream.models.fusion import check_fusion, is_parameter_free
@@ -86,6 +87,8 @@ class Node:
             seed = f", seed {a['seed']}" if a.get("seed") else ""
             kind = {"tavg": "time-average "}.get(a.get("kind", ""), "")
             ctrl = "".join(f", {c.replace('_', ' ')}" for c in CONTROLS if a.get(c))
+            if a.get("train_state") == "carried":
+                ctrl += ", trained with carried state"
             return f"{kind}head {a['layer']}/{a['method']} {arch}, split {a['split']}{seed}{ctrl}"
         return self.stage
 
@@ -110,10 +113,14 @@ CONTROLS = ("misalign", "permute_labels")
 
 def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
               prefused: bool = False, seed: int = 0, *, kind: str | None = None,
-              misalign: bool = False, permute_labels: bool = False) -> Node:  # fmt: skip
+              misalign: bool = False, permute_labels: bool = False,
+              train_state: str = "reset") -> Node:  # fmt: skip
     """A head run. ``kind``: None = the layer's (ConvLSTM, ``fc``: FC-LSTM) or ``"tavg"``
-    (time-average); the variants and controls enter the node (and its key) only when set,
-    so the plain heads keep their keys."""
+    (time-average); ``train_state``: "reset" (ours) or "carried" (the authors' training:
+    batch of one video, the recurrent state carried across training videos; the run's
+    config gets ``convlstm_batch_size`` 1, see :func:`head_config`). The variants and
+    controls enter the node (and its key) only when set, so the plain heads keep their
+    keys."""
     if layer == "fc":
         kernel = 0  # the FC-LSTM has no kernel: one node whatever cfg.convlstm_kernel says
     extra: dict[str, Any] = {}
@@ -127,6 +134,10 @@ def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
         extra["misalign"], prefused = True, False
     if permute_labels:
         extra["permute_labels"] = True
+    if check_train_state(train_state) == "carried":
+        if extra.get("kind") == "tavg":
+            raise UserError("train_state 'carried' needs a recurrent head; tavg has none")
+        extra["train_state"] = "carried"
     return _node("head", split=int(split), layer=layer, method=method, layers=int(layers),
                  kernel=int(kernel), prefused=bool(prefused), seed=int(seed), **extra)  # fmt: skip
 
@@ -187,16 +198,19 @@ def output(cfg: StudyConfig, node: Node) -> Path:
         kernel=a["kernel"],
         seed=a.get("seed", 0),
         controls=controls,
+        train_state=a.get("train_state", "reset"),
         key=k,
     )
 
 
 def head_config(cfg: StudyConfig, node: Node) -> StudyConfig:
-    """The resolved config of a head run: its arguments written into the fields they set."""
+    """The resolved config of a head run: its arguments written into the fields they set
+    (a head trained with carried state: ``convlstm_batch_size`` 1, the authors' batch)."""
     a = dict(node.args)
+    batch = 1 if a.get("train_state") == "carried" else cfg.convlstm_batch_size
     return cfg.replace(split=a["split"], fusion_layer=a["layer"], fusion_method=a["method"],
-                       convlstm_layers=a["layers"],
-                       convlstm_kernel=a["kernel"] or cfg.convlstm_kernel)  # fmt: skip
+                       convlstm_layers=a["layers"], convlstm_kernel=a["kernel"] or cfg.convlstm_kernel,
+                       convlstm_batch_size=batch)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- done rules
@@ -298,7 +312,8 @@ def _run_head(cfg: StudyConfig, node: Node) -> None:
     train_head(hcfg, split=split, feature_dirs=dirs, records=records, classes=classes,
                run=output(cfg, node), seed=a["seed"], resume=True, kind=a.get("kind"),
                misalign=a.get("misalign", False),
-               permute_labels=a.get("permute_labels", False))  # fmt: skip
+               permute_labels=a.get("permute_labels", False),
+               train_state=a.get("train_state", "reset"))  # fmt: skip
 
 
 def ensure(cfg: StudyConfig, node: Node) -> Path:
@@ -358,11 +373,13 @@ def features(cfg: StudyConfig, split: int | None = None,
 def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None,
          method: str | None = None, layers: int | None = None, kernel: int | None = None,
          prefuse: bool = False, seed: int | None = None, kind: str | None = None,
-         misalign: bool = False, permute_labels: bool = False) -> dict[str, Any]:  # fmt: skip
+         misalign: bool = False, permute_labels: bool = False,
+         train_state: str = "reset") -> dict[str, Any]:  # fmt: skip
     """One fusion + ConvLSTM (``layer="fc"``: FC-LSTM; ``kind="tavg"``: time-average) head,
     trained when missing; returns its results (``heads.load_head_run``). Arguments default
     to the config's fields; the seed to the first of ``cfg.head_seeds``; ``misalign`` /
-    ``permute_labels`` train it under a negative control (:data:`CONTROLS`)."""
+    ``permute_labels`` train it under a negative control (:data:`CONTROLS`);
+    ``train_state="carried"`` the authors' way (:func:`head_node`)."""
 
     split = cfg.split if split is None else int(split)
     layer = check_taps([layer or cfg.fusion_layer])[0]
@@ -370,7 +387,8 @@ def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None
     node = head_node(split, layer, method, layers or cfg.convlstm_layers,
                      kernel or cfg.convlstm_kernel, prefuse and is_parameter_free(method),
                      cfg.head_seeds[0] if seed is None else seed, kind=kind,
-                     misalign=misalign, permute_labels=permute_labels)  # fmt: skip
+                     misalign=misalign, permute_labels=permute_labels,
+                     train_state=train_state)  # fmt: skip
     features(cfg, split, [layer])  # both streams' taps in one pass each
     return load_head_run(ensure(cfg, node))
 
