@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from test_heads import CLASSES, _one_thread, _records, _write_features  # noqa: F401
+
 from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
 from twostream.models.convlstm import FusionConvLSTM
