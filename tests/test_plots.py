@@ -187,6 +187,21 @@ def test_audit_percent_n_chance_and_both_selections(tmp_path):
     assert data["curves"]["test"]["selected_epoch"] == 3
 
 
+def test_audit_hatches_the_head_trained_with_carried_state(tmp_path):
+    from twostream.study import audit
+
+    names = [audit.OURS, audit.AT_TEST_CLASS, audit.CARRIED_CLASS, audit.FULL]
+    trained = [audit.RESET_TRAINED] * 2 + [audit.CARRIED_TRAINED] * 2
+    summary = pd.DataFrame({"protocol": names, "trained": trained, "top1": [0.5] * 4,
+                            "top1_ci_low": [0.4] * 4, "top1_ci_high": [0.6] * 4, "n": [48] * 4})  # fmt: skip
+    fig = plots.plot_audit(summary, _history([0.5, 0.75], test=[0.5, 0.5]).assign(split=1))
+    hatches = [p.get_hatch() for p in fig.axes[0].patches[:4]]
+    assert hatches == [None, None, "//", "//"]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["trained with reset state (ours)", "trained with carried state (authors')"]
+    assert _save(fig, "protocol_audit", tmp_path)["trained"] == trained
+
+
 def test_mechanism_checks_zero_line_is_chance_for_controls(tmp_path):
     checks = pd.DataFrame([
         {"check": "M1", "family": "motion", "claim": "flow helps", "n": 40, "b": "two-stream",

@@ -62,7 +62,11 @@ def stage_of(name: str, config: dict[str, Any], results: dict[str, Any]) -> tupl
         arch = f"l{results['layers']}" + (
             "" if results["layer"] == "fc" else f"k{results['kernel']}"
         )
-        return f"head {results['head']} {results['layer']}/{results['method']} {arch}", split
+        carried = " trained with carried state" if results.get("train_state") == "carried" else ""
+        return (
+            f"head {results['head']} {results['layer']}/{results['method']} {arch}{carried}",
+            split,
+        )
     if m:  # a head that has not finished: its folder name says what it is
         parts = m["parts"]
         if len(parts) >= 4:

@@ -58,6 +58,20 @@ def head_kind(layer: str) -> str:
 # it also scrambles each map's own pattern). ``True`` in an older run's results means "cells".
 MISALIGN_MODES = ("halves", "cells")
 
+# How a head's recurrent state runs through *training*: "reset" (ours: batches of videos,
+# the state zero at the start of every video) or "carried" (the authors' Torch7 code: one
+# video per batch, the hidden and cell state passed on, detached, from each training video
+# to the next in the epoch's shuffled order, never reset). A head-run argument
+# (twostream.pipeline.graph.head_node): "carried" runs get their own folders and keys, the
+# "reset" ones keep theirs.
+TRAIN_STATES = ("reset", "carried")
+
+
+def check_train_state(train_state: str) -> str:
+    if train_state not in TRAIN_STATES:
+        raise UserError(f"unknown train_state {train_state!r}; known: {', '.join(TRAIN_STATES)}")
+    return train_state
+
 
 # ----------------------------------------------------------------------------- method labels
 # What the tables, the mechanism checks, the audit and the figures call each model.
@@ -91,7 +105,9 @@ __all__ = [
     "TEMPORAL",
     "TEMPORAL_CONVLSTM",
     "TIME_AVERAGE",
+    "TRAIN_STATES",
     "TWO_STREAM",
+    "check_train_state",
     "head_kind",
     "stream_name",
 ]

@@ -41,7 +41,7 @@ from twostream.core.config import (
     to_jsonable,
 )
 from twostream.core.errors import UserError
-from twostream.core.names import MAP_HEAD_KINDS, MISALIGN_MODES
+from twostream.core.names import MAP_HEAD_KINDS, MISALIGN_MODES, check_train_state
 from twostream.core.names import STREAMS as STREAM_NAMES
 from twostream.core.runtime import stage_lock
 from twostream.data.splits import load_classes, load_split, split_records
@@ -90,6 +90,8 @@ class Node:
             )
             ctrl = "".join(f", {c.replace('_', ' ')}" for c in CONTROLS if a.get(c))
             ctrl += f" ({a['misalign']})" if isinstance(a.get("misalign"), str) else ""
+            if a.get("train_state") == "carried":
+                ctrl += ", trained with carried state"
             return f"{kind}head {a['layer']}/{a['method']} {arch}, split {a['split']}{seed}{ctrl}"
         return self.stage
 
@@ -115,12 +117,16 @@ CONTROLS = ("misalign", "permute_labels")
 
 def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
               prefused: bool = False, seed: int = 0, *, kind: str | None = None,
-              misalign: bool | str = False, permute_labels: bool = False) -> Node:  # fmt: skip
+              misalign: bool | str = False, permute_labels: bool = False,
+              train_state: str = "reset") -> Node:  # fmt: skip
     """A head run. ``kind``: None = the layer's (ConvLSTM, ``fc``: FC-LSTM), ``"tavg"``
     (time-average) or ``"pooled"`` (the FC-LSTM on the tap's maps pooled over space);
     ``misalign``: False or a mode of :data:`MISALIGN_MODES` (``True``: "cells", the first
-    control, whose node it keeps). The variants and controls enter the node (and its key)
-    only when set, so the plain heads keep their keys."""
+    control, whose node it keeps); ``train_state``: "reset" (ours) or "carried" (the
+    authors' training: batch of one video, the recurrent state carried across training
+    videos; the run's config gets ``convlstm_batch_size`` 1, see :func:`head_config`). The
+    variants and controls enter the node (and its key) only when set, so the plain heads
+    keep their keys."""
     if layer == "fc" or kind == "pooled":
         kernel = 0  # the (pooled) FC-LSTM has no kernel: one node whatever cfg says
     extra: dict[str, Any] = {}
@@ -139,6 +145,10 @@ def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
         extra["misalign"], prefused = misalign, False
     if permute_labels:
         extra["permute_labels"] = True
+    if check_train_state(train_state) == "carried":
+        if extra.get("kind") == "tavg":
+            raise UserError("train_state 'carried' needs a recurrent head; tavg has none")
+        extra["train_state"] = "carried"
     return _node("head", split=int(split), layer=layer, method=method, layers=int(layers),
                  kernel=int(kernel), prefused=bool(prefused), seed=int(seed), **extra)  # fmt: skip
 
@@ -199,16 +209,19 @@ def output(cfg: StudyConfig, node: Node) -> Path:
         kernel=a["kernel"],
         seed=a.get("seed", 0),
         controls=controls,
+        train_state=a.get("train_state", "reset"),
         key=k,
     )
 
 
 def head_config(cfg: StudyConfig, node: Node) -> StudyConfig:
-    """The resolved config of a head run: its arguments written into the fields they set."""
+    """The resolved config of a head run: its arguments written into the fields they set
+    (a head trained with carried state: ``convlstm_batch_size`` 1, the authors' batch)."""
     a = dict(node.args)
+    batch = 1 if a.get("train_state") == "carried" else cfg.convlstm_batch_size
     return cfg.replace(split=a["split"], fusion_layer=a["layer"], fusion_method=a["method"],
-                       convlstm_layers=a["layers"],
-                       convlstm_kernel=a["kernel"] or cfg.convlstm_kernel)  # fmt: skip
+                       convlstm_layers=a["layers"], convlstm_kernel=a["kernel"] or cfg.convlstm_kernel,
+                       convlstm_batch_size=batch)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- done rules
@@ -310,7 +323,8 @@ def _run_head(cfg: StudyConfig, node: Node) -> None:
     train_head(hcfg, split=split, feature_dirs=dirs, records=records, classes=classes,
                run=output(cfg, node), seed=a["seed"], resume=True, kind=a.get("kind"),
                misalign=a.get("misalign", False),
-               permute_labels=a.get("permute_labels", False))  # fmt: skip
+               permute_labels=a.get("permute_labels", False),
+               train_state=a.get("train_state", "reset"))  # fmt: skip
 
 
 def ensure(cfg: StudyConfig, node: Node) -> Path:
@@ -370,12 +384,14 @@ def features(cfg: StudyConfig, split: int | None = None,
 def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None,
          method: str | None = None, layers: int | None = None, kernel: int | None = None,
          prefuse: bool = False, seed: int | None = None, kind: str | None = None,
-         misalign: bool | str = False, permute_labels: bool = False) -> dict[str, Any]:  # fmt: skip
+         misalign: bool | str = False, permute_labels: bool = False,
+         train_state: str = "reset") -> dict[str, Any]:  # fmt: skip
     """One fusion + ConvLSTM (``layer="fc"``: FC-LSTM; ``kind="tavg"``: time-average,
     ``"pooled"``: FC-LSTM on the tap's pooled maps) head,
     trained when missing; returns its results (``heads.load_head_run``). Arguments default
     to the config's fields; the seed to the first of ``cfg.head_seeds``; ``misalign`` /
-    ``permute_labels`` train it under a negative control (:data:`CONTROLS`)."""
+    ``permute_labels`` train it under a negative control (:data:`CONTROLS`);
+    ``train_state="carried"`` the authors' way (:func:`head_node`)."""
 
     split = cfg.split if split is None else int(split)
     layer = check_taps([layer or cfg.fusion_layer])[0]
@@ -383,7 +399,8 @@ def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None
     node = head_node(split, layer, method, layers or cfg.convlstm_layers,
                      kernel or cfg.convlstm_kernel, prefuse and is_parameter_free(method),
                      cfg.head_seeds[0] if seed is None else seed, kind=kind,
-                     misalign=misalign, permute_labels=permute_labels)  # fmt: skip
+                     misalign=misalign, permute_labels=permute_labels,
+                     train_state=train_state)  # fmt: skip
     features(cfg, split, [layer])  # both streams' taps in one pass each
     return load_head_run(ensure(cfg, node))
 

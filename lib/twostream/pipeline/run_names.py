@@ -6,7 +6,8 @@
 
 ``<kind>`` is ``convlstm``, ``fclstm``, ``tavg`` or ``pooled``; ``<arch>`` is
 ``l<layers>k<kernel>`` (``l<layers>`` for the FC-LSTMs, which have no kernel) plus ``-s<seed>`` for a seed other than 0 and one suffix per
-negative control (``-misalign``, ``-permutelabels``). Layer and method names hold no hyphen,
+negative control (``-misalign``, ``-permutelabels``), then ``-carried`` for a head trained
+with its recurrent state carried across training videos (the authors' training). Layer and method names hold no hyphen,
 so :func:`parse` can split a name back into its parts (``twostream runs`` does, for runs
 that have not written their results yet).
 """
@@ -33,10 +34,12 @@ def feature_group(stream: str, backbone: str, split: int, stream_key: str) -> st
 
 
 def head_run(*, kind: str, split: int, layer: str, method: str, layers: int, kernel: int,
-             seed: int = 0, controls: tuple[str, ...] = (), key: str) -> str:  # fmt: skip
+             seed: int = 0, controls: tuple[str, ...] = (), train_state: str = "reset",
+             key: str) -> str:  # fmt: skip
     arch = f"l{layers}" if layer == "fc" or not kernel else f"l{layers}k{kernel}"
     arch += f"-s{seed}" if seed else ""
     arch += "".join(f"-{c.replace('_', '')}" for c in controls)
+    arch += "-carried" if train_state == "carried" else ""
     return f"{kind}-split{split}-{layer}-{method}-{arch}-{key}"
 
 

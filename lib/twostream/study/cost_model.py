@@ -16,6 +16,7 @@ from twostream.core.runtime import project_root
 from twostream.data.splits import load_split
 from twostream.models.fusion import fusion_out_channels, is_parameter_free
 from twostream.models.streams import build_stream, tap_channels
+from twostream.prepare.state import MANIFEST
 from twostream.train.features import tap_grid
 from twostream.train.head_trainer import head_kind
 
@@ -528,7 +529,21 @@ def sizes(cfg: StudyConfig, split: int) -> Sizes:
     tr, te = counted or published[split]
     w, h = _frame_size(cfg, NATIVE_SIZE[cfg.dataset])
     src = "split files" if counted else f"{cfg.dataset} published split sizes"
-    return Sizes(videos, tr, te, float(MEAN_FRAMES[cfg.dataset]), w, h, src)
+    frames, prepared = _prepared_frames(cfg)
+    if prepared:  # a prepared data set: its own videos and frames, not the published ones
+        videos, src = prepared, f"{src}; videos and mean frames from the rawframes manifest"
+    return Sizes(videos, tr, te, frames, w, h, src)
+
+
+def _prepared_frames(cfg: StudyConfig) -> tuple[float, int]:
+    """(mean frames per video, videos) of the prepared rawframes' manifest, when it exists;
+    else (the published mean, 0)."""
+    manifest = cfg.rawframes_dir / MANIFEST
+    if manifest.is_file():
+        ok = [r for r in map(json.loads, manifest.read_text().splitlines()) if r.get("frames")]
+        if ok:
+            return sum(int(r["frames"]) for r in ok) / len(ok), len(ok)
+    return float(MEAN_FRAMES[cfg.dataset]), 0
 
 
 @functools.lru_cache(maxsize=16)

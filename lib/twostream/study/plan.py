@@ -62,7 +62,8 @@ def mechanism_nodes(cfg: StudyConfig) -> list[tuple[str, Node]]:
 
 def table3_nodes(cfg: StudyConfig, chosen: dict) -> list[tuple[str, Node, StudyConfig]]:
     """(why, node, config) of Table 3 and the audit at the ``chosen`` Table 1 cell: the
-    two-stream and single-stream ConvLSTMs and the authors-protocol runs, every split."""
+    two-stream and single-stream ConvLSTMs, the authors-protocol runs and the heads trained
+    with carried state (both protocols), every split."""
     layer, method = chosen["layer"], chosen["method"]
     authors = cfg.replace(protocol="authors")
     out = []
@@ -78,6 +79,10 @@ def table3_nodes(cfg: StudyConfig, chosen: dict) -> list[tuple[str, Node, StudyC
                 split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel, seed=seed
             )
             out.append(("audit (epoch chosen on test)", node, authors))
+            node = head_node(split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel,
+                             seed=seed, train_state="carried")  # fmt: skip
+            out.append(("audit (trained with carried state)", node, cfg))
+            out.append(("audit (trained with carried state, epoch chosen on test)", node, authors))
     return out
 
 

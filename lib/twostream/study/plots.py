@@ -469,20 +469,37 @@ def plot_comparison(summary, *, paper_value: float | None = None, title: str = "
 
 
 def plot_audit(summary, histories, *, chance: float | None = None):
-    """Left: test top-1 (%) under each protocol with its 95% interval and n. Right: validation
-    and test top-1 (%) per epoch of the first split, the epoch each would keep marked. Chance
-    (a fraction, ``1 / classes``) dashed on both when given."""
+    """Left: test top-1 (%) under each protocol with its 95% interval and n; when ``summary``
+    says how each head was ``trained``, the rows of the head trained with carried state (the
+    authors' training) are hatched and a legend tells them from those whose state is carried
+    only at test. Right: validation and test top-1 (%) per epoch of the first split, the
+    epoch each would keep marked. Chance (a fraction, ``1 / classes``) dashed on both when
+    given."""
 
     plt = _plt()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12.5, 3.8), gridspec_kw={"width_ratios": [3, 2]},
+    height = max(3.8, 0.42 * len(summary) + 1.0)  # nine protocols: two training regimes
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12.5, height), gridspec_kw={"width_ratios": [3, 2]},
                                  layout="constrained")  # fmt: skip
     y = np.arange(len(summary))
     top = 100 * summary["top1"].to_numpy(float)
     err = [top - 100 * summary["top1_ci_low"].to_numpy(float),
            100 * summary["top1_ci_high"].to_numpy(float) - top]  # fmt: skip
-    colors = ["#4C72B0" if p.startswith("ours") or "control" in p else "#C44E52"
-              for p in summary["protocol"]]  # fmt: skip
-    ax.barh(y, top, xerr=err, color=colors, capsize=3)
+    colors = ["#4C72B0" if p.startswith("ours") or "control" in p or p.endswith("reset per video")
+              else "#C44E52" for p in summary["protocol"]]  # fmt: skip
+    bars = ax.barh(y, top, xerr=err, color=colors, capsize=3)
+    trained = list(summary["trained"]) if "trained" in summary else []
+    carried = [t.startswith("state carried") for t in trained]
+    for bar, hatched in zip(bars, carried, strict=False):
+        if hatched:
+            bar.set_hatch("//")
+            bar.set_edgecolor("white")
+    if any(carried):
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(facecolor="grey", label="trained with reset state (ours)"),
+                           Patch(facecolor="grey", hatch="//", edgecolor="white",
+                                 label="trained with carried state (authors')")],
+                  fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)  # fmt: skip
     ax.set_yticks(y, summary["protocol"], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("test top-1 (%), 95% interval, all splits")
@@ -512,7 +529,7 @@ def plot_audit(summary, histories, *, chance: float | None = None):
                  fontsize=9)  # fmt: skip
     bx.legend(fontsize=7)
     return _attach(fig, kind="protocol_audit", unit="percent", protocols=list(summary["protocol"]),
-                   top1_pct=np.round(top, 2), ci_low_pct=np.round(top - err[0], 2),
+                   trained=trained or None, top1_pct=np.round(top, 2), ci_low_pct=np.round(top - err[0], 2),
                    ci_high_pct=np.round(top + err[1], 2), n=summary["n"].to_numpy(int),
                    chance_pct=None if chance is None else _pct(chance),
                    curves={"split": int(h["split"].iloc[0]), "epoch": epochs, **curves})  # fmt: skip

@@ -101,11 +101,13 @@ def holm(rows: list[dict], name: str = "") -> list[dict]:
 
 
 def head_runs(cfg: StudyConfig, *, split: int, layer: str, method: str, layers: int | None = None,
-              kernel: int | None = None, protocol: str | None = None) -> list[dict]:  # fmt: skip
-    """One head configuration on ``split`` for every seed of ``cfg.head_seeds``."""
+              kernel: int | None = None, protocol: str | None = None,
+              train_state: str = "reset") -> list[dict]:  # fmt: skip
+    """One head configuration on ``split`` for every seed of ``cfg.head_seeds``
+    (``train_state="carried"``: trained the authors' way, :func:`stages.head`)."""
     c = cfg if protocol is None else cfg.replace(protocol=protocol)
     return [stages.head(c, split=split, layer=layer, method=method, layers=layers, kernel=kernel,
-                        seed=s) for s in cfg.head_seeds]  # fmt: skip
+                        seed=s, train_state=train_state) for s in cfg.head_seeds]  # fmt: skip
 
 
 def stack(runs: list[dict], part: str = "test") -> np.ndarray:

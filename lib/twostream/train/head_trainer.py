@@ -13,6 +13,12 @@ recorded per epoch. Deliberate differences, each a knob:
 * **The recurrent state starts at zero for every video.** :func:`evaluate_head` with
   ``carry_state=True`` reproduces the authors' probable bug (state carried from one test
   video to the next, videos in class order, batch of one) for the audit.
+  ``train_head(..., train_state="carried")`` trains the authors' way for the audit: one
+  video per batch, the state carried (detached: no gradient crosses a video boundary)
+  from each training video to the next in the epoch's shuffled order, never reset
+  (:class:`CarriedState`, the same carrier the carried evaluation uses). Such a head is
+  also *evaluated* the authors' way after every epoch and at the end (videos in class
+  order, state carried), so its epoch selection sees what their code saw.
 
 Inputs come only from :mod:`twostream.train.features` (no ResNet runs here). A run folder is a
 :class:`~twostream.train.rundir.RunDir`; its stage (folder name, "done" rule) is the ``head``
@@ -34,7 +40,7 @@ from twostream.core import progress as live
 from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
 from twostream.core.metrics import classification_metrics
-from twostream.core.names import head_kind
+from twostream.core.names import check_train_state, head_kind
 from twostream.core.runtime import autocast_context, resolve_device, seed_everything
 from twostream.core.threads import loader_kwargs
 from twostream.data.splits import split_records
@@ -99,9 +105,32 @@ class FusedInput(torch.nn.Module):
         return self.head.forward_fused(x, **kw)
 
 
-def _forward(model, a, b, prefused: bool, **kw):
-    model = getattr(model, "module", model)
-    return model.forward_fused(a, **kw) if prefused else model(a, b, **kw)
+def _detached(state):
+    """The recurrent state with its autograd history cut (same nesting: the ConvLSTM's list
+    of per-layer (H, C), the FC-LSTM's (h, c)), so that the next video's backward pass
+    stops at its own first step, as truncated backpropagation does."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return type(state)(_detached(s) for s in state)
+
+
+class CarriedState(torch.nn.Module):
+    """``net(a, b)`` whose every call starts from the final recurrent state of the previous
+    call (zero before the first): the authors' Torch7 code, which never reset its LSTM, run
+    one video per call. Used for training (``train_state="carried"``) and for the carried
+    evaluation of the audit alike. The state is kept detached: the next video reads its
+    values but no gradient flows back into the previous video (nor its graph kept alive)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.state = None  # the previous call's final state; None = zeros
+
+    def forward(self, a, b):
+        # the batch of one video goes on from where the previous video left the state
+        logits, state = self.net(a, b, state=self.state, return_state=True)  # (1, K), state
+        self.state = _detached(state)
+        return logits
 
 
 @torch.no_grad()
@@ -110,27 +139,29 @@ def evaluate_head(model, loader, *, carry_state: bool = False, amp: bool = True)
     loss (NLL), top1, top5, mean_class_acc, confusion, n, scores, labels.
 
     ``carry_state=True`` passes the recurrent state of one video on to the next (the
-    authors' probable bug); it needs a loader with batch size 1 and no shuffling, videos in
-    the order to be replayed (class order in the audit).
+    authors' probable bug; :class:`CarriedState`); it needs a loader with batch size 1 and
+    no shuffling, videos in the order to be replayed (class order in the audit).
     """
     model = getattr(model, "module", model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     prefused = bool(getattr(loader.dataset, "prefused", False))
-    scores, labels, state = [], [], None
+    net = FusedInput(model) if prefused else model  # net(a, b) either way
+    carrier = CarriedState(net) if carry_state else None
+    scores, labels = [], []
     for a, b, y in loader:
         a, b = to_device(a, b, device)
         with autocast_context(device, amp):
-            if carry_state:
+            if carrier is not None:
                 if len(y) != 1:
                     raise UserError(
                         f"carry_state=True replays the authors' batch of one video; got a "
                         f"batch of {len(y)}: build the loader with batch size 1"
                     )
-                logits, state = _forward(model, a, b, prefused, state=state, return_state=True)
+                logits = carrier(a, b)  # (1, K), from the previous video's final state
             else:
-                logits = _forward(model, a, b, prefused)  # state starts at zero per video
+                logits = net(a, b)  # (B, K); the state starts at zero per video
         scores.append(torch.log_softmax(logits.float(), dim=1).cpu())
         labels.append(y.cpu())
     model.train(was_training)
@@ -144,6 +175,27 @@ def evaluate_head(model, loader, *, carry_state: bool = False, amp: bool = True)
         labels=y.numpy(),
     )
     return out
+
+
+def class_order(records) -> list[int]:
+    """Indices of ``records`` by class, then path: the order the authors' test list (and
+    the carried evaluation) replays the videos in."""
+    return sorted(range(len(records)), key=lambda i: (int(records[i].label), records[i].path))
+
+
+def evaluate_part(model, cache, records, *, carry_state: bool, batch: int,
+                  amp: bool = True) -> dict[str, Any]:  # fmt: skip
+    """:func:`evaluate_head` of the videos of ``cache`` (``records``' order): state reset
+    per video in batches of ``batch``, or (``carry_state``) the authors' way, the videos in
+    :func:`class_order`, one at a time, the state carried. Scores and labels come back in
+    ``records``' order either way."""
+    if not carry_state:
+        return evaluate_head(model, make_loader(cache, batch), amp=amp)
+    perm = class_order(records)
+    ev = evaluate_head(model, make_loader(cache, 1, sampler=perm), carry_state=True, amp=amp)
+    back = np.argsort(perm)  # position in the fed order of each video of the list
+    ev.update(scores=ev["scores"][back], labels=ev["labels"][back])
+    return ev
 
 
 # ----------------------------------------------------------------------------- model
@@ -189,6 +241,7 @@ def train_head(
     kind: str | None = None,
     misalign: bool | str = False,
     permute_labels: bool = False,
+    train_state: str = "reset",
 ) -> dict[str, Any]:
     """Train the head of ``cfg`` (``fusion_layer``, ``fusion_method``, ``convlstm_layers``,
     ``convlstm_kernel`` say which) on ``split``'s cached features into ``run``. ``seed``
@@ -208,6 +261,14 @@ def train_head(
     the embedded set, 10.4% of 144 test videos against a chance of 5.6% with true
     validation labels.
 
+    ``train_state``: "reset" (ours: the state zero at every video) or "carried" (the
+    authors' training: one video per batch, so ``cfg.convlstm_batch_size`` must be 1, the
+    recurrent state carried, detached, from each training video to the next in the epoch's
+    shuffled order and on into the next epoch; a resumed run restarts it from zero). A
+    carried head is evaluated after every epoch and at the end with the state carried, the
+    videos in class order (:func:`evaluate_part`): what selects its epoch and what its
+    saved scores are.
+
     ``feature_dirs``: ``{"spatial": dir, "temporal": dir}`` or ``{"fused": dir}`` (a
     pre-fused cache); ``records``: ``{"train", "val", "test"}`` video records. Writes the run
     folder and returns its results (:func:`load_head_run`) plus ``history``.
@@ -216,7 +277,17 @@ def train_head(
     run = RunDir(run)
     layer, method = cfg.fusion_layer, cfg.fusion_method
     prefused = "fused" in feature_dirs
+    carried = check_train_state(train_state) == "carried"
+    if carried and (kind or head_kind(layer)) == "tavg":
+        raise UserError("train_state 'carried' needs a recurrent head; the time-average has none")
+    if carried and cfg.convlstm_batch_size != 1:
+        raise UserError(
+            f"train_state 'carried' trains one video per batch (the authors' code); got "
+            f"convlstm_batch_size {cfg.convlstm_batch_size}: set it to 1"
+        )
     device, rank, world = engine.setup_device(cfg)
+    if carried and world > 1:
+        raise UserError("train_state 'carried' is one sequence of videos: run it in one process")
     caches = head_caches(feature_dirs, records, method=None if prefused else method,
                          device=device, misalign=misalign, control_seed=cfg.seed)  # fmt: skip
     if permute_labels:  # validation too: selecting epochs on true labels would leak them
@@ -253,6 +324,15 @@ def train_head(
     eval_bs = max(cfg.convlstm_batch_size, EVAL_BATCH)
     eval_dl = {part: make_loader(caches[part], eval_bs, num_workers=cfg.num_workers, pin=pin)
                for part in ("val", "test") if len(caches[part])}  # fmt: skip
+    # The carried head: each training call continues from the previous video's final state
+    # (CarriedState keeps it across batches and epochs); the loader's batch is one video.
+    train_net = CarriedState(net) if carried else net
+
+    def evaluate(part):
+        if carried:  # the authors' evaluation: class order, batch of one, state carried
+            return evaluate_part(model, caches[part], records[part], carry_state=True,
+                                 batch=1, amp=cfg.amp)  # fmt: skip
+        return evaluate_head(model, eval_dl[part], amp=cfg.amp)
 
     def prepare(batch):
         a, b, y = batch
@@ -263,9 +343,9 @@ def train_head(
     fit = engine.fit(
         model, epochs=cfg.convlstm_epochs, optimizer=optimizer, run=run, config=cfg,
         train_epoch=lambda i: engine.train_one_epoch(
-            net, train_dl, optimizer, prepare=prepare, device=device, epoch=i, amp=cfg.amp,
-            grad_clip=cfg.grad_clip),
-        evaluate=lambda part: evaluate_head(model, eval_dl[part], amp=cfg.amp),
+            train_net, train_dl, optimizer, prepare=prepare, device=device, epoch=i,
+            amp=cfg.amp, grad_clip=cfg.grad_clip),
+        evaluate=evaluate,
         eval_parts=[p for p in ("val", "test") if p in eval_dl],
         select_part="test" if cfg.protocol == "authors" else "val",
         device=device, resume=resume, desc=f"{layer}/{method} split {split}",
@@ -273,7 +353,8 @@ def train_head(
     )  # fmt: skip
     if run.best_checkpoint.is_file():
         engine.load_best(run, model, device=device)
-    evs = {part: evaluate_head(model, make_loader(caches[part], eval_bs), amp=cfg.amp)
+    evs = {part: evaluate_part(model, caches[part], records[part], carry_state=carried,
+                               batch=eval_bs, amp=cfg.amp)
            for part in ("val", "test")}  # fmt: skip
     if dist.is_main():
         for part in ("val", "test"):
@@ -285,6 +366,9 @@ def train_head(
             "layers": cfg.convlstm_layers, "kernel": cfg.convlstm_kernel,
             "head": kind or head_kind(layer), "misalign": misalign_mode(misalign) or False,
             "permute_labels": bool(permute_labels), "prefused": prefused,
+            "train_state": train_state,
+            "evaluation": ("state carried, videos in class order (authors' code)" if carried
+                           else "state reset per video"),
             "best_epoch": fit["best_epoch"],
             "selection": "test (authors' protocol)" if cfg.protocol == "authors" else "validation",
             "params": count_parameters(model),
@@ -299,7 +383,8 @@ def train_head(
             f"{kind or head_kind(layer)} {layer}/{method} split {split}",
             f" seed {seed}" if seed else "",
             f" misaligned ({misalign_mode(misalign)})" if misalign else "",
-            " permuted labels" if permute_labels else ""])  # fmt: skip
+            " permuted labels" if permute_labels else "",
+            " trained with carried state" if carried else ""])  # fmt: skip
         live.run_finished(label, best_epoch=fit["best_epoch"], epochs=cfg.convlstm_epochs,
                           val_top1=evs["val"]["top1"], val_n=int(evs["val"]["n"]),
                           top1=test["top1"], n=int(test["n"]))  # fmt: skip
@@ -365,7 +450,7 @@ def reevaluate(run: RunDir | str | Path, *, order: str = "list", carry_state: bo
     test = split_records(run_cfg, int(info["split"]))["test"]
     n = len(test)
     if order == "class":
-        perm = sorted(range(n), key=lambda i: (int(test[i].label), test[i].path))
+        perm = class_order(test)
     elif order == "random":
         perm = [int(i) for i in np.random.default_rng(seed).permutation(n)]
     else:
@@ -391,9 +476,12 @@ def reevaluate(run: RunDir | str | Path, *, order: str = "list", carry_state: bo
 
 
 __all__ = [
+    "CarriedState",
     "FusedInput",
     "build_head_model",
+    "class_order",
     "evaluate_head",
+    "evaluate_part",
     "head_caches",
     "head_kind",
     "load_head_model",
