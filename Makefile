@@ -65,8 +65,13 @@ test: lint
 
 # Every full-scale stage at the paper's shapes on the real clips of ../shared (skips without
 # them): mechanics only (finish, kill -9 + resume, compiled checkpoint loads, 2-process gloo).
+# Then the plan's predicted stage times against the measured ones (printed, never a failure:
+# timings are measurements, not tests).
 rehearse: $(STAMP)
+	rm -f build/rehearsal.json
 	TWOSTREAM_QUIET=1 OMP_WAIT_POLICY=PASSIVE $(PY) tools/rehearse.py --json build/rehearsal.json
+	-test ! -f build/rehearsal.json || $(PY) benchmarks/check_rehearsal.py \
+	  --rehearsal build/rehearsal.json --out build/rehearsal-check.json
 
 # What a reader of the executed notebooks sees, rendered in headless chromium.
 check-notebooks: $(STAMP)

@@ -20,6 +20,7 @@ from twostream.data.datasets import TrainSteps, VideoSteps
 from twostream.data.layout import CorruptFrameError, check_jpeg_bytes, video_folder
 from twostream.data.splits import split_records
 from twostream.data.transforms import eval_transform, train_transform
+from twostream.train import evaluate as evaluate_mod
 from twostream.train import stream_trainer as streams
 
 TIMINGS = ["seconds", "data_s", "compute_s", "samples_per_s"]
@@ -114,6 +115,28 @@ def test_per_epoch_validation_scores_one_view_and_the_final_ten(root, tmp_path, 
     # the per-epoch validation differs: the host scored 10 views per step, the device one
     assert dev["history"]["val_n"].tolist() == host["history"]["val_n"].tolist()
     assert dev["history"]["val_loss"].tolist() != host["history"]["val_loss"].tolist()
+
+
+def test_evaluate_uses_the_runs_device_pipeline_and_gives_its_scores(root, tmp_path, monkeypatch):
+    """`twostream evaluate` of a device-pipeline run: JPEG bytes out of the loader, the ten
+    views made on the device (never the host path's float32 ten-crop stacks), and the
+    run's own final scores again."""
+    dev = train(root, tmp_path / "dev", "temporal", input_pipeline="device", test_crops=10,
+                stream_epochs=1)  # fmt: skip
+    seen = []
+    real = evaluate_mod.evaluate_stream
+
+    def spy(model, loader, **kw):
+        views = kw.get("views")
+        seen.append(views.crops if views else None)
+        return real(model, loader, **kw)
+
+    monkeypatch.setattr(evaluate_mod, "evaluate_stream", spy)
+    res = evaluate_mod.evaluate_run(tmp_path / "dev", device="cpu", out=tmp_path / "again")
+    assert seen == [10, 10]  # val and test, ten views made on the device
+    again = np.load(tmp_path / "again" / "scores_test.npz")["scores"]
+    np.testing.assert_allclose(again, dev["test"]["scores"], rtol=0, atol=1e-6)
+    assert res["run_status"] == "finished"
 
 
 @pytest.mark.parametrize("modality", ["rgb", "flow"])

@@ -15,10 +15,11 @@ CI. It checks mechanics, never accuracy:
 * a stream run killed with SIGKILL after its first epoch resumes from its checkpoint and
   finishes (the metrics hold both epochs once);
 * a stream checkpoint written by a compiled model loads back (``twostream evaluate`` on it,
-  ten crops);
+  one crop: both streams' own final evaluation runs the ten-crop protocol);
 * one stage runs as two gloo processes under torchrun (the ConvLSTM head);
-* the wall time of every stage, written to JSON beside the machine, for the plan's
-  predicted-vs-measured check.
+* the wall time of every stage, written to JSON beside the machine and its calibrated
+  rates (:func:`calibrate`), for the plan's predicted-vs-measured check
+  (``benchmarks/check_rehearsal.py``).
 
 Without ``../shared/data`` it prints why and exits 0 (a user's clone has no shared data).
 """
@@ -37,6 +38,12 @@ import time
 from pathlib import Path
 
 import cv2
+import torch
+import yaml
+import torch.nn.functional as F
+
+from twostream.models.streams import build_stream
+from twostream.study.cost_model import stream_profile
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TWOSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -105,11 +112,52 @@ def write_splits(splits: Path) -> None:
 
 
 def write_params(path: Path, data_root: Path) -> None:
-    import yaml
-
     params = yaml.safe_load((REPO / "params" / "ucf101-paper.yaml").read_text())
     params.update(OVERRIDES, data_root=str(data_root))
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def calibrate(backend: str) -> dict:
+    """This machine's rates, for benchmarks/check_rehearsal.py's predicted-vs-measured check:
+    the sustained FLOP rate of a ResNet-101 training step and of an eval forward at 224 (the
+    plan prices every stream stage from FLOPs / a rate), and what ``torch.compile`` with
+    ``backend`` adds to a run's first training step and first eval forward (a fixed cost the
+    plan ignores at full scale and the rehearsal, with its few steps, does not)."""
+    torch.manual_seed(0)
+    prof = stream_profile("resnet101", "rgb", 224, 10, 2)
+    out = {"backend": backend, "threads": torch.get_num_threads()}
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    for compiled in (False, True):
+        net = build_stream(modality="rgb", backbone="resnet101", num_classes=2)
+        run = torch.compile(net, backend=backend) if compiled else net
+        opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+        x, y = torch.randn(2, 3, 224, 224), torch.tensor([0, 1])  # (B, C, H, W)
+
+        def step():
+            opt.zero_grad()
+            F.cross_entropy(run(x), y).backward()
+            opt.step()
+
+        def forward():
+            with torch.no_grad():
+                run(torch.randn(4, 3, 224, 224))
+
+        net.train()
+        first_train, train = timed(step), timed(step)
+        net.eval()
+        first_eval, evals = timed(forward), timed(forward)
+        if compiled:
+            out["compile_train_s"] = max(0.0, first_train - train)
+            out["compile_eval_s"] = max(0.0, first_eval - evals)
+        else:
+            out["train_flop_per_s"] = 2 * prof["train_flops"] / train
+            out["eval_flop_per_s"] = 4 * prof["fwd_flops"] / evals
+    return out
 
 
 class Rehearsal:
@@ -178,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     params = args.out / "rehearse.yaml"
     write_params(params, args.out / "data")
     r = Rehearsal(args.out, params)
+    t0 = time.perf_counter()
+    rates = calibrate(OVERRIDES["compile_backend"])
+    print(f"[rehearse] calibration: {rates['train_flop_per_s'] / 1e9:.0f} / "
+          f"{rates['eval_flop_per_s'] / 1e9:.0f} GFLOP/s (train / eval), torch.compile adds "
+          f"{rates['compile_train_s']:.0f} s + {rates['compile_eval_s']:.0f} s; "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+    r.run("startup (twostream runs: the package and torch imported)", r.cmd("runs", "--json"))
 
     r.run("prepare (short side 256, paper TV-L1)", r.cmd("prepare"))
     # spatial: killed after its first epoch, then resumed
@@ -191,9 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     r.run("ConvLSTM conv5_x sum 2x5x5 h300, 2 gloo processes",
           torchrun + ["train-convlstm", "--params", str(params)])  # fmt: skip
     runs = sorted((args.out / "data" / "ucf101" / "runs").glob("spatial-split1-*"))
+    # the checkpoint of a compiled model loads (one crop: the ten-crop protocol already ran
+    # in both streams' final evaluation, and 10 crops here would be 750 more ResNet-101
+    # forwards, a fifth of the rehearsal, for no path that has not run)
     r.run(
-        "evaluate the compiled stream's checkpoint (10 crops)",
-        [sys.executable, "-m", "twostream", "evaluate", "--run", str(runs[-1]), "--crops", "10"],
+        "evaluate the compiled stream's checkpoint (1 crop)",
+        [sys.executable, "-m", "twostream", "evaluate", "--run", str(runs[-1]), "--crops", "1"],
     )
 
     def all_finished(res: subprocess.CompletedProcess) -> bool:
@@ -219,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"processor": platform.processor() or platform.machine(),
                         "cores": os.cpu_count(), "python": platform.python_version()},
             "videos": VIDEOS, "frames_per_clip": FRAMES, "overrides": OVERRIDES,
+            "calibration": rates, "params": str(params.relative_to(REPO)) if
+            params.is_relative_to(REPO) else str(params),
             "stages": r.stages, "total_s": round(total, 1),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         }, indent=2) + "\n")  # fmt: skip

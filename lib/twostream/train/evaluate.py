@@ -30,15 +30,13 @@ from twostream.core.names import MODALITY
 from twostream.core.params_io import save_json
 from twostream.core.runtime import resolve_device
 from twostream.core.stats import accuracy, correct_of, fmt_interval
-from twostream.data.datasets import VideoSteps
 from twostream.data.splits import load_classes, split_records
-from twostream.data.transforms import eval_transform
 from twostream.models.streams import load_stream
 from twostream.train.checkpoint import checkpoint_epoch
 from twostream.train.features import FeatureCache
 from twostream.train.head_trainer import EVAL_BATCH, evaluate_head, load_head_model, make_loader
 from twostream.train.rundir import PARTS, RunDir
-from twostream.train.stream_trainer import eval_loader, evaluate_stream, prepare_model
+from twostream.train.stream_trainer import evaluate_stream, prepare_model, stream_inputs
 
 METRICS = "metrics.json"
 
@@ -98,15 +96,16 @@ def _evaluate_stream(run: RunDir, *, split: int | None, crops: int | None,
         )
     model = prepare_model(net, device)
     records = split_records(cfg, split)
-    tf = eval_transform(cfg, modality, crops=cfg.test_crops)
-    batch = max(1, 2 * cfg.stream_batch_size // cfg.num_segments)  # as train_stream's
+    # the run's own input pipeline and its final evaluation (test_crops views): with
+    # input_pipeline "device" the loader hands over JPEG bytes and the views are made on
+    # `device` in batches sized in views, so ten crops of 25 steps never sit in host RAM
+    # as float32 (1 GB a video on the host path)
+    _, _, eval_data = stream_inputs(cfg, records, modality, device)
     evs = {}
     for part in PARTS:
-        videos = VideoSteps(records[part], rawframes_dir=cfg.rawframes_dir, modality=modality,
-                            flow_length=cfg.flow_length, num_segments=cfg.num_segments,
-                            transform=tf)  # fmt: skip
-        loader = eval_loader(videos, batch_size=batch, num_workers=cfg.num_workers)
-        ev = evaluate_stream(model, loader, device=device, num_classes=len(classes), amp=cfg.amp)
+        loader, views = eval_data(part, True)
+        ev = evaluate_stream(model, loader, device=device, num_classes=len(classes), amp=cfg.amp,
+                             **views)  # fmt: skip
         evs[part] = {**ev, "videos": [r.path for r in records[part]]}
     return {"kind": "stream", "stream": stream, "cfg": cfg, "split": split, "run_split": run_split,
             "crops": cfg.test_crops, "segments": cfg.num_segments, "parts": evs,
