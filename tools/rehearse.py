@@ -39,8 +39,8 @@ from pathlib import Path
 
 import cv2
 import torch
-import yaml
 import torch.nn.functional as F
+import yaml
 
 from twostream.models.streams import build_stream
 from twostream.study.cost_model import stream_profile
@@ -127,30 +127,30 @@ def calibrate(backend: str) -> dict:
     prof = stream_profile("resnet101", "rgb", 224, 10, 2)
     out = {"backend": backend, "threads": torch.get_num_threads()}
 
-    def timed(fn) -> float:
+    def timed(fn, *args) -> float:
         t0 = time.perf_counter()
-        fn()
+        fn(*args)
         return time.perf_counter() - t0
 
+    def step(run, opt, x, y):
+        opt.zero_grad()
+        F.cross_entropy(run(x), y).backward()
+        opt.step()
+
+    def forward(run, x):
+        with torch.no_grad():
+            run(x)
+
+    x, y = torch.randn(2, 3, 224, 224), torch.tensor([0, 1])  # (B, C, H, W)
+    xe = torch.randn(4, 3, 224, 224)
     for compiled in (False, True):
         net = build_stream(modality="rgb", backbone="resnet101", num_classes=2)
         run = torch.compile(net, backend=backend) if compiled else net
         opt = torch.optim.SGD(net.parameters(), lr=1e-3)
-        x, y = torch.randn(2, 3, 224, 224), torch.tensor([0, 1])  # (B, C, H, W)
-
-        def step():
-            opt.zero_grad()
-            F.cross_entropy(run(x), y).backward()
-            opt.step()
-
-        def forward():
-            with torch.no_grad():
-                run(torch.randn(4, 3, 224, 224))
-
         net.train()
-        first_train, train = timed(step), timed(step)
+        first_train, train = timed(step, run, opt, x, y), timed(step, run, opt, x, y)
         net.eval()
-        first_eval, evals = timed(forward), timed(forward)
+        first_eval, evals = timed(forward, run, xe), timed(forward, run, xe)
         if compiled:
             out["compile_train_s"] = max(0.0, first_train - train)
             out["compile_eval_s"] = max(0.0, first_eval - evals)
