@@ -232,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{rates['eval_flop_per_s'] / 1e9:.0f} GFLOP/s (train / eval), torch.compile adds "
           f"{rates['compile_train_s']:.0f} s + {rates['compile_eval_s']:.0f} s; "
           f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
-    r.run("startup (twostream runs: the package and torch imported)", r.cmd("runs", "--json"))
+    # what every stage pays before its work: the interpreter, torch and the package
+    # (`evaluate --help` imports the command's module, hence torch)
+    r.run("startup (the package and torch imported)",
+          [sys.executable, "-m", "twostream", "evaluate", "--help"])  # fmt: skip
 
     r.run("prepare (short side 256, paper TV-L1)", r.cmd("prepare"))
     # spatial: killed after its first epoch, then resumed
