@@ -88,7 +88,10 @@ def test_device_pipeline_trains_like_the_host_bit_for_bit(root, tmp_path, stream
     assert all(torch.equal(w_host[k], w_dev[k]) for k in w_host)
 
 
-def test_per_epoch_validation_scores_one_view_and_the_final_ten(root, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def dev_ten_crop(root, tmp_path_factory):
+    """A device-pipeline temporal run with the ten-crop final evaluation, and the
+    (crops, loader batch) of every evaluate_stream call it made."""
     seen = []
     real = streams.evaluate_stream
 
@@ -97,13 +100,19 @@ def test_per_epoch_validation_scores_one_view_and_the_final_ten(root, tmp_path, 
         seen.append((views.crops if views else None, loader.batch_size))
         return real(model, loader, **kw)
 
-    monkeypatch.setattr(streams, "evaluate_stream", spy)
-    dev = train(root, tmp_path / "dev", "temporal", input_pipeline="device", test_crops=10,
-                stream_epochs=1)  # fmt: skip
+    path = tmp_path_factory.mktemp("dev10") / "dev"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(streams, "evaluate_stream", spy)
+        dev = train(root, path, "temporal", input_pipeline="device", test_crops=10,
+                    stream_epochs=1)  # fmt: skip
+    return path, dev, seen
+
+
+def test_per_epoch_validation_scores_one_view_and_the_final_ten(root, tmp_path, dev_ten_crop):
+    _, dev, seen = dev_ten_crop
     # per epoch: val on the centre view, batches of 2 x 4 views // 3 steps = 2 videos;
     # final val + test: 10 views, 1 video (30 views) per batch, scored 8 views at a time
     assert seen == [(1, 2), (10, 1), (10, 1)]
-    monkeypatch.setattr(streams, "evaluate_stream", real)
     host = train(root, tmp_path / "host", "temporal", input_pipeline="host", test_crops=10,
                  stream_epochs=1)  # fmt: skip
     # one epoch, so the same weights; the final 10-crop scores agree (bit for bit on the
@@ -117,12 +126,13 @@ def test_per_epoch_validation_scores_one_view_and_the_final_ten(root, tmp_path, 
     assert dev["history"]["val_loss"].tolist() != host["history"]["val_loss"].tolist()
 
 
-def test_evaluate_uses_the_runs_device_pipeline_and_gives_its_scores(root, tmp_path, monkeypatch):
+def test_evaluate_uses_the_runs_device_pipeline_and_gives_its_scores(
+    dev_ten_crop, tmp_path, monkeypatch
+):
     """`twostream evaluate` of a device-pipeline run: JPEG bytes out of the loader, the ten
     views made on the device (never the host path's float32 ten-crop stacks), and the
     run's own final scores again."""
-    dev = train(root, tmp_path / "dev", "temporal", input_pipeline="device", test_crops=10,
-                stream_epochs=1)  # fmt: skip
+    run, dev, _ = dev_ten_crop
     seen = []
     real = evaluate_mod.evaluate_stream
 
@@ -132,7 +142,7 @@ def test_evaluate_uses_the_runs_device_pipeline_and_gives_its_scores(root, tmp_p
         return real(model, loader, **kw)
 
     monkeypatch.setattr(evaluate_mod, "evaluate_stream", spy)
-    res = evaluate_mod.evaluate_run(tmp_path / "dev", device="cpu", out=tmp_path / "again")
+    res = evaluate_mod.evaluate_run(run, device="cpu", out=tmp_path / "again")
     assert seen == [10, 10]  # val and test, ten views made on the device
     again = np.load(tmp_path / "again" / "scores_test.npz")["scores"]
     np.testing.assert_allclose(again, dev["test"]["scores"], rtol=0, atol=1e-6)
