@@ -151,3 +151,26 @@ def test_executed_notebooks_carry_no_machine_paths(tmp_path, monkeypatch):
     nb.write_text(json.dumps({"text": f"{root}/notebooks/00.ipynb {root}/data/synthetic {root}"}))
     runner.strip_machine_paths(nb)
     assert json.loads(nb.read_text()) == {"text": "00.ipynb data/synthetic ."}
+
+
+def test_the_report_sets_the_confirmation_seed_beside_the_design_seed(tmp_path):
+    import pandas as pd
+
+    cols = dict(family="f", claim="c", a="a", b="b", expected="supported", diff_ci_low=0.1,
+                diff_ci_high=0.3)  # fmt: skip
+    for name, verdicts in (("smoke", ["supported", "supported"]),
+                           ("smoke-confirm", ["supported", "inconclusive"])):  # fmt: skip
+        tables = tmp_path / name / "tables"
+        tables.mkdir(parents=True)
+        pd.DataFrame([{**cols, "check": c, "diff": 0.2, "verdict": v, "verdict_holm": v}
+                      for c, v in zip(["M1", "M2"], verdicts)]).to_csv(
+            tables / "mechanism_checks.csv", index=False)  # fmt: skip
+    (tmp_path / "smoke-confirm" / "executed").mkdir()
+    (tmp_path / "smoke-confirm" / "executed" / "run_log.json").write_text(
+        json.dumps({"params": {"synth_seed": 1009}, "params_file": "p.yaml", "git_commit": "abc"})
+    )
+    lines = runner.confirmation_section(tmp_path / "smoke")
+    rows = [x for x in lines if x.startswith("| M")]
+    assert rows[0].endswith("| yes |") and rows[1].endswith("| no |"), rows
+    assert "synth_seed 1009" in "\n".join(lines)
+    assert runner.confirmation_section(tmp_path / "smoke-confirm") == []  # no sibling of its own
