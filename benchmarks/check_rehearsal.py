@@ -38,7 +38,7 @@ def predictions(rehearsal: dict, cfg: StudyConfig) -> list[dict]:
         f"gpu_tflops={cal['eval_flop_per_s'] / 1e12}", "gpu_utilisation=1",
         "head_utilisation=1", "pipeline=host",
     ])  # fmt: skip
-    plan = {s.row["stage"]: s.wall_hours.value * 3600 for s in pc.stages}
+    plan = {s.row["what"]: (s.wall_hours.value or 0.0) * 3600 for s in pc.stages}
     measured = {s["stage"]: s["wall_s"] for s in rehearsal["stages"]}
     start = next(v for k, v in measured.items() if k.startswith("startup"))
     compile_run = cal["compile_train_s"] + cal["compile_eval_s"] if cfg.compile else 0.0
@@ -51,9 +51,15 @@ def predictions(rehearsal: dict, cfg: StudyConfig) -> list[dict]:
     def one(prefix: str) -> float:
         return next(v for k, v in plan.items() if k.startswith(prefix))
 
+    # the plan's CPU flow rate is flow-cpu.json's, measured on another machine and idle:
+    # scale the rawframes stage (TV-L1 is most of it) to the rate calibrated here
+    flow_json = pc.bases.flow_cpu.get((cfg.flow_backend, cfg.flow_preset))
+    flow_here = cal.get("flow_pairs_per_s_core")
+    scale = flow_json / flow_here if flow_json and flow_here else 1.0
     rows = [
-        ("prepare", stage("prepare"), start + plan["rawframes"],
-         "start + rawframes (flow-cpu.json pairs/s per core)"),
+        ("prepare", stage("prepare"), start + plan["rawframes"] * scale,
+         f"start + rawframes x {scale:.2f} (flow-cpu.json's pairs/s per core over the "
+         "calibrated one)"),
         # killed after its first epoch and resumed: two starts and two compiles
         ("stream spatial (killed + resumed)", stage("stream spatial"),
          2 * (start + compile_run) + one(f"stream spatial, split {split}"),
