@@ -128,5 +128,9 @@ def test_table3_builds_table1_itself_and_never_reads_a_results_table(tiny, tmp_p
     best = conv.iloc[select_cell(conv.to_dict("records"))]
     assert (final["chosen"]["layer"], final["chosen"]["method"]) == (best["layer"], best["method"])
     assert final["chosen"]["layer"] != "fc"  # the decoy's cell was never read
+    # Table 3's ConvLSTM is the params file's fixed cell, and its reason says so
+    assert (f"ConvLSTM {cfg.convlstm_layers} layer(s), {cfg.convlstm_kernel}x"
+            f"{cfg.convlstm_kernel} kernels") in final["chosen"]["reason"]  # fmt: skip
+    assert "not Table 2's choice" in final["chosen"]["reason"]
     methods = set(final["per_split"]["method"])
     assert {"two-stream ConvLSTM", "spatial-only ConvLSTM", "temporal-only ConvLSTM"} <= methods
