@@ -15,12 +15,13 @@ STAMP     := $(VENV)/.installed-stamp
 TEST_RESULTS ?= build/test-results
 TEST_WORKERS ?= auto
 
-.PHONY: install reproduce confirm test rehearse check-notebooks lint format setup-dev clean-cache help
+.PHONY: install reproduce confirm test test-slow rehearse check-notebooks lint format setup-dev clean-cache help
 
 help:
 	@echo "make reproduce [PARAMS=params/smoke.yaml]   run notebooks 00-07, write results/<params stem>/REPORT.md"
 	@echo "make confirm                                the mechanism checks on a fresh synthetic seed (notebooks 00-02, 07; results/smoke-confirm)"
-	@echo "make test                                   lint + pytest + nbval"
+	@echo "make test                                   lint + pytest + nbval (not the tests marked slow)"
+	@echo "make test-slow                              the tests marked slow (end-to-end; CI runs them too)"
 	@echo "make rehearse                               every full-scale stage at the paper's shapes on real clips (CPU, tiny counts)"
 	@echo "make setup-dev                              git hooks (nbstripout) for contributors"
 
@@ -58,10 +59,17 @@ format: $(STAMP)
 
 # xdist keeps each notebook on one worker (loadfile); notebooks that need the same stage
 # wait for each other (stage locks). OMP_WAIT_POLICY: see lib/twostream/threads.py.
+# Two tiers: `make test` (the README's, <= 12 min from a fresh clone) leaves out the tests
+# marked slow (end-to-end runs of the CLI, the runner, the GPU suite's dry run, ...), which
+# `make test-slow` runs; CI (.ci/run) runs both, then the rehearsal.
 test: lint
 	TWOSTREAM_RESULTS=$(abspath $(TEST_RESULTS)) TWOSTREAM_QUIET=1 OMP_WAIT_POLICY=PASSIVE \
-	  $(PY) -m pytest notebooks tests -n $(TEST_WORKERS) --dist loadfile \
+	  $(PY) -m pytest notebooks tests -n $(TEST_WORKERS) --dist loadfile -m "not slow" \
 	  --nbval-lax --nbval-current-env -p no:cacheprovider
+
+test-slow: $(STAMP)
+	TWOSTREAM_RESULTS=$(abspath $(TEST_RESULTS))-slow TWOSTREAM_QUIET=1 OMP_WAIT_POLICY=PASSIVE \
+	  $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile -m slow -p no:cacheprovider
 
 # Every full-scale stage at the paper's shapes on the real clips of ../shared (skips without
 # them): mechanics only (finish, kill -9 + resume, compiled checkpoint loads, 2-process gloo).

@@ -326,9 +326,9 @@ def prepare(
                                              name=list_name or dataset, on_disk=all_videos)  # fmt: skip
         except OSError as exc:
             raise bookkeeping_error(exc, what, out, selected, key) from None
-            # Listed but not on disk: no shard's video; the first shard alone reports them
-            # (the others' videos not prepared *yet* are not missing, and never counted).
-            missing = missing if shard_t[0] == 0 else 0
+        # Listed but not on disk: no shard's video; the first shard alone reports them
+        # (the others' videos not prepared *yet* are not missing, and never counted).
+        missing = missing if shard_t[0] == 0 else 0
 
     mine = [records[v] for v in selected if v in records]
     failed = [(r["video"], r["error"]) for r in mine if r["status"] != "ok"]
