@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from twostream.core.runtime import device_description
 from twostream.core.threads import threads
 from twostream.flow.tvl1 import tvl1_batch
 from twostream.models.streams import build_stream
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "what": "tools/rehearse.py: every full-scale stage at the paper's shapes, tiny counts",
-            "machine": {"processor": platform.processor() or platform.machine(),
+            "machine": {"processor": device_description(torch.device("cpu")),
                         "cores": os.cpu_count(), "python": platform.python_version()},
             "videos": VIDEOS, "frames_per_clip": FRAMES, "overrides": OVERRIDES,
             "calibration": rates, "params": str(params.relative_to(REPO)) if
