@@ -89,6 +89,8 @@ def test_prepare_on_complete_read_only_rawframes_reads_and_writes_nothing(
 ):
     _, _, out, argv = _prepared(tmp_path)
     before = tree_hashes(out)
+    lock = out / ps.STATE_DIR / "lock"
+    lock_mtime = lock.stat().st_mtime_ns if lock.exists() else None
     capsys.readouterr()
     # a read-only mount refuses even root; chmod would not, so the probe answers as one would
     monkeypatch.setattr(pp, "can_write", lambda path: False)
@@ -97,7 +99,8 @@ def test_prepare_on_complete_read_only_rawframes_reads_and_writes_nothing(
     assert err[0] == (f"prepare: {out} is read-only; every video is already prepared and "
                       "verified: nothing to write")  # fmt: skip
     assert tree_hashes(out) == before
-    assert not (out / ps.STATE_DIR / "lock").exists() or before  # the lock was never taken anew
+    lock = out / ps.STATE_DIR / "lock"
+    assert not lock.exists() or lock.stat().st_mtime_ns == lock_mtime  # never taken anew
 
 
 def test_prepare_on_incomplete_read_only_rawframes_is_one_line(tmp_path, capsys, monkeypatch):

@@ -74,7 +74,7 @@ def read_gpu_rates(results_dir: Path) -> GpuRates | None:
     _, path, d = max(runs, key=lambda r: r[0])
     gpu = str(d["device"]).split(":", 1)[-1].strip()
     peak, hbm = _peaks(gpu)
-    flow = stream = None
+    flow = None
     flow_batch = stream_batch = None
     img_s: dict[str, float] = {}
     for st in d.get("stages", []):
