@@ -272,3 +272,26 @@ def test_a_shard_reports_only_its_own_videos(tmp_path):
     assert (second.selected, second.ok, second.missing_from_disk) == (2, 2, 0)
     whole = run_prepare(vids, out, splits_dir=splits, workers=1)
     assert (whole.reused, whole.missing_from_disk) == (4, 1)
+
+
+def test_a_knob_at_its_omit_default_value_leaves_every_key_unchanged():
+    """A knob added with ``key=omit_default(d)`` must not move existing caches while it holds
+    ``d``, and must enter the key once it holds anything else (both directions)."""
+    from twostream.core import config as config_mod
+
+    smoke = StudyConfig.from_yaml("params/smoke.yaml")
+    stream = graph.stream_node("spatial", 1)
+    before = graph.key(smoke, stream)
+    keep = config_mod.omit_default(smoke.lr_spatial)
+    assert keep(smoke.lr_spatial) == config_mod.OMIT and keep(0.5) == 0.5
+    meta = dict(config_mod.STUDY_FIELDS["lr_spatial"].metadata)
+    try:  # lr_spatial temporarily keyed the omit_default way
+        config_mod.STUDY_FIELDS["lr_spatial"].metadata = {**meta, "key": keep}
+        graph.key.cache_clear()
+        assert graph.key(smoke, stream) != before  # the field itself is gone from the key ...
+        changed = smoke.replace(lr_spatial=0.5)
+        assert graph.key(changed, stream) != graph.key(smoke, stream)  # ... and back when set
+    finally:
+        config_mod.STUDY_FIELDS["lr_spatial"].metadata = meta
+        graph.key.cache_clear()
+    assert graph.key(smoke, stream) == before

@@ -58,8 +58,21 @@ def device_type(device: str) -> str:
     return str(device).split(":", 1)[0]
 
 
+# What a field's ``key`` function returns when the field must not enter a cache key at all
+# (see :func:`omit_default`).
+OMIT = "__omit__"
+
+
+def omit_default(default: Any):
+    """A ``key`` for :func:`knob` that leaves a field out of the cache keys while it holds
+    ``default``: a knob added after results were cached then keeps every existing key (and
+    run-folder name), and enters the key only when someone sets it to something else."""
+    return lambda value: OMIT if value == default else value
+
+
 def key_value(name: str, value: Any) -> Any:
-    """What a stage's cache key holds for field ``name`` = ``value`` (see :func:`knob`)."""
+    """What a stage's cache key holds for field ``name`` = ``value`` (see :func:`knob`);
+    :data:`OMIT` = leave the field out of the key."""
     fn = STUDY_FIELDS[name].metadata.get("key") if name in STUDY_FIELDS else None
     return fn(value) if fn is not None else value
 
@@ -364,7 +377,9 @@ __all__ = [
     "StudyConfig",
     "COMPILE_BACKENDS",
     "device_type",
+    "OMIT",
     "key_value",
+    "omit_default",
     "knob",
     "stage_fields",
     "load_params",

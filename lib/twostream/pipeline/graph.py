@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from twostream.core.config import (
+    OMIT,
     StudyConfig,
     key_value,
     stage_fields,
@@ -177,7 +178,8 @@ def key(cfg: StudyConfig, node: Node) -> str:
     d = to_jsonable(cfg)
     payload = {
         "stage": node.stage,
-        "fields": {f: key_value(f, d[f]) for f in fields},  # flow_device: its type only
+        # flow_device: its type only; a knob at its omit_default value: left out
+        "fields": {f: v for f in fields if (v := key_value(f, d[f])) != OMIT},
         "args": [list(a) for a in node.args],
         "needs": [key(cfg, n) for n in needs(node)],
     }
