@@ -227,3 +227,13 @@ def test_head_cache_reads_once_versus_every_epoch(ucf_paper):
     per_video = 2 * costs._feature_bytes(ucf_paper, "conv5_x")
     assert math.isclose(head(once).ram_gib.value * cost_model.GIB,
                         cost_model.UCF101_VIDEOS * per_video, rel_tol=1e-9)  # fmt: skip
+
+
+def test_an_authors_protocol_head_is_priced_as_one_evaluation_not_a_training(ucf_paper):
+    """It is read from its validation-protocol twin (graph._run_head): pricing it as a
+    training would double the audit's cost."""
+    node = stages.head_node(1, "conv5_x", "sum", 2, 5)
+    ours = costs._cost_head(ucf_paper, node, {}, cost_model.Bases(ucf_paper))
+    authors = costs._cost_head(ucf_paper.replace(protocol="authors"), node, {},
+                               cost_model.Bases(ucf_paper))  # fmt: skip
+    assert authors.gpu_hours.value < ours.gpu_hours.value / 10

@@ -148,6 +148,41 @@ def test_authors_protocol_selects_on_test(setup, tmp_path):
     assert res["selection"].startswith("test")
 
 
+@pytest.mark.parametrize("train_state", ["reset", "carried"])
+def test_authors_protocol_read_from_its_validation_twin_equals_training_it(
+    setup, tmp_path, train_state
+):
+    """The authors' protocol trains exactly as ours: read from our run (its history and the
+    test-selected checkpoint it keeps), it gives the same epoch, history and scores as
+    training it again, bit for bit -- and a twin that does not match is refused."""
+    cfg, records, maps, _ = setup
+    batch = 1 if train_state == "carried" else cfg.convlstm_batch_size
+    base = cfg.replace(fusion_layer="conv5_x", fusion_method="sum", convlstm_epochs=5,
+                       convlstm_batch_size=batch)  # fmt: skip
+    kw = dict(split=1, feature_dirs=maps, records=records, classes=CLASSES,
+              train_state=train_state)  # fmt: skip
+    ours = heads.train_head(base, run=tmp_path / "ours", **kw)
+    assert (tmp_path / "ours" / "checkpoint_best_test.pt").is_file()
+    authors = base.replace(protocol="authors")
+    trained = heads.train_head(authors, run=tmp_path / "trained", **kw)
+    derived = heads.train_head(authors, run=tmp_path / "derived", twin=tmp_path / "ours", **kw)
+    assert derived["best_epoch"] == trained["best_epoch"]
+    assert np.array_equal(derived["scores"], trained["scores"])
+    pd.testing.assert_frame_equal(_history(derived), _history(trained))
+    assert derived["selection"].startswith("test") and ours["selection"] == "validation"
+    # the check can fail: a twin trained differently gives other scores, a twin under the
+    # authors' protocol or without its test checkpoint is refused
+    other = heads.train_head(base.replace(convlstm_lr=3e-2), run=tmp_path / "other", **kw)
+    wrong = heads.train_head(authors, run=tmp_path / "wrong", twin=tmp_path / "other", **kw)
+    assert not np.array_equal(wrong["scores"], trained["scores"])
+    assert other["selection"] == "validation"
+    with pytest.raises(UserError, match="only under protocol 'authors'"):
+        heads.train_head(base, run=tmp_path / "x", twin=tmp_path / "ours", **kw)
+    (tmp_path / "ours" / "checkpoint_best_test.pt").unlink()
+    with pytest.raises(UserError, match="checkpoint_best_test.pt"):
+        heads.train_head(authors, run=tmp_path / "y", twin=tmp_path / "ours", **kw)
+
+
 def test_gradient_value_clipping_knob(setup, tmp_path, monkeypatch):
     cfg, _, _, train = setup
     seen = []

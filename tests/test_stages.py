@@ -5,6 +5,7 @@ cache stale."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -71,6 +72,26 @@ def test_a_tiny_study_through_the_graph_then_cached(tiny, capsys):
                  "--set", "table2_layers=[1]", "--set", "table2_kernels=[3]"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "cached" in out and "to run" in out and "stages:" in out
+
+
+@pytest.mark.slow
+def test_the_authors_protocol_head_is_read_from_ours_not_trained_again(tiny, monkeypatch):
+    from twostream.train import engine
+
+    ours = stages.head(tiny)
+
+    def no_training(*a, **k):
+        raise AssertionError("the authors' protocol head was trained again")
+
+    monkeypatch.setattr(engine, "fit", no_training)
+    authors = stages.head(tiny.replace(protocol="authors"))
+    assert authors["run_dir"] != ours["run_dir"] and authors["selection"].startswith("test")
+    assert authors["history"]["val_top1"].tolist() == ours["history"]["val_top1"].tolist()
+    # without ours' test-selected checkpoint (a run from before it was kept) it trains
+    (ours["run_dir"] / "checkpoint_best_test.pt").unlink()
+    shutil.rmtree(authors["run_dir"])
+    with pytest.raises(AssertionError, match="trained again"):
+        stages.head(tiny.replace(protocol="authors"))
 
 
 @pytest.mark.slow

@@ -322,11 +322,19 @@ def _run_head(cfg: StudyConfig, node: Node) -> None:
         dirs = {"fused": prefuse(dirs, node.get("method"), every)}
     classes = list(load_classes(cfg.split_format, cfg.splits_dir))
     a = dict(node.args)
+    twin = None
+    if cfg.protocol == "authors":
+        # The authors' protocol trains exactly as ours and only selects its epoch on test:
+        # read it from our run (built first) instead of training the same head twice. A
+        # twin from before the test-selected checkpoint was kept: trained again.
+        ours = ensure(cfg.replace(protocol="validation"), node)
+        if RunDir(ours).best_checkpoint_for("test").is_file():
+            twin = ours
     train_head(hcfg, split=split, feature_dirs=dirs, records=records, classes=classes,
                run=output(cfg, node), seed=a["seed"], resume=True, kind=a.get("kind"),
                misalign=a.get("misalign", False),
                permute_labels=a.get("permute_labels", False),
-               train_state=a.get("train_state", "reset"))  # fmt: skip
+               train_state=a.get("train_state", "reset"), twin=twin)  # fmt: skip
 
 
 def ensure(cfg: StudyConfig, node: Node) -> Path:

@@ -316,10 +316,15 @@ def _cost_head(cfg: StudyConfig, node, row, b: Bases) -> StageCost:
                         a.get("kind"), _num_classes(cfg))  # fmt: skip
     epochs = cfg.convlstm_epochs
     epoch_flops = n_train * prof["train_flops"] + (n_val + s.test) * prof["fwd_flops"]
+    read_videos = n_train + n_val + s.test  # train, val and test parts of the cache
+    if cfg.protocol == "authors":
+        # read from its validation-protocol twin (graph._run_head): no training, one
+        # evaluation of val and test at the epoch the test selects
+        epochs, epoch_flops, read_videos = 1, (n_val + s.test) * prof["fwd_flops"], n_val + s.test
     epoch_s = epoch_flops / b.head_flops_per_s
     maps = 1 if (a.get("prefused") or method in ("spatial", "temporal")) else 2
     per_video = maps * _feature_bytes(cfg, layer)
-    cache = (n_train + n_val + s.test) * per_video  # train, val and test parts of the cache
+    cache = read_videos * per_video
     read_s_once = cache / (b.read_mb_s * 1e6)
     once = b["head_cache_reads"] == "once"
     in_ram = n_train * per_video <= IN_MEMORY_LIMIT

@@ -206,6 +206,7 @@ def fit(
     run: RunDir | None = None,
     eval_parts: Sequence[str] = ("val",),
     select_part: str = "val",
+    also_keep: Sequence[str] = (),
     config: Any = None,
     extra: dict | None = None,
     resume: bool = False,
@@ -224,11 +225,15 @@ def fit(
     ``resume=True`` continues from ``checkpoint_last.pt``. ``tensorboard=True`` also writes
     each row as TensorBoard scalars under ``<run>/tensorboard`` (rank 0; a warning instead
     when the ``tensorboard`` package is missing); a resumed run appends a new event file.
+    ``also_keep``: other parts whose selected epoch's weights are kept too
+    (``run.best_checkpoint_for(part)``), so a run selected another way (the authors' test
+    protocol) can be read from this one instead of being trained again.
     """
     import pandas as pd
 
     history: list[dict] = []
     best: dict | None = None
+    kept: dict[str, dict | None] = {p: None for p in also_keep if p != select_part}
     start = 0
     extra = dict(extra or {})
     if run is not None and resume and run.last_checkpoint.is_file():
@@ -239,6 +244,7 @@ def fit(
         start = int(payload["epoch"]) + 1
         history = list(payload["extra"].get("history", []))
         best = payload["extra"].get("best")
+        kept.update({p: r for p, r in payload["extra"].get("kept", {}).items() if p in kept})
     quiet = os.environ.get("TWOSTREAM_QUIET") == "1"
     # In a notebook the epochs are one live line (twostream.core.progress), not printed.
     notebook = dist.is_main() and live.in_notebook()
@@ -263,11 +269,19 @@ def fit(
             improved = better(row, best, select_part)
             if improved:
                 best = dict(row)
+            improved_for = [p for p in kept if better(row, kept[p], p)]
+            for p in improved_for:
+                kept[p] = dict(row)
             if run is not None and dist.is_main():
                 state = {**extra, "history": history, "best": best}
+                if kept:  # only then: the checkpoints of other runs keep their bytes (hashes)
+                    state["kept"] = kept
                 if improved:
                     save_checkpoint(run.best_checkpoint, model=model, epoch=index, config=config,
                                     extra=state)  # fmt: skip
+                for p in improved_for:
+                    save_checkpoint(run.best_checkpoint_for(p), model=model, epoch=index,
+                                    config=config, extra=state)  # fmt: skip
                 save_checkpoint(
                     run.last_checkpoint, model=model, epoch=index, config=config,
                     optimizer=optimizer, scheduler=scheduler, scaler=scaler, extra=state,

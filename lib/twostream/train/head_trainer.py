@@ -29,10 +29,12 @@ as for the streams, so W processes train exactly like one (tested with two gloo 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -41,13 +43,15 @@ from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
 from twostream.core.metrics import classification_metrics
 from twostream.core.names import check_train_state, head_kind
-from twostream.core.runtime import autocast_context, resolve_device, seed_everything
+from twostream.core.selection import selected_index
+from twostream.core.runtime import atomic_path, autocast_context, resolve_device, seed_everything
 from twostream.core.threads import loader_kwargs
 from twostream.data.splits import split_records
 from twostream.models.convlstm import build_head, count_parameters
 from twostream.models.fusion import check_fusion, fusion_out_channels
 from twostream.train import distributed as dist
 from twostream.train import engine
+from twostream.train.checkpoint import read_checkpoint
 from twostream.train.features import FeatureCache, misalign_mode, streams_read
 from twostream.train.rundir import RunDir
 
@@ -242,6 +246,7 @@ def train_head(
     misalign: bool | str = False,
     permute_labels: bool = False,
     train_state: str = "reset",
+    twin: RunDir | str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the head of ``cfg`` (``fusion_layer``, ``fusion_method``, ``convlstm_layers``,
     ``convlstm_kernel`` say which) on ``split``'s cached features into ``run``. ``seed``
@@ -272,9 +277,18 @@ def train_head(
     ``feature_dirs``: ``{"spatial": dir, "temporal": dir}`` or ``{"fused": dir}`` (a
     pre-fused cache); ``records``: ``{"train", "val", "test"}`` video records. Writes the run
     folder and returns its results (:func:`load_head_run`) plus ``history``.
+
+    ``twin``: with ``cfg.protocol = "authors"``, a finished run of the same head under the
+    validation protocol. The two protocols train identically (the selection part steers no
+    scheduler: heads have none), so this run is read from the twin -- its history and the
+    weights of the epoch the test would select (``checkpoint_best_test.pt``, kept by every
+    validation-protocol head) -- and only evaluated, not trained again.
     """
 
     run = RunDir(run)
+    twin = RunDir(twin) if twin is not None else None
+    if twin is not None and cfg.protocol != "authors":
+        raise UserError("a twin run stands in for training only under protocol 'authors'")
     layer, method = cfg.fusion_layer, cfg.fusion_method
     prefused = "fused" in feature_dirs
     carried = check_train_state(train_state) == "carried"
@@ -340,7 +354,10 @@ def train_head(
 
     if dist.is_main():
         run.mkdir().write_config(cfg)
-    fit = engine.fit(
+    if twin is not None:
+        fit = _from_twin(twin, run)
+    else:
+        fit = engine.fit(
         model, epochs=cfg.convlstm_epochs, optimizer=optimizer, run=run, config=cfg,
         train_epoch=lambda i: engine.train_one_epoch(
             train_net, train_dl, optimizer, prepare=prepare, device=device, epoch=i,
@@ -348,6 +365,8 @@ def train_head(
         evaluate=evaluate,
         eval_parts=[p for p in ("val", "test") if p in eval_dl],
         select_part="test" if cfg.protocol == "authors" else "val",
+        # the epoch the test would pick is kept too: the authors' protocol reads it (twin)
+        also_keep=("test",) if "test" in eval_dl else (),
         device=device, resume=resume, desc=f"{layer}/{method} split {split}",
         tensorboard=cfg.tensorboard,
     )  # fmt: skip
@@ -392,6 +411,27 @@ def train_head(
     out = load_head_run(run)
     out["history"] = fit["history"]
     return out
+
+
+def _from_twin(twin: RunDir, run: RunDir) -> dict[str, Any]:
+    """``engine.fit``'s result for a run selected on test, read from its validation twin:
+    the twin's history (exact, from its last checkpoint) and the weights of the epoch the
+    test selects, copied in as this run's ``checkpoint_best.pt``."""
+    source = twin.best_checkpoint_for("test")
+    if not twin.is_finished() or not source.is_file():
+        raise UserError(f"{twin.path} is not a finished validation-protocol run with "
+                        f"{source.name}: train it first (graph.ensure does)")  # fmt: skip
+    history = read_checkpoint(twin.last_checkpoint)["extra"]["history"]
+    index = selected_index(history, "test")
+    if int(read_checkpoint(source)["epoch"]) != index:  # pragma: no cover - a corrupt twin
+        raise UserError(f"{source} does not hold the epoch the test selects: delete {twin.path}")
+    if dist.is_main():
+        with atomic_path(run.best_checkpoint) as tmp:
+            shutil.copyfile(source, tmp)
+        run.write_metrics(history)
+    dist.barrier()
+    return {"history": pd.DataFrame(history), "best_index": index,
+            "best_epoch": int(history[index]["epoch"])}  # fmt: skip
 
 
 def load_head_run(run: RunDir | str | Path) -> dict[str, Any]:

@@ -76,6 +76,14 @@ class RunDir:
     def best_checkpoint(self) -> Path:
         return self.path / self.BEST
 
+    def best_checkpoint_for(self, part: str) -> Path:
+        """The checkpoint of the epoch ``part`` would select (``engine.fit(also_keep=...)``):
+        ``checkpoint_best.pt`` for the run's own selection part, else
+        ``checkpoint_best_<part>.pt``."""
+        if part not in PARTS:
+            raise ValueError(f"unknown part {part!r}; known: {PARTS}")
+        return self.path / f"checkpoint_best_{part}.pt"
+
     @property
     def results_path(self) -> Path:
         return self.path / self.RESULTS
