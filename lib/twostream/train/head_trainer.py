@@ -43,8 +43,8 @@ from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
 from twostream.core.metrics import classification_metrics
 from twostream.core.names import check_train_state, head_kind
-from twostream.core.selection import selected_index
 from twostream.core.runtime import atomic_path, autocast_context, resolve_device, seed_everything
+from twostream.core.selection import selected_index
 from twostream.core.threads import loader_kwargs
 from twostream.data.splits import split_records
 from twostream.models.convlstm import build_head, count_parameters
