@@ -546,6 +546,12 @@ def holm(pvalues, *, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
 _PLAIN = {**{x: x for x in VERDICTS}, **{lab: x for x, lab in AtChance.labels.items()}}
 
 
+def plain_verdict(verdict: str) -> str | None:
+    """A verdict or a control's label ("as expected" / "not as expected") as one of
+    :data:`VERDICTS` (None for anything else: "by construction", "chosen")."""
+    return _PLAIN.get(verdict)
+
+
 def holm_verdicts(
     rows, *, family=None, alpha: float = ALPHA, p: str = "p_value", verdict: str = "verdict"
 ) -> list[dict]:

@@ -37,6 +37,7 @@ from twostream.core.threads import passive_wait
 from twostream.study.executed import caption_of, finish_executed, read_csv_or_none
 from twostream.study.mechanisms import MEANING
 from twostream.study.paper import LITERATURE
+from twostream.study.replication import OPPOSITE, compare_runs, final_verdict, replicates
 from twostream.study.results import (
     git_commit,
     library_versions,
@@ -338,11 +339,6 @@ def _p(r) -> str:
     return f"{p:.2g} ({ph:.2g})" if ph is not None and ph == ph else f"{p:.2g}"
 
 
-def _verdict(r) -> str:
-    v = r.get("verdict_holm")
-    return v if isinstance(v, str) and v else r["verdict"]
-
-
 def _power(r) -> str:
     n80 = r.get("n80_10_points")
     if n80 is None or n80 != n80:
@@ -366,7 +362,7 @@ def claims_check(tables: Path) -> list[str]:
             f"| {r['claim']} | {r['in_paper']} | {r['comparison']}: {fmt_pct(r['a_top1'])}% -> "
             f"{fmt_pct(r['b_top1'])}% | {r['measured_on']} | {_n_clusters(r)} | {diff} | "
             f"{fmt_interval(r['diff_ci_low'], r['diff_ci_high'], signed=True)} | {_p(r)} | "
-            f"**{_verdict(r)}** | {r.get('rule', '')} |"
+            f"**{final_verdict(r)}** | {r.get('rule', '')} |"
         )
     return lines
 
@@ -404,7 +400,7 @@ def mechanism_section(tables: Path) -> list[str]:
         lines.append(
             f"| {r['check']} | {r['family']} | {r['claim']} | {ab} | {_n_clusters(r)} | "
             f"{100 * r['diff']:+.1f} | {fmt_interval(r['diff_ci_low'], r['diff_ci_high'], signed=True)} "
-            f"| {_p(r)} | {r['expected']} | **{_verdict(r)}** | {_power(r)} |"
+            f"| {_p(r)} | {r['expected']} | **{final_verdict(r)}** | {_power(r)} |"
         )
     return [*lines, "", "![mechanism checks](figures/mechanism_checks.png)", ""]
 
@@ -429,7 +425,7 @@ def confirmation_section(out: Path) -> list[str]:
 
     def cell(r) -> str:
         ci = fmt_interval(r["diff_ci_low"], r["diff_ci_high"], signed=True)
-        return f"{100 * r['diff']:+.1f} {ci}, **{_verdict(r)}**"
+        return f"{100 * r['diff']:+.1f} {ci}, **{final_verdict(r)}**"
 
     lines = [
         f"## Confirmation on a fresh synthetic seed ({other_dir.name})",
@@ -447,9 +443,68 @@ def confirmation_section(out: Path) -> list[str]:
     ]
     for _, r in mine.iterrows():
         o = theirs.get(r["check"])
-        both = o is not None and _verdict(r) == r["expected"] == _verdict(o)
+        both = o is not None and final_verdict(r) == r["expected"] == final_verdict(o)
         lines.append(f"| {r['check']} | {r['expected']} | {cell(r)} | "
                      f"{cell(o) if o is not None else '-'} | {'yes' if both else 'no'} |")  # fmt: skip
+    return [*lines, ""]
+
+
+# results/<stem>-reseeded holds the same study, same data, other training seeds
+# (params/smoke-reseeded.yaml, `make reseed`); the report of <stem> lines their verdicts up.
+RESEED_SUFFIX = "-reseeded"
+
+
+def replication_section(out: Path) -> list[str]:
+    """This run's verdicts beside those of the run that differs only in its training seeds
+    (the sibling folder ``<out><RESEED_SUFFIX>``), by :mod:`twostream.study.replication`'s
+    rule, when that run exists."""
+    other = out.parent / f"{out.name}{RESEED_SUFFIX}"
+    if not (other / "tables").is_dir():
+        return []
+    pairs = compare_runs(out, other)
+    if pairs.empty:
+        return []
+    log_path = other / "executed" / "run_log.json"
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    prm = log.get("params", {})
+    counts = pairs["agreement"].value_counts()
+
+    def cell(v, d, lo, hi) -> str:
+        if v is None:
+            return "-"
+        if d is None or d != d:  # no difference (e.g. "by construction")
+            return v
+        return f"{100 * d:+.1f} {fmt_interval(lo, hi, signed=True)}, {v}"
+
+    lines = [
+        f"## Replication with other training seeds ({other.name})",
+        "",
+        f"The same study on the same data, trained again with stream seeds "
+        f"{prm.get('stream_seeds', '?')} and head seeds {prm.get('head_seeds', '?')} "
+        f"(commit `{log.get('git_commit', '?')}`). Rule: a pair of verdicts *agrees* when it "
+        "is the same (after Holm), is *one inconclusive* when one run is decisive and the "
+        "other not (allowed: the effect is near what the test can see), and is *opposite* "
+        "when one run supports what the other contradicts. The verdicts replicate when no "
+        "pair is opposite. Tables 1 and 2 are left out: they compare each cell with the "
+        "cell chosen on validation, which may differ between the runs.",
+        "",
+        "**"
+        + ("The verdicts replicate" if replicates(pairs) else "The verdicts do NOT replicate")
+        + "**: "
+        + ", ".join(
+            f"{int(counts.get(k, 0))} {k}"
+            for k in ("agree", "one inconclusive", OPPOSITE, "missing")
+        )
+        + ".",
+        "",
+        "| table | row | this run: diff (points), 95% interval, verdict | "
+        "reseeded: diff, interval, verdict | pair |",
+        "|---|---|---|---|---|",
+    ]
+    for _, r in pairs.iterrows():
+        a = cell(r["verdict_a"], r["diff_a"], r["diff_ci_low_a"], r["diff_ci_high_a"])
+        b = cell(r["verdict_b"], r["diff_b"], r["diff_ci_low_b"], r["diff_ci_high_b"])
+        lines.append(f"| {r['table']} | {r['row']} | {a} | {b} | {r['agreement']} |")
     return [*lines, ""]
 
 
@@ -478,6 +533,7 @@ def write_report(log: dict[str, Any], *, out: Path | None = None) -> Path:
         "",
         *mechanism_section(tables),
         *confirmation_section(out),
+        *replication_section(out),
         "## Which data these numbers come from",
         "",
         DATA_STATEMENT.get(dataset, f"Data set: {dataset}."),
