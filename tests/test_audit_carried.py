@@ -6,6 +6,7 @@ evaluates it beside the head trained with reset state."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from test_heads import CLASSES, _one_thread, _records, _write_features  # noqa: F401
@@ -196,8 +197,30 @@ def test_protocol_audit_on_the_test_preset_has_both_regimes(tmp_path_factory):
     from twostream.study import tables as study
 
     carried = study.head_runs(cfg, split=1, layer="conv5_x", method="sum", train_state="carried")
-    assert (out["correct"][A.CARRIED_CLASS][0] == study.stack(carried)).all()
+    assert (out["correct"][A.CARRIED_CLASS][1] == study.stack(carried)).all()
     assert "-carried-" in str(carried[0]["run_dir"])
     claims = A.claims(cfg, audit=out)
     inflates = [c for c in claims["claim"] if c.startswith("the authors' protocol inflates")]
     assert len(inflates) == 3 and all("only at test" not in c for c in inflates)
+
+
+def test_effects_pair_only_the_splits_both_protocols_have():
+    """Carried heads on some splits only (carried_splits): each effect compares the splits
+    both of its sides have, in split order, with those splits' clusters."""
+    from twostream.study import audit as A
+
+    ones, zeros = np.ones((1, 4)), np.zeros((1, 4))
+    correct = {A.OURS: {1: ones, 2: zeros, 3: ones}, A.FULL: {2: ones}}
+    clusters = {1: np.arange(4), 2: np.arange(4) + 10, 3: np.arange(4) + 20}
+    a, b, ids, splits = A.paired(correct, clusters, A.OURS, A.FULL)
+    assert splits == [2] and a[0] is zeros and b[0] is ones and (ids[0] == clusters[2]).all()
+    a, b, ids, splits = A.paired(correct, clusters, A.OURS, A.OURS)
+    assert splits == [1, 2, 3] and len(a) == len(b) == len(ids) == 3
+
+
+def test_carried_splits_and_seeds_must_be_among_the_studys():
+    with pytest.raises(UserError, match="carried_splits"):
+        StudyConfig(splits=(1, 2), carried_splits=(3,))
+    with pytest.raises(UserError, match="carried_seeds"):
+        StudyConfig(head_seeds=(0,), carried_seeds=(1,))
+    assert StudyConfig(splits=(1, 2), carried_splits=(2,)).carried_splits == (2,)

@@ -246,6 +246,13 @@ class StudyConfig:
     convlstm_batch_size: int = knob(8, "head")  # authors' code: 1 video
     # clip gradient *values* to +-grad_clip; None = off
     grad_clip: float | None = knob(5.0, "head")
+    # The audit's heads trained the authors' way (one video per batch, state carried): on
+    # these splits and head seeds only (None: every split / every head seed). A batch of one
+    # launches every operator once per video, ~30x the launches per video of a batch of 32
+    # (benchmarks/head_ops.py), so on a GPU these heads cost hours each; the paper presets
+    # train one (split 1, seed 0), whose test split alone has thousands of videos.
+    carried_splits: tuple[int, ...] | None = None
+    carried_seeds: tuple[int, ...] | None = None
     table2_layers: tuple[int, ...] = (1, 2, 3)
     table2_kernels: tuple[int, ...] = (3, 5)
     # validation (ours) | authors (best epoch picked on test)
@@ -305,6 +312,14 @@ class StudyConfig:
                 f"got {self.compile_backend!r}",
             ),
             (len(self.head_seeds) >= 1, "head_seeds needs at least one seed"),
+            (
+                set(self.carried_splits or ()) <= set(self.splits),
+                f"carried_splits {self.carried_splits} must be among splits {self.splits}",
+            ),
+            (
+                set(self.carried_seeds or ()) <= set(self.head_seeds),
+                f"carried_seeds {self.carried_seeds} must be among head_seeds {self.head_seeds}",
+            ),
             (
                 self.imagenet_weights in ("IMAGENET1K_V1", "IMAGENET1K_V2"),
                 "imagenet_weights must be IMAGENET1K_V1 or IMAGENET1K_V2",

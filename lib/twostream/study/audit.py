@@ -143,17 +143,18 @@ def protocol_audit(cfg: StudyConfig, *, chosen: dict | None = None) -> dict[str,
 
     chosen = chosen or study.chosen_cell(cfg)
     layer, method = chosen["layer"], chosen["method"]
-    protocols: dict[str, list[np.ndarray]] = {}
+    # protocol -> {split: (seeds, n) test correctness}; the carried rows exist on
+    # cfg.carried_splits only, so every effect pairs the splits both of its sides have
+    protocols: dict[str, dict[int, np.ndarray]] = {}
+    ids_of: dict[int, np.ndarray] = {}
     trained: dict[str, str] = {}
-    rows, histories, clusters = [], [], []
+    rows, histories = [], []
+    carried_splits = cfg.carried_splits or cfg.splits
     for split in cfg.splits:
         cell = {"split": split, "layer": layer, "method": method}
         ours = study.head_runs(cfg, **cell)
         authors = study.head_runs(cfg, **cell, protocol="authors")
-        carried = study.head_runs(cfg, **cell, train_state="carried")
-        carried_authors = study.head_runs(cfg, **cell, protocol="authors", train_state="carried")
-        ids = study.cluster_ids(ours[0])
-        clusters.append(ids)
+        ids = ids_of[split] = study.cluster_ids(ours[0])
 
         def again(runs, order, carry):
             return _reevaluated(runs, order=order, carry=carry, device=cfg.device)
@@ -165,13 +166,19 @@ def protocol_audit(cfg: StudyConfig, *, chosen: dict | None = None) -> dict[str,
             AT_TEST_CLASS: (RESET_TRAINED, ours, again(ours, "class", True)),
             AT_TEST_RANDOM: (RESET_TRAINED, ours, again(ours, "random", True)),
             AT_TEST_FULL: (RESET_TRAINED, authors, again(authors, "class", True)),
-            CARRIED_RESET: (CARRIED_TRAINED, carried, again(carried, "list", False)),
-            CARRIED_CLASS: (CARRIED_TRAINED, carried, again(carried, "class", True)),
-            CARRIED_RANDOM: (CARRIED_TRAINED, carried, again(carried, "random", True)),
-            FULL: (CARRIED_TRAINED, carried_authors, again(carried_authors, "class", True)),
         }
+        if split in carried_splits:
+            carried = carried_runs(cfg, **cell)
+            carried_authors = carried_runs(cfg, **cell, protocol="authors")
+            per |= {
+                CARRIED_RESET: (CARRIED_TRAINED, carried, again(carried, "list", False)),
+                CARRIED_CLASS: (CARRIED_TRAINED, carried, again(carried, "class", True)),
+                CARRIED_RANDOM: (CARRIED_TRAINED, carried, again(carried, "random", True)),
+                FULL: (CARRIED_TRAINED, carried_authors,
+                       again(carried_authors, "class", True)),
+            }  # fmt: skip
         for name, (how, runs, c) in per.items():
-            protocols.setdefault(name, []).append(c)
+            protocols.setdefault(name, {})[split] = c
             trained[name] = how
             rows.append({"split": split, "protocol": name, "trained": how,
                          "seeds": int(c.shape[0]), **study.interval_columns("", c, ids),
@@ -179,7 +186,8 @@ def protocol_audit(cfg: StudyConfig, *, chosen: dict | None = None) -> dict[str,
         histories.append(ours[0]["history"].assign(split=split))
     per_split = pd.DataFrame(rows)
     summary = pd.DataFrame([
-        {"protocol": name, "trained": trained[name], **study.interval_columns("", parts, clusters),
+        {"protocol": name, "trained": trained[name],
+         **study.interval_columns("", list(parts.values()), [ids_of[s] for s in parts]),
          "splits": len(parts)}
         for name, parts in protocols.items()
     ])  # fmt: skip
@@ -193,15 +201,35 @@ def protocol_audit(cfg: StudyConfig, *, chosen: dict | None = None) -> dict[str,
     ]
     effects = []
     for question, a, b, claim in plan:
-        res = _verdict(protocols[a], protocols[b], claim, clusters=clusters)
+        pa, pb, clusters, both = paired(protocols, ids_of, a, b)
+        res = _verdict(pa, pb, claim, clusters=clusters)
         effects.append({"question": question, "a": a, "b": b, "claim": f"b {_word(claim)} a",
-                        **study.interval_columns("a_", protocols[a], clusters),
-                        **study.interval_columns("b_", protocols[b], clusters),
+                        "splits": len(both),
+                        **study.interval_columns("a_", pa, clusters),
+                        **study.interval_columns("b_", pb, clusters),
                         **study.diff_columns(res)})  # fmt: skip
     return {"per_split": per_split, "summary": summary,
             "effects": pd.DataFrame(study.holm(effects)),
             "histories": pd.concat(histories, ignore_index=True), "chosen": chosen,
-            "correct": protocols, "clusters": clusters}  # fmt: skip
+            "correct": protocols, "clusters": ids_of}  # fmt: skip
+
+
+def paired(correct: dict, clusters: dict, a: str, b: str):
+    """Protocols ``a`` and ``b`` of :func:`protocol_audit`'s ``correct`` ({protocol: {split:
+    (seeds, n)}}) on the splits both have, in split order: (a's strata, b's strata, their
+    cluster ids, the splits)."""
+    both = [s for s in clusters if s in correct[a] and s in correct[b]]
+    return ([correct[a][s] for s in both], [correct[b][s] for s in both],
+            [clusters[s] for s in both], both)  # fmt: skip
+
+
+def carried_runs(cfg: StudyConfig, *, split: int, layer: str, method: str,
+                 protocol: str | None = None) -> list[dict]:  # fmt: skip
+    """The heads of one cell trained with carried state, one per seed of
+    ``cfg.carried_seeds`` (None: every head seed)."""
+    seeds = tuple(cfg.carried_seeds or cfg.head_seeds)
+    return study.head_runs(cfg.replace(head_seeds=seeds), split=split, layer=layer,
+                           method=method, protocol=protocol, train_state="carried")  # fmt: skip
 
 
 def _word(claim: str) -> str:
@@ -296,13 +324,12 @@ def claims(cfg: StudyConfig, *, final: dict | None = None, audit: dict | None = 
     if audit is not None:
         for _, r in audit["effects"].iterrows():
             if r["question"] in AUTHORS_REGIME:  # the authors' training, not ours
-                a, b = audit["correct"][r["a"]], audit["correct"][r["b"]]
-                ids = audit.get("clusters")
+                a, b, ids, splits = paired(audit["correct"], audit["clusters"], r["a"], r["b"])
                 kind = "construction" if r["question"].startswith("(a)") else "greater"
                 res = _verdict(a, b, kind, clusters=ids)
                 rows.append(_claim_row(f"the authors' protocol inflates: {r['question'][4:]}",
                                        "released code (our audit)", f"{r['a']} -> {r['b']}", a, b,
-                                       res, kind, f"splits {list(cfg.splits)}", ids))  # fmt: skip
+                                       res, kind, f"splits {splits}", ids))  # fmt: skip
     return pd.DataFrame(study.holm(rows))
 
 

@@ -79,10 +79,14 @@ def table3_nodes(cfg: StudyConfig, chosen: dict) -> list[tuple[str, Node, StudyC
                 split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel, seed=seed
             )
             out.append(("audit (epoch chosen on test)", node, authors))
-            node = head_node(split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel,
-                             seed=seed, train_state="carried")  # fmt: skip
-            out.append(("audit (trained with carried state)", node, cfg))
-            out.append(("audit (trained with carried state, epoch chosen on test)", node, authors))
+            if split in (cfg.carried_splits or cfg.splits) and seed in (
+                cfg.carried_seeds or cfg.head_seeds
+            ):
+                node = head_node(split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel,
+                                 seed=seed, train_state="carried")  # fmt: skip
+                out.append(("audit (trained with carried state)", node, cfg))
+                out.append(("audit (trained with carried state, epoch chosen on test)", node,
+                            authors))  # fmt: skip
     return out
 
 
