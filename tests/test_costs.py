@@ -237,3 +237,83 @@ def test_an_authors_protocol_head_is_priced_as_one_evaluation_not_a_training(ucf
     authors = costs._cost_head(ucf_paper.replace(protocol="authors"), node, {},
                                cost_model.Bases(ucf_paper))  # fmt: skip
     assert authors.gpu_hours.value < ours.gpu_hours.value / 10
+
+
+def _stage(pc, what):
+    return next(s for s in pc.stages if s.row["what"] == what)
+
+
+def test_every_launch_pays_its_start_up_and_torchrun_more(ucf_paper):
+    def startup_s(pc, what="stream spatial, split 1"):
+        s = _stage(pc, what)
+        return (s.wall_hours.value - s.gpu_hours.value) * 3600
+
+    plain = costs.plan_costs(ucf_paper)
+    assert math.isclose(startup_s(plain), cost_model.STARTUP_S, rel_tol=1e-9)
+    assert "start-up" in _stage(plain, "stream spatial, split 1").note
+    off = costs.plan_costs(ucf_paper, assume=["startup_s=0", "torchrun_s=0"])
+    assert math.isclose(startup_s(off), 0.0, abs_tol=1e-9)
+    # more processes per launch -> more start-up: torchrun's own share, then waves of starts
+    # once there are more processes than cores
+    two = costs.plan_costs(ucf_paper, assume=["nproc=2", "torchrun_s=7"])
+    assert math.isclose(startup_s(two), cost_model.STARTUP_S + 7, rel_tol=1e-9)
+    head = next(s for s in two.stages if s.row["stage"] == "head")
+    assert "torchrun_s = 7 s (set with --assume)" in cost_model.launch_startup(two.bases).basis
+    assert head.wall_hours.value > head.gpu_hours.value
+    cores = two.bases.cores
+    many = costs.plan_costs(ucf_paper, assume=[f"nproc={2 * cores}", "torchrun_s=7"])
+    assert math.isclose(startup_s(many), 2 * cost_model.STARTUP_S + 7, rel_tol=1e-9)
+    assert startup_s(plain) < startup_s(two) < startup_s(many)
+    # prepare runs as one process whatever nproc says
+    assert math.isclose(_stage(two, "rawframes").wall_hours.value,
+                        _stage(plain, "rawframes").wall_hours.value, rel_tol=1e-12)  # fmt: skip
+    with pytest.raises(ValueError):
+        costs.plan_costs(ucf_paper, assume=["nproc=0"])
+
+
+def test_one_feature_launch_per_split_for_both_streams(ucf_paper):
+    pc = costs.plan_costs(ucf_paper)
+    feats = [
+        s for s in pc.stages if s.row["stage"] == "features" and s.row["for"] == "feature cache"
+    ]
+    started = [s for s in feats if "start-up" in s.note]
+    assert len(feats) >= 2 and len(started) == 1  # extract-features: one command, both streams
+
+
+def _flow_cfg(ucf_paper):
+    return ucf_paper.replace(flow_device="cpu", flow_backend="torch", flow_preset="paper")
+
+
+def test_a_calibration_json_sets_the_cpu_flow_rate_and_its_source(ucf_paper, tmp_path):
+    import json
+
+    cfg = _flow_cfg(ucf_paper)
+    committed = costs.plan_costs(cfg)
+    rate = committed.bases.flow_cpu[("torch", "paper")]
+    cal = tmp_path / "rehearsal.json"
+    cal.write_text(json.dumps({"machine": {"processor": "cpu: Test CPU"}, "date": "today",
+                               "calibration": {"flow_pairs_per_s_core": rate / 2,
+                                               "flow_backend": "torch", "flow_preset": "paper"}}))  # fmt: skip
+    slow = costs.plan_costs(cfg, calibration=cal)
+    assert slow.bases.flow_cpu[("torch", "paper")] == rate / 2
+    before, after = _stage(committed, "rawframes"), _stage(slow, "rawframes")
+    assert after.cpu_core_hours.value > 1.5 * before.cpu_core_hours.value  # flow is most of it
+    assert "measured by the calibration in rehearsal.json (cpu: Test CPU" in (
+        after.cpu_core_hours.basis
+    )
+    text = "\n".join(costs.format_plan(slow))
+    calibrated = f"torch/paper {rate / 2:.2f} pairs/s per core at 320x240: measured by the "
+    assert calibrated + "calibration in rehearsal.json" in text
+    assert slow.bases.flow_cpu_source(("opencv", "paper")).startswith("flow-cpu.json")
+    # a flow benchmark JSON in flow-cpu.json's format works the same
+    bench = tmp_path / "flow-here.json"
+    bench.write_text(json.dumps({"device": "cpu: Other", "speed": [
+        {"size": "320x240", "device": "cpu x1 thread", "backend": "torch", "preset": "paper",
+         "pairs_per_s": rate * 2}]}))  # fmt: skip
+    fast = costs.plan_costs(cfg, calibration=bench)
+    assert _stage(fast, "rawframes").cpu_core_hours.value < before.cpu_core_hours.value
+    assert "measured in flow-here.json" in _stage(fast, "rawframes").cpu_core_hours.basis
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(ValueError, match="holds no CPU TV-L1 rate"):
+        costs.plan_costs(cfg, calibration=bad)

@@ -18,8 +18,12 @@ CI. It checks mechanics, never accuracy:
   one crop: both streams' own final evaluation runs the ten-crop protocol);
 * one stage runs as two gloo processes under torchrun (the ConvLSTM head);
 * the wall time of every stage, written to JSON beside the machine and its calibrated
-  rates (:func:`calibrate`), for the plan's predicted-vs-measured check
-  (``benchmarks/check_rehearsal.py``).
+  rates (:func:`calibrate`, :func:`calibrate_flow`, :func:`calibrate_startup`), for the
+  plan's predicted-vs-measured check (``benchmarks/check_rehearsal.py``).
+
+``--startup-only`` measures only what a launch pays before its work
+(:func:`calibrate_startup`, three times each; no shared data needed) and writes that JSON
+(``benchmarks/results/startup-cpu.json``).
 
 Without ``../shared/data`` it prints why and exits 0 (a user's clone has no shared data).
 """
@@ -32,6 +36,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -49,6 +54,8 @@ from twostream.models.streams import build_stream
 from twostream.study.cost_model import stream_profile
 
 REPO = Path(__file__).resolve().parents[1]
+PROBE = REPO / "tools" / "ddp_probe.py"
+TORCHRUN_NPROC = 2  # the ConvLSTM stage's processes (and the start-up probe's)
 SHARED = Path(os.environ.get("TWOSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
 CLIPS = SHARED / "real_clips" / "UCF101"
 FRAMES = 40  # per video: 39 flow fields, enough for 25 steps of 10 stacked flows
@@ -176,6 +183,58 @@ def calibrate(backend: str) -> dict:
     return out
 
 
+def calibrate_startup(repeats: int = 1) -> dict:
+    """What a launch pays before its work, for the plan's ``torchrun_s``: tools/ddp_probe.py
+    (a ``train-convlstm`` worker's imports, then gloo's rendezvous and a DDP wrap of a tiny
+    model) as one plain process, and under torchrun with TORCHRUN_NPROC processes, each
+    ``repeats`` times (median). The difference is what torchrun adds to its workers' own start
+    (the launcher's own torch import and elastic agent, the rendezvous, the DDP broadcast);
+    the plain probe is a worker's start-up, measured beside it on the same machine."""
+    env = {**os.environ, "TWOSTREAM_QUIET": "1", "OMP_WAIT_POLICY": "PASSIVE",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "lib"),
+                                                       os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                str(TORCHRUN_NPROC), "--master_port", "29534", str(PROBE)]  # fmt: skip
+
+    def wall(argv: list[str]) -> float:
+        t0 = time.perf_counter()
+        subprocess.run(argv, env=env, cwd=REPO, check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    plain, launched = [], []
+    for _ in range(repeats):  # interleaved: a change of load touches both alike
+        plain.append(wall([sys.executable, str(PROBE)]))
+        launched.append(wall(torchrun))
+    p, t = statistics.median(plain), statistics.median(launched)
+    return {"startup_probe_s": p, "torchrun_probe_s": t, "torchrun_nproc": TORCHRUN_NPROC,
+            "torchrun_s": max(0.0, t - p), "startup_repeats": repeats,
+            "startup_probe_runs_s": plain, "torchrun_probe_runs_s": launched}  # fmt: skip
+
+
+def machine() -> dict:
+    return {"processor": device_description(torch.device("cpu")), "cores": os.cpu_count(),
+            "python": platform.python_version()}  # fmt: skip
+
+
+def startup_only(path: Path | None) -> int:
+    """``--startup-only``: :func:`calibrate_startup` three times, printed and written."""
+    load = os.getloadavg()[0]
+    out = calibrate_startup(repeats=3)
+    print(f"start-up: plain probe {out['startup_probe_s']:.1f} s, torchrun x{TORCHRUN_NPROC} "
+          f"{out['torchrun_probe_s']:.1f} s: torchrun adds {out['torchrun_s']:.1f} s "
+          f"({out['torchrun_s'] / out['startup_probe_s']:.1f} x a plain start); "
+          f"load average before {load:.1f}")  # fmt: skip
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "benchmark": "startup", "what": "tools/rehearse.py --startup-only: "
+            "tools/ddp_probe.py as one plain process and under torchrun (gloo, CPU)",
+            "machine": machine(), "load_average_before": load, "calibration": out,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }, indent=2) + "\n")  # fmt: skip
+    return 0
+
+
 class Rehearsal:
     def __init__(self, out: Path, params: Path):
         self.out, self.params, self.stages = out, params, []
@@ -228,7 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "build" / "rehearsal")
     ap.add_argument("--json", type=Path, default=None, help="write the stage times here")
+    ap.add_argument("--startup-only", action="store_true",
+                    help="only measure what a launch pays before its work (no shared data)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.startup_only:
+        return startup_only(args.json)
     if not CLIPS.is_dir():
         print(f"rehearsal skipped: needs {CLIPS} (the project's reference clips beside the "
               "checkout); a user's clone does not have them")  # fmt: skip
@@ -248,10 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     rates["flow_pairs_per_s_core"] = calibrate_flow(
         data / "videos" / f"{VIDEOS[0][0]}.avi", paper["flow_backend"], paper["flow_preset"]
     )
+    rates["flow_backend"], rates["flow_preset"] = paper["flow_backend"], paper["flow_preset"]
+    rates.update(calibrate_startup())
     print(f"[rehearse] calibration: {rates['train_flop_per_s'] / 1e9:.0f} / "
           f"{rates['eval_flop_per_s'] / 1e9:.0f} GFLOP/s (train / eval), torch.compile adds "
           f"{rates['compile_train_s']:.0f} s + {rates['compile_eval_s']:.0f} s; TV-L1 "
-          f"{rates['flow_pairs_per_s_core']:.2f} pairs/s on one core; "
+          f"{rates['flow_pairs_per_s_core']:.2f} pairs/s on one core; torchrun x"
+          f"{TORCHRUN_NPROC} adds {rates['torchrun_s']:.0f} s to a {rates['startup_probe_s']:.0f}"
+          " s start; "
           f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
     # what every stage pays before its work: the interpreter, torch and the package
     # (`evaluate --help` imports the command's module, hence torch)
@@ -265,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     r.run("stream spatial, resumed", r.cmd("train-stream", "--stream", "rgb"))
     r.run("stream temporal (20-channel flow)", r.cmd("train-stream", "--stream", "flow"))
     r.run("features conv5_x", r.cmd("extract-features", "--taps", "conv5_x"))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                str(TORCHRUN_NPROC),
                 "--master_port", "29533", "-m", "twostream"]  # fmt: skip
     r.run("ConvLSTM conv5_x sum 2x5x5 h300, 2 gloo processes",
           torchrun + ["train-convlstm", "--params", str(params)])  # fmt: skip
@@ -298,8 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "what": "tools/rehearse.py: every full-scale stage at the paper's shapes, tiny counts",
-            "machine": {"processor": device_description(torch.device("cpu")),
-                        "cores": os.cpu_count(), "python": platform.python_version()},
+            "machine": machine(),
             "videos": VIDEOS, "frames_per_clip": FRAMES, "overrides": OVERRIDES,
             "calibration": rates, "params": str(params.relative_to(REPO)) if
             params.is_relative_to(REPO) else str(params),

@@ -21,6 +21,11 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--assume", action="append", default=[], metavar="NAME=VALUE",
         help=f"set one of the cost model's assumptions (repeatable): {names}",
     )  # fmt: skip
+    parser.add_argument(
+        "--calibration", default=None, metavar="JSON",
+        help="this CPU's TV-L1 rate for prepare on the CPU: a rehearsal's JSON (tools/rehearse.py"
+             " --json) or a flow benchmark JSON (benchmarks/flow.py); default: flow-cpu.json",
+    )  # fmt: skip
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -31,9 +36,10 @@ def cli_main(args: argparse.Namespace) -> int:
     source = args.params or "the test preset (StudyConfig defaults)"
     print(f"plan for {source}: data set {cfg.dataset}, data in {cfg.dataset_dir}")
     try:
-        pc = plan_costs(cfg, entries, assume=getattr(args, "assume", None) or [])
+        pc = plan_costs(cfg, entries, assume=getattr(args, "assume", None) or [],
+                        calibration=getattr(args, "calibration", None))  # fmt: skip
     except ValueError as e:
-        raise UserError(f"--assume: {e}") from None
+        raise UserError(f"--assume / --calibration: {e}") from None
     for line in format_plan(pc):
         print(line)
     cached = sum(r["status"] == "cached" for r in rows)

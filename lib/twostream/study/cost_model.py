@@ -114,6 +114,25 @@ GPU_JPEG_PER_S = 20000.0
 HOST_CORES = 16
 
 
+# What every launch of a stage pays before its work (:func:`launch_startup`): one `twostream`
+# process starting (the interpreter, torch and the package imported). An estimate for a warm
+# GPU server: both measurements are upper bounds. tools/rehearse.py's start-up stage measured
+# 17 s on an idle 2-core AMD EPYC VM (rehearsal-cpu.json: `twostream evaluate --help`, bytecode
+# cached); the H200 machine's first import took 18 s (gpu-suite-nvidia-h200.json, step
+# "imports": a bare machine, nothing byte-compiled yet, CUDA initialised, every module imported).
+STARTUP_S = 5.0
+
+
+# What a torchrun launch adds to its workers' own start-up: the launcher (it imports torch: about
+# one more start, before the workers begin), its elastic agent, the process group's rendezvous
+# and DistributedDataParallel's broadcast of rank 0's parameters. An estimate: one STARTUP_S.
+# Measured on the 2-core VM (startup-cpu.json: tools/ddp_probe.py under torchrun with 2 gloo
+# processes less the same probe as one plain process, median of 3): +19 s on a 35 s plain
+# start under a load average of 4; a single run at a lighter load: +35 s on 17.5 s. So
+# 0.5-2 x a plain start.
+TORCHRUN_S = STARTUP_S
+
+
 # The assumptions a user can set: name -> (default, what it is). ``twostream plan --assume
 # NAME=VALUE`` overrides; the plan prints every one with its value and where it comes from.
 ASSUMPTIONS: dict[str, tuple[object, str]] = {
@@ -139,7 +158,26 @@ ASSUMPTIONS: dict[str, tuple[object, str]] = {
     ),
     "gpu_jpeg_per_s": (GPU_JPEG_PER_S, "GPU JPEG decodes/s of 340x256 frames (device pipeline)"),
     "prefetch_factor": (2, "batches each DataLoader worker holds (PyTorch's default)"),
+    "startup_s": (
+        STARTUP_S,
+        "seconds one stage's process takes to start (Python, torch, the "
+        "package): paid once per launch (cost_model.STARTUP_S)",
+    ),
+    "torchrun_s": (
+        TORCHRUN_S,
+        "seconds a torchrun launch adds to its workers' start-up "
+        "(launcher, rendezvous, DDP wrap; cost_model.TORCHRUN_S)",
+    ),
+    "nproc": (
+        1,
+        "processes per launch of the training stages (torchrun --nproc_per_node; 1 = "
+        "a plain command): prices their start-up only",
+    ),
 }
+
+
+# Assumptions that may be 0 (a start-up that is not paid); every other number must be > 0.
+ZERO_ALLOWED = ("startup_s", "torchrun_s")
 
 
 # Host CPU milliseconds on ONE core, when input-pipeline-cpu.json is absent (its measurement on
@@ -277,7 +315,11 @@ def parse_assumptions(items) -> dict[str, object]:
                 value = type(default)(float(value)) if isinstance(default, int) else float(value)
             except (TypeError, ValueError):
                 raise ValueError(f"{name} must be a number, got {value!r}") from None
-            if value <= 0 or (name.endswith("utilisation") and value > 1):
+            if (
+                value < 0
+                or (value == 0 and name not in ZERO_ALLOWED)
+                or (name.endswith("utilisation") and value > 1)
+            ):
                 raise ValueError(f"{name} must be > 0" + (" and <= 1" if "util" in name else ""))
         out[name] = value
     return out
@@ -308,6 +350,7 @@ class Bases:
     data_source: str | None = None
     flow_cpu: dict[tuple[str, str], float] = field(default_factory=dict)  # pairs/s, 320x240
     flow_source: str | None = None
+    flow_calibrated: dict[tuple[str, str], str] = field(default_factory=dict)  # key -> source
     frame_bytes: dict[str, float] = field(default_factory=lambda: dict(FRAME_BYTES_FALLBACK))
     frame_source: str | None = None
     vm_read_mb_s: float | None = None
@@ -325,7 +368,10 @@ class Bases:
         return json.loads(p.read_text())
 
     @classmethod
-    def load(cls, results_dir: str | Path | None = None, assume=None) -> Bases:
+    def load(cls, results_dir: str | Path | None = None, assume=None,
+             calibration: str | Path | None = None) -> Bases:  # fmt: skip
+        """``calibration``: a JSON with this CPU's TV-L1 rate (:meth:`read_flow_calibration`),
+        which replaces flow-cpu.json's rate for its backend and preset."""
         b = cls(Path(results_dir) if results_dir is not None else RESULTS_DIR)
         pipe = b._load("input-pipeline-cpu.json")
         if pipe:
@@ -358,9 +404,46 @@ class Bases:
             p.name for p in b.results_dir.glob("*.json")
             if p.name.startswith(("gpu-suite-", "dry_run-")) and p.name != "dry_run-cpu.json"
         )  # fmt: skip
+        if calibration is not None:
+            b.read_flow_calibration(Path(calibration))
         b.set_by_user = parse_assumptions(assume or ())
         b.values.update(b.set_by_user)
         return b
+
+    def read_flow_calibration(self, path: Path) -> None:
+        """The CPU's TV-L1 pairs/s per core at 320x240 from ``path``: a rehearsal JSON
+        (tools/rehearse.py: its "calibration") or a flow benchmark JSON (benchmarks/flow.py's
+        format, like flow-cpu.json). It replaces the committed rate for the backend and preset
+        it measured, so the plan prices prepare on the CPU that was calibrated."""
+        if not path.is_file():
+            raise ValueError(f"calibration file {path} does not exist")
+        d = json.loads(path.read_text())
+        cal = d.get("calibration")
+        if cal and cal.get("flow_pairs_per_s_core"):
+            # rehearsals before the calibration named its flow measured the paper preset's
+            # (params/ucf101-paper.yaml: torch backend, paper preset; 320x240 clips, one core)
+            key = (cal.get("flow_backend", "torch"), cal.get("flow_preset", "paper"))
+            self.flow_cpu[key] = float(cal["flow_pairs_per_s_core"])
+            where = (d.get("machine") or {}).get("processor", "?")
+            when = d.get("date", "?")
+            self.flow_calibrated[key] = (f"measured by the calibration in {path.name} ({where}, "
+                                         f"{when}, 320x240, 1 thread)")  # fmt: skip
+        else:
+            rows = [r for r in d.get("speed", []) if r.get("size") == "320x240"
+                    and r.get("device") == "cpu x1 thread"]  # fmt: skip
+            if not rows:
+                raise ValueError(f"{path} holds no CPU TV-L1 rate: neither a rehearsal's "
+                                 "calibration.flow_pairs_per_s_core nor a flow benchmark's "
+                                 "320x240 'cpu x1 thread' rows")  # fmt: skip
+            for r in rows:
+                key = (r["backend"], r["preset"])
+                self.flow_cpu[key] = float(r["pairs_per_s"])
+                self.flow_calibrated[key] = (f"measured in {path.name} ({d.get('device')}, "
+                                             "320x240, 1 thread)")  # fmt: skip
+
+    def flow_cpu_source(self, key: tuple[str, str]) -> str | None:
+        """Where the CPU TV-L1 rate of (backend, preset) comes from."""
+        return self.flow_calibrated.get(key, self.flow_source)
 
     def _read_input_pipeline(self, d: dict) -> None:
         res = d.get("results") or {}
@@ -461,6 +544,10 @@ class Bases:
              f"{host[('device', 'rgb', 'eval_video')]:.1f} / "
              f"{host[('device', 'flow', 'eval_video')]:.1f} per eval video: "
              f"{self.data_source or 'HOST_MS_FALLBACK (no input-pipeline-cpu.json)'}"),
+            ("CPU TV-L1", "; ".join(f"{k[0]}/{k[1]} {v:.2f} pairs/s per core at 320x240: "
+                                    f"{self.flow_cpu_source(k)}"
+                                    for k, v in sorted(self.flow_cpu.items())) or
+             "no flow-cpu.json and no calibration"),
             ("BACKWARD_OVER_FORWARD", f"{BACKWARD_OVER_FORWARD:g} (backward ~ 2x forward FLOPs)"),
             ("PREPARE_JPEG_OPS_PER_FRAME", f"{PREPARE_JPEG_OPS_PER_FRAME:g} JPEG-decode equivalents "
                                            "per frame (video decode + 3 JPEG encodes), each "
@@ -479,6 +566,20 @@ class Bases:
                        f"{VIDEO_ARCHIVE_GB['hmdb51']} GB archive"),
         ]  # fmt: skip
         return out
+
+
+def launch_startup(b: Bases, nproc: int | None = None) -> Figure:
+    """Seconds one launch of a stage pays before its work, in hours: ``nproc`` processes
+    (default: the ``nproc`` assumption) start at once, each ``startup_s``, sharing the host's
+    cores (``b.cores``: more processes than cores start in waves), and under torchrun
+    (``nproc`` > 1) the launcher, rendezvous and DDP wrap add ``torchrun_s``."""
+    n = int(b["nproc"] if nproc is None else nproc)
+    start = float(b["startup_s"]) * max(1.0, n / max(1, b.cores))
+    extra = float(b["torchrun_s"]) if n > 1 else 0.0
+    what = (f"start-up: startup_s = {float(b['startup_s']):g} s ({b.source('startup_s')})"
+            + (f" x max(1, {n} processes / {b.cores} cores) + torchrun_s = {extra:g} s "
+               f"({b.source('torchrun_s')})" if n > 1 else ""))  # fmt: skip
+    return Figure((start + extra) / 3600, "estimate", what)
 
 
 @dataclass(frozen=True)

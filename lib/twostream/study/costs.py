@@ -49,6 +49,7 @@ from twostream.study.cost_model import (
     Figure,
     StageCost,
     head_profile,
+    launch_startup,
     sizes,
     stream_profile,
 )
@@ -176,7 +177,8 @@ def _cost_rawframes(cfg: StudyConfig, row, b: Bases) -> StageCost:
     if rate:
         flow_s = pairs / rate * pixels / (320 * 240)
         kind = "measured" if (s.width, s.height) == (320, 240) else "estimate"
-        basis = f"{rate:.2f} pairs/s/core, {b.flow_source}" + (
+        source = b.flow_cpu_source((cfg.flow_backend, cfg.flow_preset))
+        basis = f"{rate:.2f} pairs/s/core, {source}" + (
             "" if kind == "measured" else f" x pixel ratio {pixels / (320 * 240):.2f}"
         )
     else:
@@ -431,12 +433,45 @@ class PlanCosts:
         }  # fmt: skip
 
 
-def plan_costs(cfg: StudyConfig, entries: list | None = None,
-               results_dir: str | Path | None = None, assume=None) -> PlanCosts:  # fmt: skip
-    """Costs of every entry of ``study_plan.plan_entries(cfg)`` (row, node or None, config).
-    ``assume``: overrides of ``cost_model.ASSUMPTIONS`` (``["read_mb_s=500"]`` or a dict)."""
+def _launch(row, node, b: Bases, launched: set) -> Figure:
+    """The start-up this stage's launch pays (cost_model.launch_startup), or nothing when the
+    stage runs inside another one's launch. One launch per command, as the CLI runs them:
+    ``prepare`` (one process: torchrun runs it on rank 0 only), ``train-stream`` per stream,
+    ``extract-features`` per split (both streams, every tap), ``train-convlstm`` per head;
+    the training stages run as ``nproc`` processes. A notebook that builds several stages in
+    one kernel pays it once."""
+    if node.stage == "rawframes":
+        return launch_startup(b, nproc=1)
+    if node.stage == "features":
+        key = ("features", node.get("split"), row["for"])
+        if key in launched:
+            return ZERO
+        launched.add(key)
+    if node.stage in ("stream", "features", "head"):
+        return launch_startup(b)
+    return ZERO
 
-    b = Bases.load(results_dir, assume=assume)
+
+def _with_startup(cost: StageCost, start: Figure) -> StageCost:
+    if start.value:
+        total = cost.wall_hours + start  # the weaker kind of the two
+        basis = f"{cost.wall_hours.basis} + {start.basis}" if cost.wall_hours.value else start.basis
+        cost.wall_hours = Figure(total.value, total.kind, basis)
+        cost.note = "; ".join(x for x in (cost.note, f"+ {start.value * 3600:.0f} s start-up")
+                              if x)  # fmt: skip
+    return cost
+
+
+def plan_costs(cfg: StudyConfig, entries: list | None = None,
+               results_dir: str | Path | None = None, assume=None,
+               calibration: str | Path | None = None) -> PlanCosts:  # fmt: skip
+    """Costs of every entry of ``study_plan.plan_entries(cfg)`` (row, node or None, config).
+    ``assume``: overrides of ``cost_model.ASSUMPTIONS`` (``["read_mb_s=500"]`` or a dict).
+    ``calibration``: a JSON with this CPU's TV-L1 rate (a rehearsal's or a flow benchmark's:
+    ``Bases.read_flow_calibration``), for prepare on the CPU. Every stage's wall time
+    includes the start-up of its launch (:func:`_launch`)."""
+
+    b = Bases.load(results_dir, assume=assume, calibration=calibration)
     apply_measured(b)  # the committed GPU run's shares, where --assume does not set them
     configured = getattr(cfg, "input_pipeline", None)  # the params file's loader, when it has one
     if "pipeline" not in b.set_by_user and configured in ("device", "host"):
@@ -444,10 +479,14 @@ def plan_costs(cfg: StudyConfig, entries: list | None = None,
         b.from_params["pipeline"] = f"the params file's input_pipeline = {configured}"
     entries = study_plan.plan_entries(cfg) if entries is None else entries
     passes: set = set()
+    launched: set = set()
     seen = {(n, c) for _, n, c in entries if n is not None}
     out = []
 
     def one(row, node, c) -> StageCost:
+        return _with_startup(priced(row, node, c), _launch(row, node, b, launched))
+
+    def priced(row, node, c) -> StageCost:
         if node.stage == "dataset":
             return _cost_dataset(c, row, b)
         if node.stage == "rawframes":
