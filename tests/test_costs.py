@@ -108,9 +108,15 @@ def test_paper_params_have_one_table1_cell_and_no_table2_sweep(name):
     whats = [r["for"] for r in study_plan.plan(cfg)]
     assert "Table 2" not in whats  # listed once, under Table 1
     full = StudyConfig.from_yaml(PARAMS / f"{name.split('-')[0]}.yaml", data_root=cfg.data_root)
+    # the paper presets also keep one stream seed (the full presets' three cost ~3x the
+    # streams' GPU-hours)
+    assert cfg.stream_seeds == (0,) and len(full.stream_seeds) == 3
     assert cfg.replace(table1_layers=full.table1_layers, table1_methods=full.table1_methods,
-                       table2_layers=full.table2_layers,
-                       table2_kernels=full.table2_kernels) == full  # fmt: skip
+                       table2_layers=full.table2_layers, table2_kernels=full.table2_kernels,
+                       stream_seeds=full.stream_seeds, carried_splits=full.carried_splits,
+                       carried_seeds=full.carried_seeds) == full  # fmt: skip
+    # ... and train one head the authors' way (batch of one video: launch-bound for hours)
+    assert (cfg.carried_splits, cfg.carried_seeds) == ((1,), (0,))
 
 
 @pytest.mark.parametrize("name", ["ucf101", "hmdb51", "ucf101-paper", "hmdb51-paper", "test"])

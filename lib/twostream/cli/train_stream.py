@@ -33,7 +33,8 @@ def cli_main(args: argparse.Namespace) -> int:
     stream = stream_name(args.stream)
     engine.setup_device(cfg)  # torchrun: every rank joins before the stages run
     if args.run_dir is None:
-        run = stages.ensure(cfg, stages.stream_node(stream, split))
+        # the first of the params' stream seeds (the notebooks train every one)
+        run = stages.ensure(cfg, stages.stream_node(stream, split, cfg.stream_seeds[0]))
         out = load_stream_run(run)
     else:  # an explicit folder: its inputs through the graph, the run itself here
         stages.ensure(cfg, stages.Node("rawframes"))

@@ -98,7 +98,7 @@ _POSITIVE_INTS = (
     "convlstm_epochs", "convlstm_batch_size",
 )  # fmt: skip
 _NON_NEGATIVE = (
-    "num_workers", "seed", "synth_seed", "head_seeds", "plateau_patience", "momentum",
+    "num_workers", "seed", "synth_seed", "head_seeds", "stream_seeds", "plateau_patience", "momentum",
     "weight_decay", "color_jitter",
 )  # fmt: skip
 _POSITIVE_FLOATS = (
@@ -260,6 +260,12 @@ class StudyConfig:
     # Seeds of the head trainings (Tables 1-3, the audit: cheap from the feature cache); the
     # tables report the mean +- std over them. The train/val split keeps `seed`.
     head_seeds: tuple[int, ...] = (0,)
+    # Training seeds of the streams (initial weights, sampling, augmentation order); `seed`
+    # fixes only the train/val split. One entry, or as many as `head_seeds`: replicate i is
+    # (stream seed i, or the only one; head seed i), and a head of replicate i reads the
+    # features of the streams trained with stream seed i. Tables comparing streams or late
+    # fusion draw these seeds in their intervals; with one seed the spread is n/a (NaN).
+    stream_seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         for name, (low, high, low_open) in RANGES.items():
@@ -321,6 +327,12 @@ class StudyConfig:
                 f"carried_seeds {self.carried_seeds} must be among head_seeds {self.head_seeds}",
             ),
             (
+                len(self.stream_seeds) in {1, len(self.head_seeds)},
+                f"stream_seeds must hold one seed or as many as head_seeds "
+                f"({len(self.head_seeds)}: replicate i pairs stream seed i with head seed i), "
+                f"got {list(self.stream_seeds)} for head_seeds {list(self.head_seeds)}",
+            ),
+            (
                 self.imagenet_weights in ("IMAGENET1K_V1", "IMAGENET1K_V2"),
                 "imagenet_weights must be IMAGENET1K_V1 or IMAGENET1K_V2",
             ),
@@ -351,6 +363,22 @@ class StudyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
+
+    # ------------------------------------------------------------------ seeds
+    def replicates(self) -> tuple[tuple[int, int], ...]:
+        """``(stream seed, head seed)`` of every replicate, in ``head_seeds``' order (see
+        ``stream_seeds``: the only stream seed, or the i-th, pairs with head seed i)."""
+        return tuple((self.stream_seed_of(i), int(h)) for i, h in enumerate(self.head_seeds))
+
+    def stream_seed_of(self, replicate: int) -> int:
+        """The stream seed of replicate ``replicate`` (an index into ``head_seeds``)."""
+        return int(self.stream_seeds[replicate if len(self.stream_seeds) > 1 else 0])
+
+    def stream_seed_for(self, head_seed: int) -> int:
+        """The stream seed paired with ``head_seed`` (its first replicate); a head seed not
+        in ``head_seeds`` reads the first stream seed's features."""
+        seeds = [int(h) for h in self.head_seeds]
+        return self.stream_seed_of(seeds.index(int(head_seed)) if int(head_seed) in seeds else 0)
 
     # ------------------------------------------------------------------ derived paths
     @property

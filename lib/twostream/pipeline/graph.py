@@ -1,7 +1,7 @@
 """The study's stage graph: every cached stage, what it reads, which knobs change it, where
 its output lives and when it is done.
 
-    dataset ─► rawframes ─► stream (spatial|temporal, split) ─► features (stream, split, tap)
+    dataset ─► rawframes ─► stream (spatial|temporal, split, seed) ─► features (stream, split, tap, seed)
                                                                        │
                                               head (split, layer, method, layers, kernel) ◄┘
 
@@ -14,6 +14,11 @@ stream      ``runs/<stream>-split<k>-<key>/``      rawframes                    
 features    ``features/<stream>-<backbone>-<tap>-split<k>-<key>/``   stream            manifest complete, same checkpoint
 head        ``runs/<kind>-split<k>-<layer>-<method>-<arch>-<key>/``  features x 2      results.json complete
 ==========  =====================================  ==================================  ==============================
+
+Stream seeds (``cfg.stream_seeds``): a stream node and its features nodes carry ``seed``, a
+head ``stream_seed`` (the seed of the streams it reads), each only when non-zero, so seed 0
+keeps its keys and folders; a non-zero seed adds ``-s<seed>`` (``-ss<seed>`` on a head) to
+the folder's name (:mod:`twostream.pipeline.run_names`).
 
 A node's ``key`` hashes the StudyConfig fields declared for its stage (``config.knob``), its
 arguments and the keys of the nodes it reads, so changing a knob re-runs exactly the stages
@@ -77,15 +82,17 @@ class Node:
 
     def __str__(self) -> str:
         a = dict(self.args)
+        sseed = f", stream seed {a['seed']}" if a.get("seed") else ""
         if self.stage == "stream":
-            return f"stream {a['stream']}, split {a['split']}"
+            return f"stream {a['stream']}, split {a['split']}{sseed}"
         if self.stage == "features":
-            return f"features {a['stream']} {a['tap']}, split {a['split']}"
+            return f"features {a['stream']} {a['tap']}, split {a['split']}{sseed}"
         if self.stage == "head":
             arch = f"{a['layers']} layer(s)" + (
                 "" if a["layer"] == "fc" or not a["kernel"] else f" {a['kernel']}x{a['kernel']}"
             )
             seed = f", seed {a['seed']}" if a.get("seed") else ""
+            seed += f", stream seed {a['stream_seed']}" if a.get("stream_seed") else ""
             kind = {"tavg": "time-average ", "pooled": "pooled-maps LSTM "}.get(
                 a.get("kind", ""), ""
             )
@@ -101,12 +108,20 @@ def _node(stage: str, **args: Any) -> Node:
     return Node(stage, tuple(sorted(args.items())))
 
 
-def stream_node(stream: str, split: int) -> Node:
-    return _node("stream", stream=stream, split=int(split))
+def _seeded(seed: int) -> dict[str, int]:
+    """A stream seed as a node argument: present only when non-zero, so the nodes of stream
+    seed 0 keep the keys (and run folders) they had before stream seeds existed."""
+    return {"seed": int(seed)} if int(seed) else {}
 
 
-def features_node(stream: str, split: int, tap: str) -> Node:
-    return _node("features", stream=stream, split=int(split), tap=tap)
+def stream_node(stream: str, split: int, seed: int = 0) -> Node:
+    """A stream run; ``seed``: its training seed (``stream_seeds``)."""
+    return _node("stream", stream=stream, split=int(split), **_seeded(seed))
+
+
+def features_node(stream: str, split: int, tap: str, seed: int = 0) -> Node:
+    """A feature cache of the stream run of stream seed ``seed``."""
+    return _node("features", stream=stream, split=int(split), tap=tap, **_seeded(seed))
 
 
 # Negative controls a head can be trained under (twostream.study.mechanisms): misalign = the
@@ -119,8 +134,9 @@ CONTROLS = ("misalign", "permute_labels")
 def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
               prefused: bool = False, seed: int = 0, *, kind: str | None = None,
               misalign: bool | str = False, permute_labels: bool = False,
-              train_state: str = "reset") -> Node:  # fmt: skip
-    """A head run. ``kind``: None = the layer's (ConvLSTM, ``fc``: FC-LSTM), ``"tavg"``
+              train_state: str = "reset", stream_seed: int = 0) -> Node:  # fmt: skip
+    """A head run; ``seed``: its head seed, ``stream_seed``: the seed of the streams whose
+    features it reads (an argument only when non-zero, as the variants below). ``kind``: None = the layer's (ConvLSTM, ``fc``: FC-LSTM), ``"tavg"``
     (time-average) or ``"pooled"`` (the FC-LSTM on the tap's maps pooled over space);
     ``misalign``: False or a mode of :data:`MISALIGN_MODES` (``True``: "cells", the first
     control, whose node it keeps); ``train_state``: "reset" (ours) or "carried" (the
@@ -150,6 +166,8 @@ def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
         if extra.get("kind") == "tavg":
             raise UserError("train_state 'carried' needs a recurrent head; tavg has none")
         extra["train_state"] = "carried"
+    if int(stream_seed):
+        extra["stream_seed"] = int(stream_seed)
     return _node("head", split=int(split), layer=layer, method=method, layers=int(layers),
                  kernel=int(kernel), prefused=bool(prefused), seed=int(seed), **extra)  # fmt: skip
 
@@ -162,10 +180,12 @@ def needs(node: Node) -> tuple[Node, ...]:
         return (Node("dataset"),)
     if node.stage == "stream":
         return (Node("rawframes"),)
+    a = dict(node.args)
     if node.stage == "features":
-        return (stream_node(node.get("stream"), node.get("split")),)
+        return (stream_node(a["stream"], a["split"], a.get("seed", 0)),)
     if node.stage == "head":
-        return tuple(features_node(s, node.get("split"), node.get("layer")) for s in STREAM_NAMES)
+        return tuple(features_node(s, a["split"], a["layer"], a.get("stream_seed", 0))
+                     for s in STREAM_NAMES)  # fmt: skip
     raise UserError(f"unknown stage {node.stage!r}")
 
 
@@ -194,10 +214,10 @@ def output(cfg: StudyConfig, node: Node) -> Path:
     if node.stage == "rawframes":
         return cfg.rawframes_dir
     if node.stage == "stream":
-        return cfg.runs_dir / run_names.stream_run(a["stream"], a["split"], k)
+        return cfg.runs_dir / run_names.stream_run(a["stream"], a["split"], k, a.get("seed", 0))
     if node.stage == "features":
         return cfg.features_dir / run_names.feature_cache(
-            a["stream"], cfg.backbone, a["tap"], a["split"], k
+            a["stream"], cfg.backbone, a["tap"], a["split"], k, a.get("seed", 0)
         )
 
     controls = tuple(c for c in CONTROLS if a.get(c))
@@ -213,6 +233,7 @@ def output(cfg: StudyConfig, node: Node) -> Path:
         controls=controls,
         train_state=a.get("train_state", "reset"),
         key=k,
+        stream_seed=a.get("stream_seed", 0),
     )
 
 
@@ -229,8 +250,8 @@ def head_config(cfg: StudyConfig, node: Node) -> StudyConfig:
 # ----------------------------------------------------------------------------- done rules
 
 
-def _stream_checkpoint(cfg: StudyConfig, stream: str, split: int) -> Path:
-    return RunDir(output(cfg, stream_node(stream, split))).best_checkpoint
+def _stream_checkpoint(cfg: StudyConfig, stream: str, split: int, seed: int = 0) -> Path:
+    return RunDir(output(cfg, stream_node(stream, split, seed))).best_checkpoint
 
 
 def _features_done(cfg: StudyConfig, node: Node, videos: Sequence[str] | None = None) -> bool:
@@ -239,7 +260,7 @@ def _features_done(cfg: StudyConfig, node: Node, videos: Sequence[str] | None = 
     m = read_cache_manifest(folder) or {}
     if not m.get("complete"):
         return False
-    ckpt = _stream_checkpoint(cfg, node.get("stream"), node.get("split"))
+    ckpt = _stream_checkpoint(cfg, node.get("stream"), node.get("split"), node_seed(node))
     if not ckpt.is_file() or m.get("checkpoint_sha1") != file_digest(ckpt):
         return False
     return not missing_videos(folder, videos if videos is not None else _cached_videos(cfg, node))
@@ -271,7 +292,7 @@ def is_done(cfg: StudyConfig, node: Node) -> bool:
     if node.stage in ("stream", "head"):
         return RunDir(output(cfg, node)).is_finished()
     if node.stage == "features":
-        if not is_done(cfg, stream_node(node.get("stream"), node.get("split"))):
+        if not is_done(cfg, needs(node)[0]):
             return False
         return _features_done(cfg, node)
     raise UserError(f"unknown stage {node.stage!r}")
@@ -288,20 +309,27 @@ def _run(cfg: StudyConfig, node: Node) -> None:
         ensure_rawframes(cfg, show_progress=True)
     elif node.stage == "stream":
         train_stream(cfg, stream=node.get("stream"), split=node.get("split"),
-                     run=output(cfg, node), resume=True)  # fmt: skip
+                     run=output(cfg, node), resume=True, seed=node_seed(node))  # fmt: skip
     elif node.stage == "features":
-        _run_features(cfg, node.get("stream"), node.get("split"), [node.get("tap")])
+        _run_features(cfg, node.get("stream"), node.get("split"), [node.get("tap")],
+                      seed=node_seed(node))  # fmt: skip
     elif node.stage == "head":
         _run_head(cfg, node)
 
 
-def _run_features(cfg: StudyConfig, stream: str, split: int, taps: Sequence[str]) -> None:
+def node_seed(node: Node) -> int:
+    """The stream seed of a stream or features node (0 when it has no ``seed`` argument)."""
+    return int(dict(node.args).get("seed", 0))
+
+
+def _run_features(cfg: StudyConfig, stream: str, split: int, taps: Sequence[str],
+                  seed: int = 0) -> None:  # fmt: skip
     """Extract the given taps of one stream in one forward pass. Folders made from another
     checkpoint (or of unknown origin: no manifest) are removed; those of this checkpoint are
     resumed, only their missing videos extracted."""
 
-    dirs = {tap: output(cfg, features_node(stream, split, tap)) for tap in taps}
-    checkpoint = _stream_checkpoint(cfg, stream, split)
+    dirs = {tap: output(cfg, features_node(stream, split, tap, seed)) for tap in taps}
+    checkpoint = _stream_checkpoint(cfg, stream, split, seed)
     sha = file_digest(checkpoint)
     if dist.is_main():
         for d in dirs.values():  # made from another checkpoint: its files must not be kept
@@ -315,7 +343,7 @@ def _run_head(cfg: StudyConfig, node: Node) -> None:
 
     hcfg = head_config(cfg, node)
     split = node.get("split")
-    dirs = {s: output(cfg, features_node(s, split, node.get("layer"))) for s in STREAM_NAMES}
+    dirs = {s: output(cfg, n) for s, n in zip(STREAM_NAMES, needs(node), strict=True)}
     records = split_records(hcfg, split)
     if node.get("prefused"):
         every = [r.path for recs in records.values() for r in recs]
@@ -362,32 +390,38 @@ def ensure(cfg: StudyConfig, node: Node) -> Path:
 # ----------------------------------------------------------------------------- for notebooks
 
 
-def streams(cfg: StudyConfig, split: int | None = None) -> dict[str, RunDir]:
-    """Both streams of ``split`` (default ``cfg.split``), trained when missing."""
+def streams(cfg: StudyConfig, split: int | None = None, *,
+            seed: int | None = None) -> dict[str, RunDir]:  # fmt: skip
+    """Both streams of ``split`` (default ``cfg.split``) trained with stream seed ``seed``
+    (default: the first of ``cfg.stream_seeds``), trained when missing."""
     split = cfg.split if split is None else int(split)
-    return {s: RunDir(ensure(cfg, stream_node(s, split))) for s in STREAM_NAMES}
+    seed = cfg.stream_seeds[0] if seed is None else int(seed)
+    return {s: RunDir(ensure(cfg, stream_node(s, split, seed))) for s in STREAM_NAMES}
 
 
 def features(cfg: StudyConfig, split: int | None = None,
-             taps: Sequence[str] | str | None = None) -> dict[str, dict[str, Path]]:  # fmt: skip
-    """``{tap: {"spatial": folder, "temporal": folder}}`` of ``split``; the taps still
-    missing for a stream are extracted together, in one forward pass."""
+             taps: Sequence[str] | str | None = None, *,
+             stream_seed: int | None = None) -> dict[str, dict[str, Path]]:  # fmt: skip
+    """``{tap: {"spatial": folder, "temporal": folder}}`` of ``split``, from the streams of
+    ``stream_seed`` (default: the first of ``cfg.stream_seeds``); the taps still missing for
+    a stream are extracted together, in one forward pass."""
 
     split = cfg.split if split is None else int(split)
+    seed = cfg.stream_seeds[0] if stream_seed is None else int(stream_seed)
     taps = check_taps(taps or (cfg.fusion_layer,))
     out: dict[str, dict[str, Path]] = {tap: {} for tap in taps}
     for stream in STREAM_NAMES:
-        ensure(cfg, stream_node(stream, split))
-        nodes = {tap: features_node(stream, split, tap) for tap in taps}
+        ensure(cfg, stream_node(stream, split, seed))
+        nodes = {tap: features_node(stream, split, tap, seed) for tap in taps}
         for tap, n in nodes.items():
             out[tap][stream] = output(cfg, n)
         group = cfg.features_dir / run_names.feature_group(
-            stream, cfg.backbone, split, key(cfg, stream_node(stream, split))
+            stream, cfg.backbone, split, key(cfg, stream_node(stream, split, seed))
         )
         with stage_lock(group, what=f"{stream} features of split {split}"):
             todo = [tap for tap, n in nodes.items() if not is_done(cfg, n)]
             if todo:
-                _run_features(cfg, stream, split, todo)
+                _run_features(cfg, stream, split, todo, seed=seed)
     return out
 
 
@@ -395,23 +429,26 @@ def head(cfg: StudyConfig, *, split: int | None = None, layer: str | None = None
          method: str | None = None, layers: int | None = None, kernel: int | None = None,
          prefuse: bool = False, seed: int | None = None, kind: str | None = None,
          misalign: bool | str = False, permute_labels: bool = False,
-         train_state: str = "reset") -> dict[str, Any]:  # fmt: skip
+         train_state: str = "reset", stream_seed: int | None = None) -> dict[str, Any]:  # fmt: skip
     """One fusion + ConvLSTM (``layer="fc"``: FC-LSTM; ``kind="tavg"``: time-average,
     ``"pooled"``: FC-LSTM on the tap's pooled maps) head,
     trained when missing; returns its results (``heads.load_head_run``). Arguments default
-    to the config's fields; the seed to the first of ``cfg.head_seeds``; ``misalign`` /
+    to the config's fields; the seed to the first of ``cfg.head_seeds``, ``stream_seed``
+    (whose streams' features it reads) to the one paired with the seed
+    (``cfg.stream_seed_for``); ``misalign`` /
     ``permute_labels`` train it under a negative control (:data:`CONTROLS`);
     ``train_state="carried"`` the authors' way (:func:`head_node`)."""
 
     split = cfg.split if split is None else int(split)
     layer = check_taps([layer or cfg.fusion_layer])[0]
     method = check_fusion(method or cfg.fusion_method)
+    seed = cfg.head_seeds[0] if seed is None else int(seed)
+    stream_seed = cfg.stream_seed_for(seed) if stream_seed is None else int(stream_seed)
     node = head_node(split, layer, method, layers or cfg.convlstm_layers,
                      kernel or cfg.convlstm_kernel, prefuse and is_parameter_free(method),
-                     cfg.head_seeds[0] if seed is None else seed, kind=kind,
-                     misalign=misalign, permute_labels=permute_labels,
-                     train_state=train_state)  # fmt: skip
-    features(cfg, split, [layer])  # both streams' taps in one pass each
+                     seed, kind=kind, misalign=misalign, permute_labels=permute_labels,
+                     train_state=train_state, stream_seed=stream_seed)  # fmt: skip
+    features(cfg, split, [layer], stream_seed=stream_seed)  # both streams' taps, one pass each
     return load_head_run(ensure(cfg, node))
 
 
@@ -427,6 +464,7 @@ __all__ = [
     "is_done",
     "key",
     "needs",
+    "node_seed",
     "output",
     "stream_node",
     "streams",

@@ -227,9 +227,8 @@ def carried_runs(cfg: StudyConfig, *, split: int, layer: str, method: str,
                  protocol: str | None = None) -> list[dict]:  # fmt: skip
     """The heads of one cell trained with carried state, one per seed of
     ``cfg.carried_seeds`` (None: every head seed)."""
-    seeds = tuple(cfg.carried_seeds or cfg.head_seeds)
-    return study.head_runs(cfg.replace(head_seeds=seeds), split=split, layer=layer,
-                           method=method, protocol=protocol, train_state="carried")  # fmt: skip
+    return study.head_runs(cfg, split=split, layer=layer, method=method, protocol=protocol,
+                           train_state="carried", seeds=cfg.carried_seeds)  # fmt: skip
 
 
 def _word(claim: str) -> str:

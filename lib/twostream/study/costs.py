@@ -32,6 +32,7 @@ from pathlib import Path
 from twostream.core.config import StudyConfig
 from twostream.flow.params import PRESETS
 from twostream.models.streams import tap_channels
+from twostream.pipeline.graph import node_seed
 from twostream.study import plan as study_plan
 from twostream.study.cost_model import (
     FEATURE_BATCH_VIDEOS,
@@ -494,7 +495,7 @@ def plan_costs(cfg: StudyConfig, entries: list | None = None,
         if node.stage == "stream":
             return _cost_stream(c, node, row, b)
         if node.stage == "features":
-            group = (node.get("stream"), node.get("split"), row["for"])
+            group = (node.get("stream"), node.get("split"), node_seed(node), row["for"])
             first = group not in passes
             passes.add(group)
             return _cost_features(c, node, row, b, first)

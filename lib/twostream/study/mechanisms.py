@@ -110,12 +110,18 @@ from twostream.core.names import (
     TWO_STREAM,
 )
 from twostream.pipeline import graph as stages
-from twostream.study.tables import cluster_ids, correct, late_fusion
+from twostream.study.tables import (
+    cluster_ids,
+    correct,
+    late_correct,
+    late_fusions,
+    load_stream_seeds,
+    stack,
+)
 from twostream.synthetic.families import CLASS_NAMES
 from twostream.synthetic.writer import read_marker
 from twostream.train.head_trainer import reevaluate
 from twostream.train.rundir import RunDir
-from twostream.train.stream_trainer import load_stream_run
 
 SHUFFLED = "two-stream ConvLSTM, steps shuffled at test"
 MISALIGNED = "two-stream ConvLSTM, temporal halves swapped"
@@ -396,20 +402,23 @@ def collect(cfg) -> dict[str, Any]:
     val: dict[str, list[float]] = {}
     families, clusters, k = [], [], 0
     for split in cfg.splits:
-        runs = {s: load_stream_run(r) for s, r in stages.streams(cfg, split).items()}
-        sp, tp = runs["spatial"], runs["temporal"]
+        seeded = load_stream_seeds(cfg, split)  # {stream: [run per stream seed]}
+        sp = seeded["spatial"][0]
         k = int(sp["num_classes"])
-        late = late_fusion(sp["val"], tp["val"], sp["test"], tp["test"], k)
+        lates = late_fusions(seeded["spatial"], seeded["temporal"])
         families.append(_families_of(cfg, sp["test"]["labels"], sp["classes"]))
         clusters.append(cluster_ids(sp))
         partner = pair_partner(sp["classes"])
         heads = head_specs(cfg)
-        per: dict[str, np.ndarray] = {SPATIAL: correct(sp)[None], TEMPORAL: correct(tp)[None],
-                                      LATE: stats.correct_of(late["scores"], late["labels"])[None]}  # fmt: skip
-        val.setdefault(LATE, []).append(late["val_top1"])
+        # the streams and their late fusion: one replicate per seed of cfg.stream_seeds
+        per: dict[str, np.ndarray] = {SPATIAL: stack(seeded["spatial"]),
+                                      TEMPORAL: stack(seeded["temporal"]),
+                                      LATE: late_correct(lates)}  # fmt: skip
+        val.setdefault(LATE, []).append(float(np.mean([f["val_top1"] for f in lates])))
         shuffled, shuffled_pair = [], []
         for name, kw in heads.items():
-            rs = [stages.head(cfg, split=split, seed=s, **kw) for s in cfg.head_seeds]
+            rs = [stages.head(cfg, split=split, seed=h, stream_seed=ss, **kw)
+                  for ss, h in cfg.replicates()]  # fmt: skip
             per[name] = np.stack([correct(r) for r in rs])
             val.setdefault(name, []).append(float(np.mean([correct(r, "val").mean() for r in rs])))
             if name in pairs:

@@ -22,21 +22,34 @@ def study_nodes(cfg: StudyConfig) -> list[tuple[str, Node]]:
     out: list[tuple[str, Node]] = [("data set", Node("dataset")), ("rawframes", Node("rawframes"))]
     splits = sorted({cfg.split, *cfg.splits})
     for split in splits:
-        out += [(f"streams, split {split}", stream_node(s, split)) for s in STREAM_NAMES]
+        out += _stream_nodes(cfg, split)
 
     taps = needed_taps(cfg)  # only the taps a head of Table 1 or 2 reads
-    out += [("feature cache", features_node(s, cfg.split, t)) for t in taps for s in STREAM_NAMES]
+    out += [("feature cache", features_node(s, cfg.split, t, ss))
+            for ss in _stream_seeds(cfg) for t in taps for s in STREAM_NAMES]  # fmt: skip
     for layer in cfg.table1_layers:
         for method in cfg.table1_methods:
             out += [("Table 1", head_node(cfg.split, layer, method, cfg.convlstm_layers,
-                                          cfg.convlstm_kernel, seed=seed))
-                    for seed in cfg.head_seeds]  # fmt: skip
+                                          cfg.convlstm_kernel, seed=seed, stream_seed=ss))
+                    for ss, seed in cfg.replicates()]  # fmt: skip
     for layers in cfg.table2_layers:
         for kernel in cfg.table2_kernels:
             out += [("Table 2", head_node(cfg.split, cfg.fusion_layer, cfg.fusion_method, layers,
-                                          kernel, seed=seed))
-                    for seed in cfg.head_seeds]  # fmt: skip
+                                          kernel, seed=seed, stream_seed=ss))
+                    for ss, seed in cfg.replicates()]  # fmt: skip
     return out
+
+
+def _stream_seeds(cfg: StudyConfig) -> list[int]:
+    """The distinct seeds of ``cfg.stream_seeds``, in order: one stream run (and feature
+    cache) per seed, whatever number of head replicates read it."""
+    return [int(s) for s in dict.fromkeys(cfg.stream_seeds)]
+
+
+def _stream_nodes(cfg: StudyConfig, split: int) -> list[tuple[str, Node]]:
+    """Both streams of ``split``, once per stream seed."""
+    return [(f"streams, split {split}", stream_node(s, split, ss))
+            for ss in _stream_seeds(cfg) for s in STREAM_NAMES]  # fmt: skip
 
 
 def mechanism_nodes(cfg: StudyConfig) -> list[tuple[str, Node]]:
@@ -48,15 +61,17 @@ def mechanism_nodes(cfg: StudyConfig) -> list[tuple[str, Node]]:
         return []
     out: list[tuple[str, Node]] = []
     for split in cfg.splits:
-        out += [(f"streams, split {split}", stream_node(s, split)) for s in STREAM_NAMES]
+        out += _stream_nodes(cfg, split)
         taps = check_taps([cfg.fusion_layer, "fc"])
-        out += [("mechanisms", features_node(s, split, t)) for t in taps for s in STREAM_NAMES]
+        out += [("mechanisms", features_node(s, split, t, ss))
+                for ss in _stream_seeds(cfg) for t in taps for s in STREAM_NAMES]  # fmt: skip
         for kw in head_specs(cfg).values():
             kw = dict(kw)
             layer, method = kw.pop("layer"), kw.pop("method")
             out += [("mechanisms", head_node(split, layer, method, cfg.convlstm_layers,
-                                             cfg.convlstm_kernel, seed=seed, **kw))
-                    for seed in cfg.head_seeds]  # fmt: skip
+                                             cfg.convlstm_kernel, seed=seed, stream_seed=ss,
+                                             **kw))
+                    for ss, seed in cfg.replicates()]  # fmt: skip
     return out
 
 
@@ -68,22 +83,21 @@ def table3_nodes(cfg: StudyConfig, chosen: dict) -> list[tuple[str, Node, StudyC
     authors = cfg.replace(protocol="authors")
     out = []
     for split in cfg.splits:
-        out += [("features, Table 3", features_node(s, split, layer), cfg) for s in STREAM_NAMES]
-        for seed in cfg.head_seeds:
+        out += [("features, Table 3", features_node(s, split, layer, ss), cfg)
+                for ss in _stream_seeds(cfg) for s in STREAM_NAMES]  # fmt: skip
+        for ss, seed in cfg.replicates():
             for m in (method, "spatial", "temporal"):
-                node = head_node(
-                    split, layer, m, cfg.convlstm_layers, cfg.convlstm_kernel, seed=seed
-                )
+                node = head_node(split, layer, m, cfg.convlstm_layers, cfg.convlstm_kernel,
+                                 seed=seed, stream_seed=ss)  # fmt: skip
                 out.append(("Table 3", node, cfg))
-            node = head_node(
-                split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel, seed=seed
-            )
+            node = head_node(split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel,
+                             seed=seed, stream_seed=ss)  # fmt: skip
             out.append(("audit (epoch chosen on test)", node, authors))
             if split in (cfg.carried_splits or cfg.splits) and seed in (
                 cfg.carried_seeds or cfg.head_seeds
             ):
                 node = head_node(split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel,
-                                 seed=seed, train_state="carried")  # fmt: skip
+                                 seed=seed, train_state="carried", stream_seed=ss)  # fmt: skip
                 out.append(("audit (trained with carried state)", node, cfg))
                 out.append(("audit (trained with carried state, epoch chosen on test)", node,
                             authors))  # fmt: skip

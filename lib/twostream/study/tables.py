@@ -102,17 +102,27 @@ def holm(rows: list[dict], name: str = "") -> list[dict]:
 
 def head_runs(cfg: StudyConfig, *, split: int, layer: str, method: str, layers: int | None = None,
               kernel: int | None = None, protocol: str | None = None,
-              train_state: str = "reset") -> list[dict]:  # fmt: skip
-    """One head configuration on ``split`` for every seed of ``cfg.head_seeds``
-    (``train_state="carried"``: trained the authors' way, :func:`stages.head`)."""
+              train_state: str = "reset", seeds=None) -> list[dict]:  # fmt: skip
+    """One head configuration on ``split`` for every replicate of ``cfg.replicates()``: head
+    seed i on the features of the streams of stream seed i (``train_state="carried"``:
+    trained the authors' way, :func:`stages.head`); ``seeds``: only the replicates of these
+    head seeds."""
     c = cfg if protocol is None else cfg.replace(protocol=protocol)
     return [stages.head(c, split=split, layer=layer, method=method, layers=layers, kernel=kernel,
-                        seed=s, train_state=train_state) for s in cfg.head_seeds]  # fmt: skip
+                        seed=h, stream_seed=ss, train_state=train_state)
+            for ss, h in cfg.replicates() if seeds is None or h in seeds]  # fmt: skip
 
 
 def stack(runs: list[dict], part: str = "test") -> np.ndarray:
     """(seeds, n) per-video correctness of the seeds of one configuration."""
     return np.stack([correct(r, part) for r in runs])
+
+
+def seed_spread(correct_: np.ndarray) -> float:
+    """The spread over seeds of a (seeds, n) correctness array: the standard deviation of the
+    seeds' accuracies; NaN with one seed (no spread to measure: n/a, not 0)."""
+    acc = np.asarray(correct_, dtype=float).mean(axis=1)  # (seeds,)
+    return float(np.std(acc, ddof=1)) if len(acc) > 1 else float("nan")
 
 
 def cell_row(runs: list[dict]) -> dict[str, Any]:
@@ -123,7 +133,7 @@ def cell_row(runs: list[dict]) -> dict[str, Any]:
     return {
         "seeds": len(runs),
         **interval_columns("", test, cluster_ids(runs[0])),
-        "top1_std": float(np.std(test.mean(axis=1), ddof=1)) if len(runs) > 1 else 0.0,
+        "top1_std": seed_spread(test),
         **interval_columns("val_", val, cluster_ids(runs[0], "val")),
         "val_loss": float(np.mean([r["val_loss"] for r in runs])),
         "selected_epoch": "/".join(str(r["best_epoch"]) for r in runs),
@@ -151,24 +161,41 @@ def _compare_to_chosen(rows: list[dict], stacks: list[np.ndarray], chosen: int,
 # ----------------------------------------------------------------------------- streams
 
 
-def load_streams(cfg: StudyConfig, split: int | None = None) -> dict[str, dict]:
-    """Both finished stream runs of ``split`` (trained when missing), as ``load_stream_run``."""
+def load_streams(cfg: StudyConfig, split: int | None = None, *,
+                 seed: int | None = None) -> dict[str, dict]:  # fmt: skip
+    """Both finished stream runs of ``split`` and stream seed ``seed`` (default: the first of
+    ``cfg.stream_seeds``; trained when missing), as ``load_stream_run``."""
 
-    return {s: load_stream_run(run) for s, run in stages.streams(cfg, split).items()}
+    return {s: load_stream_run(run) for s, run in stages.streams(cfg, split, seed=seed).items()}
 
 
-def streams_table(loaded: dict[str, dict], split: int):
+def load_stream_seeds(cfg: StudyConfig, split: int | None = None) -> dict[str, list[dict]]:
+    """``{stream: [run per seed of cfg.stream_seeds]}`` of ``split`` (trained when missing):
+    what :func:`streams_table` and the late fusion draw their seeds from."""
+    per_seed = [load_streams(cfg, split, seed=s) for s in dict.fromkeys(cfg.stream_seeds)]
+    return {s: [runs[s] for runs in per_seed] for s in per_seed[0]}
+
+
+def streams_table(loaded: dict[str, dict | list[dict]], split: int):
     """One row per stream: test and validation top-1 with n and 95% interval at the
-    validation-selected epoch, the epochs run, the initial weights and the test crops."""
+    validation-selected epoch (a list of runs, one per stream seed: the mean over seeds, its
+    interval drawing the seeds, and ``top1_std`` the spread over seeds, NaN with one seed),
+    the epochs run, the initial weights and the test crops."""
     import pandas as pd
 
     rows = []
-    for stream, run in loaded.items():
+    for stream, runs in loaded.items():
+        runs = runs if isinstance(runs, list) else [runs]
+        run, test = runs[0], stack(runs, "test")
         rows.append({
-            "stream": stream, "split": int(split), **interval_columns("", correct(run, "test")),
-            **interval_columns("val_", correct(run, "val")), "chance": 1.0 / run["num_classes"],
-            "num_classes": int(run["num_classes"]), "selected_epoch": int(run["best_epoch"]),
-            "epochs": int(len(run["history"])), "weights": run.get("weights", ""),
+            "stream": stream, "split": int(split), "seeds": len(runs),
+            **interval_columns("", test, cluster_ids(run) if len(runs) > 1 else None),
+            "top1_std": seed_spread(test),
+            **interval_columns("val_", stack(runs, "val"),
+                               cluster_ids(run, "val") if len(runs) > 1 else None),
+            "chance": 1.0 / run["num_classes"], "num_classes": int(run["num_classes"]),
+            "selected_epoch": "/".join(str(int(r["best_epoch"])) for r in runs),
+            "epochs": int(max(len(r["history"]) for r in runs)), "weights": run.get("weights", ""),
             "test_crops": int(run.get("test_crops", 1)),
         })  # fmt: skip
     return pd.DataFrame(rows)
@@ -265,12 +292,26 @@ def late_fusion(val_a: dict, val_b: dict, test_a: dict, test_b: dict, num_classe
     return out
 
 
+def late_fusions(spatial: list[dict], temporal: list[dict]) -> list[dict]:
+    """The late fusion of each stream seed's two streams (:func:`late_fusion`, its weight
+    chosen on that seed's validation scores): one replicate per stream seed."""
+    k = int(spatial[0]["num_classes"])
+    return [late_fusion(sp["val"], tp["val"], sp["test"], tp["test"], k)
+            for sp, tp in zip(spatial, temporal, strict=True)]  # fmt: skip
+
+
+def late_correct(fused: list[dict]) -> np.ndarray:
+    """(stream seeds, n) per-video correctness of :func:`late_fusions`' replicates."""
+    return np.stack([stats.correct_of(f["scores"], f["labels"]) for f in fused])
+
+
 def final_comparison(cfg: StudyConfig) -> dict[str, Any]:
     """Everything Table 3 needs for each split of ``cfg.splits`` (built when missing).
 
     Returns ``per_split`` (one row per method and split), ``summary`` (mean over splits),
     ``pairs`` (paired comparisons over the splits' test videos), ``chosen`` (the cell and why),
-    ``correct`` ({method: [per split (seeds, n)]}), ``val`` (validation top-1 per split and
+    ``correct`` ({method: [per split (seeds, n)]}: the streams and late fusion over
+    ``cfg.stream_seeds``, the heads over ``cfg.replicates()``, drawn by the intervals), ``val`` (validation top-1 per split and
     method) and ``confusion`` (the two-stream ConvLSTM's on ``cfg.split``).
     """
     import pandas as pd
@@ -290,29 +331,29 @@ def final_comparison(cfg: StudyConfig) -> dict[str, Any]:
     correct_by: dict[str, list[np.ndarray]] = {}
     confusion = None
     for split in cfg.splits:
-        runs = {s: load_stream_run(r) for s, r in stages.streams(cfg, split).items()}
-        sp, tp = runs["spatial"], runs["temporal"]
-        k = int(sp["num_classes"])
-        late = late_fusion(sp["val"], tp["val"], sp["test"], tp["test"], k)
+        seeded = load_stream_seeds(cfg, split)  # {stream: [run per stream seed]}
+        sps, tps = seeded["spatial"], seeded["temporal"]
+        sp = sps[0]
+        lates = late_fusions(sps, tps)
         ids = cluster_ids(sp)
         clusters.append(ids)
         heads = {TWO_STREAM: head_runs(cfg, split=split, layer=layer, method=method),
                  SPATIAL_CONVLSTM: head_runs(cfg, split=split, layer=layer, method="spatial"),
                  TEMPORAL_CONVLSTM: head_runs(cfg, split=split, layer=layer, method="temporal")}  # fmt: skip
-        methods = {"spatial only": (correct(sp)[None], correct(sp, "val")[None], None),
-                   "temporal only": (correct(tp)[None], correct(tp, "val")[None], None),
-                   LATE: (stats.correct_of(late["scores"], late["labels"])[None],
-                                         None, late["weight_temporal"])}  # fmt: skip
+        # streams and late fusion: (stream seeds, n), one row per seed of cfg.stream_seeds
+        methods = {"spatial only": (stack(sps), stack(sps, "val"), None),
+                   "temporal only": (stack(tps), stack(tps, "val"), None),
+                   LATE: (late_correct(lates), None,
+                          float(np.mean([f["weight_temporal"] for f in lates])))}  # fmt: skip
         for name, rs in heads.items():
             methods[name] = (stack(rs), stack(rs, "val"), None)
-        val[split] = {LATE: late["val_top1"]}
+        val[split] = {LATE: float(np.mean([f["val_top1"] for f in lates]))}
         for name, (test_c, val_c, weight) in methods.items():
             correct_by.setdefault(name, []).append(test_c)
             if val_c is not None:
                 val[split][name] = float(val_c.mean())
             rows.append({"method": name, "split": split, "seeds": int(test_c.shape[0]),
-                         **interval_columns("", test_c, ids),
-                         "top1_std": float(np.std(test_c.mean(axis=1), ddof=1)) if len(test_c) > 1 else 0.0,
+                         **interval_columns("", test_c, ids), "top1_std": seed_spread(test_c),
                          "late_fusion_weight": weight})  # fmt: skip
         if split == cfg.split or confusion is None:
             first = heads[TWO_STREAM][0]
@@ -371,9 +412,16 @@ def comparisons(correct_by: dict[str, list[np.ndarray]], val: dict, clusters=Non
     for claim, a, b in plan:
         res = verdicts.compare(correct_by[a], correct_by[b], rule=SUPERIORITY, clusters=clusters)
         rows.append({"comparison": claim, "a": a, "b": b,
+                     "a_seeds": _seeds(correct_by[a]), "b_seeds": _seeds(correct_by[b]),
                      **interval_columns("a_", correct_by[a], clusters),
                      **interval_columns("b_", correct_by[b], clusters), **diff_columns(res)})  # fmt: skip
     return pd.DataFrame(holm(rows))
+
+
+def _seeds(parts: list[np.ndarray]) -> int | str:
+    """The number of seeds of a method's per-split (seeds, n) arrays ("2/3" if they differ)."""
+    counts = [int(np.atleast_2d(p).shape[0]) for p in parts]
+    return counts[0] if len(set(counts)) == 1 else "/".join(map(str, counts))
 
 
 def diff_columns(res: dict) -> dict[str, Any]:

@@ -247,17 +247,21 @@ def evaluate_stream(
 # ----------------------------------------------------------------------------- one run
 
 
-def stream_inputs(cfg: StudyConfig, records: dict, modality: str, device: torch.device):
+def stream_inputs(cfg: StudyConfig, records: dict, modality: str, device: torch.device,
+                  seed: int | None = None):  # fmt: skip
     """The data side of a stream run for ``cfg.input_pipeline``: ``(train loader, the
     engine's prepare, eval_data)``; ``eval_data(part, final) -> (loader, evaluate_stream
-    keyword arguments)``, ``final`` for the selected checkpoint's val / test scores."""
+    keyword arguments)``, ``final`` for the selected checkpoint's val / test scores.
+    ``seed``: the training seed (sampling and augmentation; default the first of
+    ``cfg.stream_seeds``)."""
+    seed = cfg.stream_seeds[0] if seed is None else int(seed)
     common = dict(rawframes_dir=cfg.rawframes_dir, modality=modality, flow_length=cfg.flow_length)
     kw = dict(num_workers=cfg.num_workers, pin=device.type == "cuda")
     parts = ("val", "test")
     if cfg.input_pipeline == "host":
         tr_tf, ev_tf = presets(cfg, modality)
         train_ds = TrainSteps(records["train"], **common, samples_per_video=cfg.samples_per_video,
-                              transform=tr_tf, seed=cfg.seed)  # fmt: skip
+                              transform=tr_tf, seed=seed)  # fmt: skip
         eval_bs = max(1, 2 * cfg.stream_batch_size // cfg.num_segments)
         loaders = {
             part: eval_loader(
@@ -267,13 +271,13 @@ def stream_inputs(cfg: StudyConfig, records: dict, modality: str, device: torch.
             )  # fmt: skip
             for part in parts
         }
-        train_dl = train_loader(train_ds, batch_size=cfg.stream_batch_size, seed=cfg.seed, **kw)
+        train_dl = train_loader(train_ds, batch_size=cfg.stream_batch_size, seed=seed, **kw)
         return train_dl, batch_preparer(device), lambda part, final: (loaders[part], {})
 
     augment = augment_from_config(cfg, modality)
     train_ds = TrainSteps(records["train"], **common, samples_per_video=cfg.samples_per_video,
-                          seed=cfg.seed, device_augment=augment)  # fmt: skip
-    train_dl = train_loader(train_ds, batch_size=cfg.stream_batch_size, seed=cfg.seed,
+                          seed=seed, device_augment=augment)  # fmt: skip
+    train_dl = train_loader(train_ds, batch_size=cfg.stream_batch_size, seed=seed,
                             collate_fn=collate, **kw)  # fmt: skip
     videos = {part: VideoSteps(records[part], **common, num_segments=cfg.num_segments,
                                encoded=True) for part in parts}  # fmt: skip
@@ -295,10 +299,20 @@ def stream_inputs(cfg: StudyConfig, records: dict, modality: str, device: torch.
 
 
 def train_stream(
-    cfg: StudyConfig, *, stream: str, split: int, run: RunDir | str | Path, resume: bool = False
+    cfg: StudyConfig,
+    *,
+    stream: str,
+    split: int,
+    run: RunDir | str | Path,
+    resume: bool = False,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune one stream on ``split`` into ``run`` (rawframes must exist); returns the
-    run's results (see :func:`load_stream_run`) plus ``history`` and ``seconds``."""
+    run's results (see :func:`load_stream_run`) plus ``history`` and ``seconds``.
+
+    ``seed`` (default: the first of ``cfg.stream_seeds``) seeds everything random in the
+    training: initial weights, the sampler, each item's time step and augmentation, the
+    per-epoch global RNG; ``cfg.seed`` fixes only the train / validation split."""
 
     t_start = time.perf_counter()
     stream = stream_name(stream)
@@ -306,7 +320,8 @@ def train_stream(
     run = RunDir(run)
     device, _, _ = engine.setup_device(cfg)
     classes = load_classes(cfg.split_format, cfg.splits_dir)
-    records = split_records(cfg, split)
+    seed = cfg.stream_seeds[0] if seed is None else int(seed)
+    records = split_records(cfg, split)  # the train / val split: cfg.seed's, whatever `seed`
     if not records["val"]:
         raise UserError(
             "the validation split is empty; set val_fraction > 0 (model selection needs it)"
@@ -314,9 +329,9 @@ def train_stream(
     config = {**cfg.to_dict(), "stream": stream, "split_index": split}
     if dist.is_main():
         run.mkdir().write_config(config)
-    train_dl, prepare, eval_data = stream_inputs(cfg, records, modality, device)
+    train_dl, prepare, eval_data = stream_inputs(cfg, records, modality, device, seed=seed)
 
-    seed_everything(cfg.seed)  # identical initial weights on every rank
+    seed_everything(seed)  # identical initial weights on every rank
     net = build_stream(modality=modality, backbone=cfg.backbone, num_classes=len(classes),
                        flow_length=cfg.flow_length, pretrained=cfg.pretrained,
                        weights=cfg.imagenet_weights)  # fmt: skip
@@ -336,7 +351,7 @@ def train_stream(
             model, train_dl, optimizer, prepare=prepare, device=device, epoch=i, amp=cfg.amp),
         evaluate=evaluate, run=run, config=cfg, device=device, resume=resume,
         # dropout etc.: the global RNG of epoch i is a function of (seed, i) only
-        on_epoch_start=lambda i: seed_everything(engine.epoch_seed(cfg.seed, i, dist.rank())),
+        on_epoch_start=lambda i: seed_everything(engine.epoch_seed(seed, i, dist.rank())),
         extra={"arch": net.arch, "stream": stream, "split": split},
         desc=f"{stream} split {split}", tensorboard=cfg.tensorboard,
     )  # fmt: skip
