@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from twostream.core import stats, verdicts
+from twostream.core import formatting, stats, verdicts
 
 
 def test_wilson_matches_hand_values():
@@ -37,8 +37,8 @@ def test_splits_are_strata_and_the_statistic_is_their_mean():
     assert one["top1"] == pytest.approx((1.0 + 0.125) / 2) and one["n"] == 12
     assert one["ci"] == verdicts.Bootstrap.kind and one["ci_low"] < one["top1"] < one["ci_high"]
     assert stats.interval(s2)["ci"] == "Wilson"
-    assert stats.fmt_interval(-0.031, 0.052, signed=True) == "[-3.1, +5.2]"
-    assert stats.fmt_pct(float("nan")) == "–" and stats.fmt_pct(0.2412) == "24.1"
+    assert formatting.fmt_interval(-0.031, 0.052, signed=True) == "[-3.1, +5.2]"
+    assert formatting.fmt_pct(float("nan")) == "n/a" and formatting.fmt_pct(0.2412) == "24.1"
 
 
 def test_clusters_widen_the_accuracy_interval():

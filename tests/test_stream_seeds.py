@@ -159,7 +159,7 @@ def test_streams_table_and_late_fusion_draw_the_stream_seeds():
         np.testing.assert_array_equal(f["scores"], alone["scores"])
     c = study.late_correct(lates)
     assert c.shape == (2, N)
-    assert np.isfinite(study.seed_spread(c)) and np.isnan(study.seed_spread(c[:1]))
+    assert np.isfinite(study.spread(c.mean(axis=1))) and np.isnan(study.spread(c[:1].mean(axis=1)))
 
 
 # ----------------------------------------------------------------------------- end to end

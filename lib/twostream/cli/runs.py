@@ -21,6 +21,7 @@ from typing import Any
 
 from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
+from twostream.core.formatting import fmt_pct
 from twostream.core.names import MODALITY
 from twostream.core.runtime import resolve_path
 from twostream.core.selection import selected_epoch
@@ -142,7 +143,7 @@ def list_runs(*, data_root: Path, dataset: str | None = None) -> list[dict[str, 
 def _pct(top1: float | None, n: int | None) -> str:
     if top1 is None:
         return "–"
-    return f"{100 * top1:.1f}%" + (f" (n={n})" if n is not None else " (so far)")
+    return f"{fmt_pct(top1)}%" + (f" (n={n})" if n is not None else " (so far)")
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

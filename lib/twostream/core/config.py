@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from twostream.core.errors import UserError
-from twostream.core.names import DATASETS, REAL_DATASETS
+from twostream.core.names import DATASETS, REAL_DATASETS, TEMPORAL_INITS
 from twostream.core.params_io import dataclass_from_dict, parse_yaml_text, to_jsonable, yaml_problem
 from twostream.core.runtime import resolve_path
 
@@ -181,6 +181,14 @@ class StudyConfig:
     # which ImageNet weights "imagenet" means: V1 is the paper-era ResNet (77.4% for
     # ResNet-101, closest to the authors' Torch7 model); IMAGENET1K_V2 is torchvision's newer
     imagenet_weights: str = knob("IMAGENET1K_V1", "stream")
+    # Where the temporal stream starts (core.names.TEMPORAL_INITS): imagenet = from
+    # `pretrained` like the spatial stream, conv1 by cross-modality averaging (the paper's
+    # text read literally); spatial = from this split's fine-tuned spatial stream's best
+    # checkpoint, conv1 averaged the same way, a fresh classifier (what the paper may mean).
+    # No stage of its own: with "spatial" the temporal stream node reads the spatial one
+    # (pipeline.graph.needs), which is built first and whose key enters the temporal key;
+    # with "imagenet" every key stays as it was.
+    temporal_init: str = "imagenet"
     # L flow fields per stack -> 2L input channels (paper: 10)
     flow_length: int = knob(4, "stream", "features")
     # T equally spaced time steps per video (paper: 25)
@@ -331,6 +339,11 @@ class StudyConfig:
                 f"stream_seeds must hold one seed or as many as head_seeds "
                 f"({len(self.head_seeds)}: replicate i pairs stream seed i with head seed i), "
                 f"got {list(self.stream_seeds)} for head_seeds {list(self.head_seeds)}",
+            ),
+            (
+                self.temporal_init in TEMPORAL_INITS,
+                f"temporal_init must be one of {', '.join(TEMPORAL_INITS)}, "
+                f"got {self.temporal_init!r}",
             ),
             (
                 self.imagenet_weights in ("IMAGENET1K_V1", "IMAGENET1K_V2"),

@@ -73,6 +73,13 @@ def check_train_state(train_state: str) -> str:
     return train_state
 
 
+# Where the temporal stream's weights start (StudyConfig.temporal_init): "imagenet" = from
+# `pretrained`, as the spatial stream does (ImageNet in the full presets), conv1 made by
+# cross-modality averaging; "spatial" = from the same split's fine-tuned spatial stream
+# (its best checkpoint), conv1 averaged the same way and a fresh classifier.
+TEMPORAL_INITS = ("imagenet", "spatial")
+
+
 # ----------------------------------------------------------------------------- method labels
 # What the tables, the mechanism checks, the audit and the figures call each model.
 
@@ -104,6 +111,7 @@ __all__ = [
     "STREAMS",
     "TEMPORAL",
     "TEMPORAL_CONVLSTM",
+    "TEMPORAL_INITS",
     "TIME_AVERAGE",
     "TRAIN_STATES",
     "TWO_STREAM",

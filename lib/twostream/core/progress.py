@@ -31,6 +31,8 @@ import time
 
 from tqdm.std import tqdm as _std_tqdm
 
+from twostream.core.formatting import MISSING, fmt_pct
+
 
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (ipykernel's IPython shell), False in a terminal."""
@@ -228,11 +230,8 @@ def epoch_done(desc: str, epoch: int, epochs: int, eta_s: float | None = None) -
 
 
 def _pct(x) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if x != x else f"{100 * x:.1f}%"
+    s = fmt_pct(x)
+    return s if s == MISSING else f"{s}%"
 
 
 def run_summary(desc: str, *, best_epoch, epochs, val_top1, val_n, top1, n,

@@ -9,8 +9,8 @@ interval of its own:
 * :func:`interval` — the accuracy of one model over strata (splits) and seeds: Wilson for
   one split, one seed and no clusters, else the stratified cluster bootstrap (clusters
   resampled within each split, seeds drawn inside).
-* :func:`correct_of` — per-video correctness of score rows; :func:`fmt_pct`,
-  :func:`fmt_interval` — percent and signed points for reading.
+* :func:`correct_of` — per-video correctness of score rows. Percent and signed points for
+  reading: :mod:`twostream.core.formatting`.
 """
 
 from __future__ import annotations
@@ -59,16 +59,4 @@ def interval(correct, *, clusters=None, shared: bool = False,
             "ci": verdicts.Bootstrap.kind}  # fmt: skip
 
 
-def fmt_pct(x: float, digits: int = 1) -> str:
-    return "–" if x is None or not np.isfinite(x) else f"{100 * x:.{digits}f}"
-
-
-def fmt_interval(lo: float, hi: float, digits: int = 1, *, signed: bool = False) -> str:
-    """``[lo, hi]`` in percent (points for a difference: ``signed`` adds the + sign)."""
-    f = (lambda v: f"{100 * v:+.{digits}f}") if signed else (lambda v: f"{100 * v:.{digits}f}")
-    if lo is None or not (np.isfinite(lo) and np.isfinite(hi)):
-        return "[–]"
-    return f"[{f(lo)}, {f(hi)}]"
-
-
-__all__ = ["accuracy", "correct_of", "fmt_interval", "fmt_pct", "interval", "wilson"]
+__all__ = ["accuracy", "correct_of", "interval", "wilson"]

@@ -172,13 +172,18 @@ def head_node(split: int, layer: str, method: str, layers: int, kernel: int,
                  kernel=int(kernel), prefused=bool(prefused), seed=int(seed), **extra)  # fmt: skip
 
 
-def needs(node: Node) -> tuple[Node, ...]:
-    """The nodes whose output ``node`` reads."""
+def needs(node: Node, cfg: StudyConfig | None = None) -> tuple[Node, ...]:
+    """The nodes whose output ``node`` reads. ``cfg`` says where the temporal stream starts
+    (``temporal_init``): with "spatial" it reads the same split's spatial stream (the same
+    node arguments, ``stream`` spatial), which is then built first and whose key enters the
+    temporal stream's key; with "imagenet", or without a ``cfg``, the rawframes alone."""
     if node.stage == "dataset":
         return ()
     if node.stage == "rawframes":
         return (Node("dataset"),)
     if node.stage == "stream":
+        if node.get("stream") == "temporal" and cfg is not None and cfg.temporal_init == "spatial":
+            return (Node("rawframes"), _node("stream", **{**dict(node.args), "stream": "spatial"}))
         return (Node("rawframes"),)
     a = dict(node.args)
     if node.stage == "features":
@@ -201,7 +206,7 @@ def key(cfg: StudyConfig, node: Node) -> str:
         # flow_device: its type only; a knob at its omit_default value: left out
         "fields": {f: v for f in fields if (v := key_value(f, d[f])) != OMIT},
         "args": [list(a) for a in node.args],
-        "needs": [key(cfg, n) for n in needs(node)],
+        "needs": [key(cfg, n) for n in needs(node, cfg)],
     }
     return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -308,8 +313,12 @@ def _run(cfg: StudyConfig, node: Node) -> None:
     elif node.stage == "rawframes":
         ensure_rawframes(cfg, show_progress=True)
     elif node.stage == "stream":
+        # temporal_init "spatial": the spatial stream this one needs is its starting point
+        start = [RunDir(output(cfg, n)).best_checkpoint for n in needs(node, cfg)
+                 if n.stage == "stream"]  # fmt: skip
         train_stream(cfg, stream=node.get("stream"), split=node.get("split"),
-                     run=output(cfg, node), resume=True, seed=node_seed(node))  # fmt: skip
+                     run=output(cfg, node), resume=True, seed=node_seed(node),
+                     init_from=start[0] if start else None)  # fmt: skip
     elif node.stage == "features":
         _run_features(cfg, node.get("stream"), node.get("split"), [node.get("tap")],
                       seed=node_seed(node))  # fmt: skip
@@ -372,7 +381,7 @@ def ensure(cfg: StudyConfig, node: Node) -> Path:
     need the same node compute it once. Under torchrun the dataset and rawframes stages run
     on rank 0 only; the training stages run on every rank.
     """
-    for n in needs(node):
+    for n in needs(node, cfg):
         ensure(cfg, n)
     out = output(cfg, node)
     if is_done(cfg, node):

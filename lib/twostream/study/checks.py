@@ -24,8 +24,8 @@ from twostream.core.selection import select_cell
 
 # An accuracy column: "top1", "<prefix>_top1" or "top1_mean"; a difference: "diff" or
 # "diff_<what>". Each needs its companions (see intervals()).
-_ACCURACY = re.compile(r"^(?:(?P<prefix>[a-z0-9]+)_)?top1(?P<mean>_mean)?$")
-_DIFFERENCE = re.compile(r"^diff(?:_(?P<what>[a-z0-9_]+?))?$")
+ACCURACY_COLUMN = re.compile(r"^(?:(?P<prefix>[a-z0-9]+)_)?top1(?P<mean>_mean)?$")
+DIFFERENCE_COLUMN = re.compile(r"^diff(?:_(?P<what>[a-z0-9_]+?))?$")
 
 
 class CheckFailed(AssertionError):
@@ -56,12 +56,12 @@ def intervals(df, *, name: str) -> None:
     (``verdict_<x>``). ``results.save_table`` applies it to every table it writes."""
     cols = set(df.columns)
     for c in df.columns:
-        m = _ACCURACY.match(str(c))
+        m = ACCURACY_COLUMN.match(str(c))
         if m:
             prefix = f"{m['prefix']}_" if m["prefix"] else ""
             need = [f"{prefix}n", f"{c}_ci_low", f"{c}_ci_high"]
         else:
-            m = _DIFFERENCE.match(str(c))
+            m = DIFFERENCE_COLUMN.match(str(c))
             if not m or str(c).endswith(("_ci_low", "_ci_high")):
                 continue
             need = [

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from twostream.core.config import StudyConfig
-from twostream.study.results import (
-    readable_html,
-)
+from twostream.study.results import readable_html, with_percent_note
 
 # The table(s) each notebook establishes, shown first in its executed copy: (name, columns)
 # with columns = None for all of them.
@@ -55,7 +53,7 @@ def result_html(stem: str, tables: Path) -> str:
             continue
         if columns:
             df = df[[c for c in columns if c in df.columns]]
-        caption = caption_of(tables / f"{name}.json")
+        caption = with_percent_note(caption_of(tables / f"{name}.json"), df)
         parts.append(f"<p><b>{html.escape(name)}</b> (tables/{html.escape(name)}.csv): "
                      f"{html.escape(caption)}</p>")  # fmt: skip
         parts.append(readable_html(df))

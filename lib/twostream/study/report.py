@@ -30,9 +30,9 @@ from typing import Any
 
 from twostream.core.config import StudyConfig, load_params
 from twostream.core.errors import UserError
+from twostream.core.formatting import MISSING, PERCENT_NOTE, fmt_interval, fmt_p, fmt_pct
 from twostream.core.params_io import save_json
 from twostream.core.runtime import atomic_write_text, device_description, project_root, results_dir
-from twostream.core.stats import fmt_interval, fmt_pct
 from twostream.core.threads import passive_wait
 from twostream.study.executed import caption_of, finish_executed, read_csv_or_none
 from twostream.study.mechanisms import MEANING
@@ -43,6 +43,7 @@ from twostream.study.results import (
     library_versions,
     markdown_table,
     readable,
+    with_percent_note,
 )
 
 DATA_STATEMENT = {
@@ -333,10 +334,8 @@ def _n_clusters(r) -> str:
 
 def _p(r) -> str:
     """p and its Holm correction (the rule decides on the corrected one)."""
-    p, ph = r.get("p_value"), r.get("p_holm")
-    if p is None or p != p:
-        return "–"
-    return f"{p:.2g} ({ph:.2g})" if ph is not None and ph == ph else f"{p:.2g}"
+    p, ph = fmt_p(r.get("p_value")), fmt_p(r.get("p_holm"))
+    return p if ph == MISSING or p == MISSING else f"{p} ({ph})"
 
 
 def _power(r) -> str:
@@ -357,7 +356,7 @@ def claims_check(tables: Path) -> list[str]:
              "95% interval | p (Holm) | verdict (Holm) | rule |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for _, r in claims.iterrows():
-        diff = f"{100 * r['diff']:+.1f}" if r["diff"] == r["diff"] else "–"
+        diff = fmt_pct(r["diff"], signed=True)
         lines.append(
             f"| {r['claim']} | {r['in_paper']} | {r['comparison']}: {fmt_pct(r['a_top1'])}% -> "
             f"{fmt_pct(r['b_top1'])}% | {r['measured_on']} | {_n_clusters(r)} | {diff} | "
@@ -385,7 +384,9 @@ def mechanism_section(tables: Path) -> list[str]:
         + (f"; the heads at the designed cell {cell}" if cell else "")
         + ". For the controls N1-N3 the difference is the accuracy minus chance (N1, N2: 1/2 "
         "within a pair of classes; N3: 1/K), and N2 also needs the aligned model to be better. "
-        + MEANING,
+        + MEANING
+        + " "
+        + PERCENT_NOTE,
         "",
         "| check | family | claim | a -> b | n (clusters) | diff (points) | 95% interval | p (Holm) "
         "| expected | verdict (Holm) | power: n for 80% at 10 points |",
@@ -399,7 +400,7 @@ def mechanism_section(tables: Path) -> list[str]:
             ab = f"{r['a']} {fmt_pct(r['a_top1'])}% (chance {fmt_pct(r['chance'])}%)"
         lines.append(
             f"| {r['check']} | {r['family']} | {r['claim']} | {ab} | {_n_clusters(r)} | "
-            f"{100 * r['diff']:+.1f} | {fmt_interval(r['diff_ci_low'], r['diff_ci_high'], signed=True)} "
+            f"{fmt_pct(r['diff'], signed=True)} | {fmt_interval(r['diff_ci_low'], r['diff_ci_high'], signed=True)} "
             f"| {_p(r)} | {r['expected']} | **{final_verdict(r)}** | {_power(r)} |"
         )
     return [*lines, "", "![mechanism checks](figures/mechanism_checks.png)", ""]
@@ -425,7 +426,7 @@ def confirmation_section(out: Path) -> list[str]:
 
     def cell(r) -> str:
         ci = fmt_interval(r["diff_ci_low"], r["diff_ci_high"], signed=True)
-        return f"{100 * r['diff']:+.1f} {ci}, **{final_verdict(r)}**"
+        return f"{fmt_pct(r['diff'], signed=True)} {ci}, **{final_verdict(r)}**"
 
     lines = [
         f"## Confirmation on a fresh synthetic seed ({other_dir.name})",
@@ -474,7 +475,7 @@ def replication_section(out: Path) -> list[str]:
             return "-"
         if d is None or d != d:  # no difference (e.g. "by construction")
             return v
-        return f"{100 * d:+.1f} {fmt_interval(lo, hi, signed=True)}, {v}"
+        return f"{fmt_pct(d, signed=True)} {fmt_interval(lo, hi, signed=True)}, {v}"
 
     lines = [
         f"## Replication with other training seeds ({other.name})",
@@ -576,7 +577,8 @@ def write_report(log: dict[str, Any], *, out: Path | None = None) -> Path:
             "(class, group) within each split, 10,000 resamples: the interval of the difference; "
             "the test, its rule and parameters, raw and Holm-corrected p in claims.csv). Each "
             "claim type has one rule (superiority, equivalence by TOST at +-2 points, not greater); "
-            "the verdict shown is the Holm-corrected one."
+            "the verdict shown is the Holm-corrected one. "
+            + PERCENT_NOTE
             + (
                 " On the synthetic smoke set a verdict says whether the implementation shows the "
                 "effect on this data; it says nothing about the paper's claims on UCF101 / HMDB51, "
@@ -594,8 +596,11 @@ def write_report(log: dict[str, Any], *, out: Path | None = None) -> Path:
             continue
         md += [f"## {name}", ""]
         for t in e.get("tables", []):
-            md += [f"### Table `{t}`", "", caption_of(tables / f"{t}.json"), ""]
             df = read_csv_or_none(tables / f"{t}.csv")
+            caption = caption_of(tables / f"{t}.json")
+            if df is not None:  # a sidecar written before the note was added lacks it
+                caption = with_percent_note(caption, df)
+            md += [f"### Table `{t}`", "", caption, ""]
             if df is not None:
                 # for reading: percent, one decimal, intervals beside the value (the CSV
                 # keeps full precision)

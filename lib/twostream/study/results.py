@@ -16,6 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from twostream.core.formatting import (
+    MISSING,
+    PERCENT_NOTE,
+    fmt_estimate,
+    fmt_interval,
+    fmt_p,
+    fmt_pct,
+    number,
+)
 from twostream.core.params_io import save_json, to_jsonable
 from twostream.core.progress import in_notebook
 from twostream.core.runtime import (
@@ -25,7 +34,7 @@ from twostream.core.runtime import (
     project_root,
     results_dir,
 )
-from twostream.study.checks import intervals
+from twostream.study.checks import ACCURACY_COLUMN, DIFFERENCE_COLUMN, intervals
 
 
 def git_commit() -> str:
@@ -91,7 +100,9 @@ def _sidecar(path: Path, kind: str, params, device, wall_time_s, caption: str, e
 
 def markdown_table(df) -> str:
     """A DataFrame as a Markdown table through tabulate (what pandas' ``to_markdown`` calls):
-    4 significant digits, empty cells for missing values, ``|`` inside a value escaped."""
+    4 significant digits for numbers, text as written, empty cells for missing values, ``|``
+    inside a value escaped."""
+    from pandas.api.types import is_numeric_dtype
     from tabulate import tabulate
 
     def cell(v):
@@ -100,8 +111,10 @@ def markdown_table(df) -> str:
         return v.replace("|", "\\|") if isinstance(v, str) else v
 
     rows = [[cell(v) for v in row] for row in df.itertuples(index=False)]
+    # text columns stay as written: "50.0" (readable's percent) must not become 50
+    text = [i for i, (_, col) in enumerate(df.items()) if not is_numeric_dtype(col)]
     return tabulate(rows, headers=[str(c) for c in df.columns], tablefmt="pipe",
-                    floatfmt=".4g", missingval="") + "\n"  # fmt: skip
+                    floatfmt=".4g", missingval="", disable_numparse=text or False) + "\n"  # fmt: skip
 
 
 def save_table(
@@ -117,6 +130,10 @@ def save_table(
 ) -> Path:
     """Write ``<results>/tables/<name>.{csv,md,json}``; returns the CSV path.
 
+    The CSV holds fractions at full precision; the ``.md`` is :func:`readable` (percent,
+    points, intervals beside their values), and a caption of a table with percent columns
+    ends with :data:`PERCENT_NOTE` (in the JSON sidecar too, which REPORT.md and the
+    executed notebooks show above the same readable table).
     Refuses (``checks.CheckFailed``) a table with an accuracy that lacks its n or interval,
     or a difference that lacks its interval or verdict (``checks.intervals``).
     """
@@ -126,7 +143,9 @@ def save_table(
     csv_path = tables / f"{name}.csv"
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
-    md = (f"{caption}\n\n" if caption else "") + markdown_table(df)
+    # the .md is for reading: percent and points (readable), and the caption says so
+    caption = with_percent_note(caption, df)
+    md = (f"{caption}\n\n" if caption else "") + markdown_table(readable(df))
     atomic_write_text(tables / f"{name}.md", md)
     _sidecar(csv_path, "table", params, device, wall_time_s, caption, extra)
     return csv_path
@@ -187,62 +206,97 @@ def show_figure(fig, *, dpi: int = NOTEBOOK_DPI) -> None:
 
 # ----------------------------------------------------------------------------- for reading
 
+# Every table a person reads (the .md beside each CSV, REPORT.md, the notebooks) formats its
+# columns by role, decided from the column's name alone, so no table is formatted by hand:
+# accuracies (``top1``, ``<x>_top1``, ``top1_mean``, ``chance``) and rates in percent,
+# differences (``diff``, ``diff_<x>``, ``margin``, ``designed_effect``) and spreads
+# (``<x>_std``) in points, each with one decimal (core.formatting); an accuracy or difference
+# with its ``<c>_ci_low`` / ``<c>_ci_high`` becomes one column ``24.1 [17.0, 32.9]``.
+ACCURACY, DIFFERENCE, SPREAD, RATE, P_VALUE, COUNT, OTHER = (
+    "accuracy", "difference", "spread", "rate", "p", "count", "other")  # fmt: skip
+_ROLE_NAMES = {"chance": ACCURACY, "margin": DIFFERENCE, "designed_effect": DIFFERENCE,
+               "discordant": RATE, "n": COUNT, "val_n": COUNT, "a_n": COUNT, "b_n": COUNT}  # fmt: skip
+# the 90% interval of ``diff`` (equivalence rules decide on it), shown beside the 95% one
+_CI90 = ("ci90_low", "ci90_high")
 
-def _num(v) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if v != v else v
+
+def column_role(name: str) -> str:
+    """The role of a table column, from its name: :data:`ACCURACY` (percent),
+    :data:`DIFFERENCE` (signed points), :data:`SPREAD` (points), :data:`RATE` (percent),
+    :data:`P_VALUE`, :data:`COUNT` or :data:`OTHER` (left as it is)."""
+    c = str(name)
+    if c in _ROLE_NAMES:
+        return _ROLE_NAMES[c]
+    if c.endswith(("_ci_low", "_ci_high")):
+        return OTHER  # an interval end: shown with its value
+    if ACCURACY_COLUMN.match(c):
+        return ACCURACY
+    if DIFFERENCE_COLUMN.match(c):
+        return DIFFERENCE
+    if c.endswith("_std"):
+        return SPREAD
+    if c.startswith("p_"):
+        return P_VALUE
+    return OTHER
 
 
-def _pct(v, *, signed: bool = False) -> str:
-    v = _num(v)
-    if v is None:
-        return "n/a"
-    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+def has_percent(df) -> bool:
+    """Does :func:`readable` show any column of ``df`` in percent or points?"""
+    return any(column_role(c) in (ACCURACY, DIFFERENCE, SPREAD, RATE) for c in df.columns)
+
+
+def with_percent_note(caption: str, df) -> str:
+    """``caption`` followed by :data:`PERCENT_NOTE` when ``df`` has a column in percent."""
+    if not has_percent(df) or PERCENT_NOTE in caption:
+        return caption
+    return f"{caption.rstrip()} {PERCENT_NOTE}".strip()
 
 
 def readable(df):
-    """A table for reading (notebooks, REPORT.md); the CSV keeps full precision.
-
-    Every accuracy with its interval (``x``, ``x_ci_low``, ``x_ci_high``) becomes one column
-    ``x % [95% CI]`` holding ``24.1 [17.0, 32.9]``; a difference (``diff...``) the same in
-    signed points; a spread (``..._std``) in points, ``n/a`` where one seed or one split
-    gives none (``seeds`` / ``splits`` = 1); ``chance`` in percent; p-values to 2
-    significant digits. n columns and every other column are left as they are."""
+    """A table for reading (the .md beside each CSV, REPORT.md, notebooks); the CSV keeps
+    fractions at full precision. Columns by :func:`column_role`: an accuracy with its
+    interval (``x``, ``x_ci_low``, ``x_ci_high``) becomes one column ``x % [95% CI]`` holding
+    ``24.1 [17.0, 32.9]``; a difference the same in signed points (``+6.5 [+0.0, +13.0]``),
+    its 90% interval (``ci90_*``) as ``diff points [90% CI]``; a spread in points, ``n/a``
+    where it is missing (one seed or one split: NaN in the CSV); chance and rates in
+    percent; p-values to 2 significant digits; counts as integers. Every other column is
+    left as it is."""
     import pandas as pd
 
     cols = list(df.columns)
     out = pd.DataFrame(index=df.index)
-    skip = set()
-    for c in cols:
-        if f"{c}_ci_low" in cols and f"{c}_ci_high" in cols:
-            skip |= {f"{c}_ci_low", f"{c}_ci_high"}
+    paired = {c for c in cols if f"{c}_ci_low" in cols and f"{c}_ci_high" in cols}
+    skip = {f"{c}_{end}" for c in paired for end in ("ci_low", "ci_high")}
+    if "diff" in cols and all(c in cols for c in _CI90):
+        skip |= set(_CI90)
     for c in cols:
         if c in skip:
             continue
-        lo, hi = f"{c}_ci_low", f"{c}_ci_high"
-        if lo in cols and hi in cols:
-            signed = c.startswith("diff")
-            name = f"{c} {'points' if signed else '%'} [95% CI]"
-            out[name] = [
-                "n/a" if _num(v) is None
-                else f"{_pct(v, signed=signed)} [{_pct(a, signed=signed)}, {_pct(b, signed=signed)}]"
-                for v, a, b in zip(df[c], df[lo], df[hi])
-            ]  # fmt: skip
-        elif c.endswith("_std"):
-            count = df["seeds"] if "seeds" in cols else df["splits"] if "splits" in cols else None
-            out[f"{c} (points)"] = [
-                "n/a" if count is not None and (_num(k) or 0) <= 1 else _pct(v)
-                for v, k in zip(df[c], count if count is not None else [2] * len(df))
+        role = column_role(c)
+        signed = role == DIFFERENCE
+        unit = "points" if role in (DIFFERENCE, SPREAD) else "%"
+        if role in (ACCURACY, DIFFERENCE, RATE) and c in paired:
+            out[f"{c} {unit} [95% CI]"] = [
+                fmt_estimate(v, a, b, signed=signed)
+                for v, a, b in zip(df[c], df[f"{c}_ci_low"], df[f"{c}_ci_high"])
             ]
-        elif c == "chance" or (c.endswith("top1") and pd.api.types.is_float_dtype(df[c])):
-            out[f"{c} %"] = [_pct(v) for v in df[c]]
-        elif c.startswith("p_"):
-            out[c] = ["n/a" if _num(v) is None else f"{_num(v):.2g}" for v in df[c]]
-        elif c in ("n", "val_n", "a_n", "b_n") and pd.api.types.is_float_dtype(df[c]):
-            out[c] = ["n/a" if _num(v) is None else str(int(v)) for v in df[c]]
+            if c == "diff" and all(x in cols for x in _CI90):
+                out["diff points [90% CI]"] = [fmt_interval(a, b, signed=True)
+                                               for a, b in zip(df[_CI90[0]], df[_CI90[1]])]  # fmt: skip
+        elif role == SPREAD and pd.api.types.is_numeric_dtype(df[c]):
+            # one seed (or one split) has no spread: NaN in the CSV; a CSV written before
+            # that said 0.0, so the row's count decides too
+            count = df["seeds"] if "seeds" in cols else df["splits"] if "splits" in cols else None
+            counts = [2] * len(df) if count is None else [number(k) or 0 for k in count]
+            out[f"{c} (points)"] = [
+                MISSING if k <= 1 else fmt_pct(v) for v, k in zip(df[c], counts)
+            ]
+        elif role in (ACCURACY, DIFFERENCE, RATE) and pd.api.types.is_numeric_dtype(df[c]):
+            out[f"{c} {'(points)' if signed else '%'}"] = [fmt_pct(v, signed=signed) for v in df[c]]
+        elif role == P_VALUE:
+            out[c] = [fmt_p(v) for v in df[c]]
+        elif role == COUNT and pd.api.types.is_float_dtype(df[c]):
+            out[c] = [MISSING if number(v) is None else str(int(v)) for v in df[c]]
         else:
             out[c] = df[c]
     return out.reset_index(drop=True)

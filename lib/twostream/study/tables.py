@@ -12,7 +12,9 @@ scene, the synthetic set's shared background; from the names ``v_<Class>_g<GG>_c
 within each split, seeds drawn inside; a comparison's p-value is the stratified paired test
 (:func:`~twostream.core.verdicts.paired_test`). Each table's comparisons are one family for
 Holm's correction: ``p_holm`` / ``verdict_holm`` beside the uncorrected ``p_value`` /
-``verdict`` and 95% interval. All numbers are fractions (0.241 = 24.1%).
+``verdict`` and 95% interval. All numbers are fractions (0.241 = 24.1%); the tables for
+reading show them in percent (``results.readable``). ``top1_std`` (the spread over seeds, or
+over splits in Table 3's summary) is NaN where there is one.
 
 * :func:`streams_table` — each fine-tuned stream's video-level accuracy.
 * :func:`fusion_ablation` — Table 1: fusion layer x fusion method (``fc`` = FC-LSTM), each
@@ -32,6 +34,7 @@ import numpy as np
 
 from twostream.core import stats, verdicts
 from twostream.core.config import StudyConfig
+from twostream.core.formatting import fmt_pct
 from twostream.core.metrics import classification_metrics
 from twostream.core.names import DATA_NAMES, LATE, SPATIAL_CONVLSTM, TEMPORAL_CONVLSTM, TWO_STREAM
 from twostream.core.selection import select_cell
@@ -118,11 +121,11 @@ def stack(runs: list[dict], part: str = "test") -> np.ndarray:
     return np.stack([correct(r, part) for r in runs])
 
 
-def seed_spread(correct_: np.ndarray) -> float:
-    """The spread over seeds of a (seeds, n) correctness array: the standard deviation of the
-    seeds' accuracies; NaN with one seed (no spread to measure: n/a, not 0)."""
-    acc = np.asarray(correct_, dtype=float).mean(axis=1)  # (seeds,)
-    return float(np.std(acc, ddof=1)) if len(acc) > 1 else float("nan")
+def spread(accs) -> float:
+    """The sample standard deviation of accuracies over seeds (or splits); NaN for one,
+    which has no spread (0.0 would claim a measured agreement; the tables show n/a)."""
+    accs = np.asarray(accs, dtype=float)
+    return float(np.std(accs, ddof=1)) if accs.size > 1 else float("nan")
 
 
 def cell_row(runs: list[dict]) -> dict[str, Any]:
@@ -133,7 +136,7 @@ def cell_row(runs: list[dict]) -> dict[str, Any]:
     return {
         "seeds": len(runs),
         **interval_columns("", test, cluster_ids(runs[0])),
-        "top1_std": seed_spread(test),
+        "top1_std": spread(test.mean(axis=1)),
         **interval_columns("val_", val, cluster_ids(runs[0], "val")),
         "val_loss": float(np.mean([r["val_loss"] for r in runs])),
         "selected_epoch": "/".join(str(r["best_epoch"]) for r in runs),
@@ -190,7 +193,7 @@ def streams_table(loaded: dict[str, dict | list[dict]], split: int):
         rows.append({
             "stream": stream, "split": int(split), "seeds": len(runs),
             **interval_columns("", test, cluster_ids(run) if len(runs) > 1 else None),
-            "top1_std": seed_spread(test),
+            "top1_std": spread(test.mean(axis=1)),
             **interval_columns("val_", stack(runs, "val"),
                                cluster_ids(run, "val") if len(runs) > 1 else None),
             "chance": 1.0 / run["num_classes"], "num_classes": int(run["num_classes"]),
@@ -237,7 +240,7 @@ def chosen_cell(cfg: StudyConfig) -> dict[str, Any]:
     reason = (
         f"Table 1's cell with the best validation top-1 on split {cfg.split} among "
         f"{int((table['layer'] != 'fc').sum())} convolutional cells: {row['layer']}/{row['method']}, "
-        f"val top-1 {100 * row['val_top1']:.1f}% of {int(row['val_n'])} videos "
+        f"val top-1 {fmt_pct(row['val_top1'])}% of {int(row['val_n'])} videos "
         f"(ties: lower val loss {row['val_loss']:.4f}, then the earlier cell)"
     )
     return {"layer": str(row["layer"]), "method": str(row["method"]),
@@ -353,7 +356,8 @@ def final_comparison(cfg: StudyConfig) -> dict[str, Any]:
             if val_c is not None:
                 val[split][name] = float(val_c.mean())
             rows.append({"method": name, "split": split, "seeds": int(test_c.shape[0]),
-                         **interval_columns("", test_c, ids), "top1_std": seed_spread(test_c),
+                         **interval_columns("", test_c, ids),
+                         "top1_std": spread(test_c.mean(axis=1)),
                          "late_fusion_weight": weight})  # fmt: skip
         if split == cfg.split or confusion is None:
             first = heads[TWO_STREAM][0]
@@ -381,7 +385,7 @@ def summarise(per_split, correct_by: dict[str, list[np.ndarray]], dataset: str, 
         rows.append({"method": name, "measured_on": DATA_NAMES.get(dataset, dataset),
                      "top1_mean": iv["top1"], "n": iv["n"], "top1_mean_ci_low": iv["ci_low"],
                      "top1_mean_ci_high": iv["ci_high"],
-                     "top1_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                     "top1_std": spread(accs),
                      "splits": len(parts), "source": "this study (measured)"})  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -26,10 +26,11 @@ from typing import Any
 
 from twostream.core.config import StudyConfig
 from twostream.core.errors import UserError
+from twostream.core.formatting import fmt_interval, fmt_pct
 from twostream.core.names import MODALITY
 from twostream.core.params_io import save_json
 from twostream.core.runtime import resolve_device
-from twostream.core.stats import accuracy, correct_of, fmt_interval
+from twostream.core.stats import accuracy, correct_of
 from twostream.data.splits import load_classes, split_records
 from twostream.models.streams import load_stream
 from twostream.train.checkpoint import checkpoint_epoch
@@ -249,8 +250,8 @@ def format_result(m: dict[str, Any]) -> list[str]:
     for part in PARTS:
         p = m[part]
         lines.append(
-            f"  {part:4s} top-1 {100 * p['top1']:.1f}% ({p['k']}/{p['n']}), 95% Wilson "
-            f"{fmt_interval(p['ci_low'], p['ci_high'])}; top-5 {100 * p['top5']:.1f}%"
+            f"  {part:4s} top-1 {fmt_pct(p['top1'])}% ({p['k']}/{p['n']}), 95% Wilson "
+            f"{fmt_interval(p['ci_low'], p['ci_high'])}; top-5 {fmt_pct(p['top5'])}%"
         )
     if m["test_videos_seen_in_training"] is not None:
         lines.append(

@@ -306,18 +306,25 @@ def train_stream(
     run: RunDir | str | Path,
     resume: bool = False,
     seed: int | None = None,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune one stream on ``split`` into ``run`` (rawframes must exist); returns the
     run's results (see :func:`load_stream_run`) plus ``history`` and ``seconds``.
 
     ``seed`` (default: the first of ``cfg.stream_seeds``) seeds everything random in the
     training: initial weights, the sampler, each item's time step and augmentation, the
-    per-epoch global RNG; ``cfg.seed`` fixes only the train / validation split."""
+    per-epoch global RNG; ``cfg.seed`` fixes only the train / validation split.
+    ``init_from``: a stream checkpoint whose body the stream starts from instead of
+    ``cfg.pretrained`` (``temporal_init: spatial``: the spatial stream's best checkpoint;
+    conv1 cross-modality averaged for flow, the classifier fresh)."""
 
     t_start = time.perf_counter()
     stream = stream_name(stream)
     modality = MODALITY[stream]
     run = RunDir(run)
+    # the initial weights: a stream checkpoint loads as an RGB body like ImageNet weights, its
+    # classifier dropped (a fresh one for this stream), conv1 averaged across modalities for flow
+    start = cfg.pretrained if init_from is None else str(init_from)
     device, _, _ = engine.setup_device(cfg)
     classes = load_classes(cfg.split_format, cfg.splits_dir)
     seed = cfg.stream_seeds[0] if seed is None else int(seed)
@@ -333,7 +340,7 @@ def train_stream(
 
     seed_everything(seed)  # identical initial weights on every rank
     net = build_stream(modality=modality, backbone=cfg.backbone, num_classes=len(classes),
-                       flow_length=cfg.flow_length, pretrained=cfg.pretrained,
+                       flow_length=cfg.flow_length, pretrained=start,
                        weights=cfg.imagenet_weights)  # fmt: skip
     model = prepare_model(net, device, compile=cfg.compile, backend=cfg.compile_backend)
     lr = cfg.lr_spatial if stream == "spatial" else cfg.lr_temporal
@@ -367,7 +374,7 @@ def train_stream(
             "val_top1": evs["val"]["top1"], "val_loss": evs["val"]["loss"],
             "val_n": evs["val"]["n"], "top1": evs["test"]["top1"], "n": evs["test"]["n"],
             "top5": evs["test"]["top5"], "mean_class_acc": evs["test"]["mean_class_acc"],
-            "weights": weights_label(cfg), "test_crops": cfg.test_crops, "arch": net.arch,
+            "weights": weights_label(cfg, init_from), "test_crops": cfg.test_crops, "arch": net.arch,
             "config": config,
         })  # fmt: skip
         live.run_finished(f"{stream} split {split}", best_epoch=fit["best_epoch"],
@@ -380,8 +387,10 @@ def train_stream(
     return out
 
 
-def weights_label(cfg: StudyConfig) -> str:
+def weights_label(cfg: StudyConfig, init_from: str | Path | None = None) -> str:
     """Which initial weights a stream started from, said beside every stream result."""
+    if init_from is not None:  # temporal_init: spatial
+        return f"spatial stream {Path(init_from).parent.name}"
     p = str(cfg.pretrained)
     if p.lower() == "imagenet":
         return f"ImageNet {cfg.imagenet_weights}"
