@@ -300,7 +300,7 @@ def test_run_features_keeps_same_checkpoint_and_clears_others(tmp_path, monkeypa
     sha = features.file_digest(ckpt)
     seen = []
     monkeypatch.setattr(graph, "output", lambda cfg, node: folder)
-    monkeypatch.setattr(graph, "_stream_checkpoint", lambda cfg, s, k: ckpt)
+    monkeypatch.setattr(graph, "_stream_checkpoint", lambda cfg, s, k, *seed: ckpt)
     monkeypatch.setattr(graph, "feature_records", lambda cfg, k: [])
     monkeypatch.setattr(graph, "extract_stream",
                         lambda cfg, **kw: seen.append((kw["checkpoint_sha1"], _files(folder))))  # fmt: skip
