@@ -469,3 +469,29 @@ def test_cuda_matches_cpu_on_real_pairs(flow_gt):
                                   compile=kw.get("compile", False), cuda_graphs=kw.get("cuda_graphs", False))[0]  # fmt: skip
             assert ncc_similarity(gpu, cpu) <= 4e-3, (name, kw)
             assert abs(masked_epe(gpu, g, mask) - e_cpu) <= max(0.02 * e_cpu, 0.02), (name, kw)
+
+
+def test_iteration_counts_are_per_pair_and_the_same_alone_or_batched():
+    # benchmarks/flow_iterations.py's hook: the inner iterations each pair ran at each
+    # (level, warp, outer); a batch masks converged pairs, so each pair's count (and flow)
+    # is what it gets alone, and the counting itself changes nothing.
+    import torch
+
+    pairs = [
+        gt_pair(k, 40, 56, seed=i) for i, k in enumerate(["translation", "rotzoom", "nonrigid"])
+    ]
+    a = torch.from_numpy(np.stack([p[0] for p in pairs])).float()  # (3, H, W)
+    b = torch.from_numpy(np.stack([p[1] for p in pairs])).float()  # (3, H, W)
+    p = get_params("paper", nscales=3, warps=2)
+    alone, together = {}, {}
+    flow_alone = tvl1_torch(a, b, p, counts=alone)
+    flow_together = tvl1_torch(a, b, p, batched=True, counts=together)
+    torch.testing.assert_close(flow_together, flow_alone, rtol=0, atol=0)
+    torch.testing.assert_close(tvl1_torch(a, b, p), flow_alone, rtol=0, atol=0)
+    assert alone == together
+    assert sorted(alone) == [(lv, w, 0) for lv in range(3) for w in range(2)]
+    counts = np.array(list(alone.values()))  # (levels x warps, 3)
+    assert counts.min() >= 1 and counts.max() <= p.inner_iterations
+    assert len({tuple(c) for c in counts.T}) > 1  # the pairs stop at different counts
+    with pytest.raises(ValueError, match="host test"):
+        tvl1_torch(a, b, p, batched=True, sync_every=7, counts={})

@@ -325,6 +325,40 @@ def test_two_workers_give_the_same_bytes_as_one(clips, reference, tmp_path):
     assert ps.manifest_without_timings(out) == ps.manifest_without_timings(reference)
 
 
+def test_flow_batch_and_compile_change_no_byte_and_no_key(clips, tmp_path):
+    # flow_batch / flow_compile are execution knobs: torch TV-L1 gives a pair the same flow
+    # in any chunk of the video (the CPU solves pairs one by one; CUDA masks converged ones)
+    # and compile is off the CPU path, so the bytes and the key stay.
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    video = pp.find_videos(clips)[0][1]
+    (videos / "v.avi").write_bytes((clips / video).read_bytes())
+    outs = []
+    for batch, comp in ((1, True), (3, False), (64, True)):
+        out = tmp_path / f"raw{batch}"
+        s = run_prepare(videos, out, workers=1, flow_backend="torch", flow_batch=batch,
+                        flow_compile=comp)  # fmt: skip
+        assert s.ok == 1
+        outs.append(out)
+    assert tree_hashes(outs[0]) == tree_hashes(outs[1]) == tree_hashes(outs[2])
+
+
+def test_ensure_rawframes_passes_the_configs_flow_batch(monkeypatch, tmp_path):
+    from twostream.core.config import StudyConfig
+
+    seen = {}
+
+    def fake_prepare(*args, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(pp, "prepare", fake_prepare)
+    cfg = StudyConfig(data_root=str(tmp_path), flow_batch=256, flow_compile=False)
+    with pytest.raises(RuntimeError, match="stop here"):
+        pp.ensure_rawframes(cfg, show_progress=False)
+    assert (seen["flow_batch"], seen["flow_compile"]) == (256, False)
+
+
 def test_jpeg_encoding_is_deterministic_across_processes():
     img = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)
     here = hashlib.sha256(layout.encode_jpeg(img, layout.JPEG_QUALITY)).hexdigest()
@@ -464,7 +498,7 @@ def test_crash_record_marks_the_video_failed(clips, tmp_path):
     opts = PrepareOptions(flow_params=tuple(TINY_FLOW.items()))
     (layout.video_folder(out, video)).mkdir(parents=True)  # a folder no marker speaks for
     ps.partial_folder(layout.video_folder(out, video)).mkdir()  # what the dead worker wrote
-    task = (str(clips), str(out), video, dataclasses.asdict(opts), 16, None)
+    task = (str(clips), str(out), video, dataclasses.asdict(opts), 16, True, None)
     rec = crash_record(task, "the worker process died")
     assert rec["status"] == "failed" and not layout.video_folder(out, video).exists()
     assert not ps.partial_folder(layout.video_folder(out, video)).exists()

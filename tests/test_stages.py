@@ -16,6 +16,16 @@ from twostream.study import plan as study_plan
 from twostream.train.features import feature_path, read_cache_manifest
 
 
+def test_flow_batch_and_compile_change_no_key():
+    # execution knobs of prepare's TV-L1 on CUDA: the rawframes (and everything after them)
+    # are the same bytes at any batch, compiled or not
+    cfg = StudyConfig()
+    assert "flow_batch" not in stage_fields("rawframes")
+    for node in (stages.Node("rawframes"), stages.stream_node("temporal", 1)):
+        for changed in (cfg.replace(flow_batch=256), cfg.replace(flow_compile=False)):
+            assert stages.key(changed, node) == stages.key(cfg, node)
+
+
 def test_every_field_declares_known_stages_and_keys_follow_them():
     for f in dataclasses.fields(StudyConfig):
         assert set(f.metadata.get("stages", ())) <= set(STAGES), f.name

@@ -35,7 +35,8 @@ def cli_arguments(parser) -> None:
         (["--workers", "--prep-workers"], dict(dest="prep_workers", type=int, metavar="N", help=f"processes (default {d.prep_workers})")),
         (["--shard"], dict(metavar="I/N", help="process part I of N disjoint parts, 0-based (0/N .. N-1/N, as Slurm's "
                            "--array=0-(N-1)); 'slurm' reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT")),
-        (["--flow-batch"], dict(type=int, default=16, metavar="N", help="pairs per TV-L1 call (larger suits torch on a GPU)")),
+        (["--flow-batch"], dict(type=int, metavar="N", help=f"pairs solved together by torch TV-L1 on CUDA (default {d.flow_batch}; "
+                                "--set flow_compile=false turns torch.compile off)")),
         (["--params"], dict(type=Path, metavar="FILE", help="params yaml: defaults for every option and the data set folders")),
         (["--set"], dict(dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override one StudyConfig field")),
         (["--quiet"], dict(action="store_true", help="no progress bar")),
@@ -53,7 +54,10 @@ def cli_arguments(parser) -> None:
 
 def _config_from_args(args):
 
-    given = {name: getattr(args, name) for name in (*stage_fields("rawframes"), "prep_workers")}
+    given = {
+        name: getattr(args, name)
+        for name in (*stage_fields("rawframes"), "prep_workers", "flow_batch")
+    }
     cfg = config_from_args(args, **given)
     # --short-side and --size replace each other, whichever the params file had set
     if args.short_side is not None:
@@ -86,7 +90,8 @@ def cli_main(args) -> int:
         flow_params=parse_key_values(args.flow_params, "--flow-param"),
         workers=cfg.prep_workers,
         shard=args.shard,
-        flow_batch=args.flow_batch,
+        flow_batch=cfg.flow_batch,
+        flow_compile=cfg.flow_compile,
         show_progress=not args.quiet,
         **{k: v for k, v in dataclasses.asdict(opts).items() if k != "flow_params"},
     )

@@ -93,7 +93,7 @@ COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 # Refused at config load, so a 0 or a negative number fails in second one, not hours in.
 _POSITIVE_INTS = (
     "synth_classes", "synth_clips_per_class", "synth_groups", "synth_width", "synth_height",
-    "short_side", "prep_workers", "flow_length", "num_segments", "crop_size", "input_size",
+    "short_side", "prep_workers", "flow_batch", "flow_length", "num_segments", "crop_size", "input_size",
     "stream_epochs", "stream_batch_size", "samples_per_video", "convlstm_hidden",
     "convlstm_epochs", "convlstm_batch_size",
 )  # fmt: skip
@@ -173,6 +173,11 @@ class StudyConfig:
     # TSN's +-20 px for real video; the embedded v3 set moves 1-3 px per frame: +-2.5
     flow_bound: float = knob(2.5, "rawframes")
     prep_workers: int = 2
+    # Execution knobs of prepare's torch TV-L1 on CUDA, in no stage (a pair's flow is the
+    # same alone or in a batch: tests/test_flow.py). flow_batch: pairs solved together (a
+    # batch runs as long as its slowest pair); flow_compile: torch.compile the iteration.
+    flow_batch: int = 64
+    flow_compile: bool = True
 
     # --- the two streams ----------------------------------------------------------------
     # resnet10_w32 (embedded set, no ImageNet weights) | resnet18 | resnet34 | resnet50 | resnet101

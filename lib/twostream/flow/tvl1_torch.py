@@ -244,44 +244,52 @@ def _capture(L: _Level, k: int):
     return graph
 
 
-def _inner_loop(L: _Level, iterations: int, mode: str, sync_every: int) -> None:
-    """Up to ``iterations`` iterations of the active pairs (OpenCV's inner loop)."""
+def _inner_loop(L: _Level, iterations: int, mode: str, sync_every: int) -> list[int] | None:
+    """Up to ``iterations`` iterations of the active pairs (OpenCV's inner loop). Returns
+    how many iterations each pair ran (host-test path only; None on the chunked paths)."""
     if mode == "eager" and sync_every == 1:
         # Host test every iteration; masks only once some pair has stopped.
         active = [bool(a) for a in L.act.view(-1).tolist()]
+        ran = [0] * L.n  # iterations each pair was active in (OpenCV's n_inner at its stop)
         for _ in range(iterations):
+            ran = [r + a for r, a in zip(ran, active, strict=True)]
             err = _iterate(L, masked=not all(active)).tolist()
             now = [a and e > L.eps for a, e in zip(active, err, strict=True)]
             if now != active:
                 active = now
                 L.act.copy_(torch.tensor(active, dtype=torch.float32).view(-1, 1, 1, 1))
             if not any(active):
-                return
-        return
+                return ran
+        return ran
     done = 0
     while done < iterations:
         k = min(sync_every, iterations - done)
         _run_chunk(L, k, mode)
         done += k
         if not bool(L.act.any()):  # the one host synchronisation per chunk
-            return
+            return None
+    return None
 
 
-def _one_scale(L: _Level, i0, i1, prm, mode: str, sync_every: int) -> None:
-    """procOneScale: warps x outer x inner iterations at one pyramid level. i0, i1 (N, H, W)."""
+def _one_scale(L: _Level, i0, i1, prm, mode: str, sync_every: int, level: int = 0,
+               counts: dict | None = None) -> None:  # fmt: skip
+    """procOneScale: warps x outer x inner iterations at one pyramid level. i0, i1 (N, H, W).
+    ``counts``: filled with {(level, warp, outer): [iterations of each pair]} (see tvl1_torch)."""
     i1x, i1y = _centered_gradient(i1)
     src = torch.stack((i1, i1x, i1y), dim=1)  # (N, 3, H, W) warped together
     xs = torch.arange(L.w, device=i0.device, dtype=torch.float32)
     ys = torch.arange(L.h, device=i0.device, dtype=torch.float32)
-    for _ in range(prm.warps):
+    for warp in range(prm.warps):
         _warp_constants(L, i0, src, xs, ys)
         L.act.fill_(1.0)  # OpenCV resets its error to +inf at every warp
-        for _ in range(prm.outer_iterations):
+        for outer in range(prm.outer_iterations):
             if prm.median_filtering > 1:
                 # the median of taut u is taut times the median of u
                 med = _median(L.U, prm.median_filtering)
                 L.U.copy_(torch.where(L.act > 0, med, L.U))
-            _inner_loop(L, prm.inner_iterations, mode, sync_every)
+            ran = _inner_loop(L, prm.inner_iterations, mode, sync_every)
+            if counts is not None:
+                counts[(level, warp, outer)] = ran
             if not bool(L.act.any()):
                 break
 
@@ -303,6 +311,7 @@ def tvl1_torch(
     cuda_graphs: bool = False,
     sync_every: int | None = None,
     batched: bool | None = None,
+    counts: dict | None = None,
 ):
     """Batched Dual TV-L1 on tensors: i0, i1 (N, H, W) float32 grey in [0, 255] -> (N, 2, H, W).
 
@@ -313,6 +322,11 @@ def tvl1_torch(
     between two host checks of the stopping test (default 1 on the CPU in eager mode,
     :data:`SYNC_EVERY` otherwise); it changes the cost, never the result. ``batched``:
     iterate all N pairs together (default: on CUDA; the CPU solves them one by one).
+    ``counts``: an empty dict the solver fills with ``{(level, warp, outer): [n_1, ..., n_N]}``,
+    the inner iterations each pair ran at each pyramid level (0 = full size), warp and outer
+    iteration (0 where a pair had stopped before it); instrumentation for
+    benchmarks/flow_iterations.py. Needs the per-iteration host test (eager, ``sync_every=1``:
+    the CPU's default), where the counts are exact; it does not change the result.
     """
     if i0.ndim != 3 or i0.shape != i1.shape:
         raise ValueError(f"expected two (N, H, W) tensors of one shape, got {i0.shape}, {i1.shape}")
@@ -342,12 +356,23 @@ def tvl1_torch(
     i0, i1 = i0.float(), i1.float()
     if batched is None:
         batched = cuda
+    if counts is not None and (mode != "eager" or sync_every != 1):
+        raise ValueError(
+            "iteration counts need the per-iteration host test: compile=False, "
+            "cuda_graphs=False and sync_every=1"
+        )
     if not batched and i0.shape[0] > 1:
         # One pair at a time (the CPU default): in a batch the pairs that have converged are masked
         # but still cost a full iteration each until the slowest pair of the batch stops;
         # alone, each pair stops at its own count. The results are the same.
         kw = dict(compile=compile, cuda_graphs=cuda_graphs, sync_every=sync_every)
-        return torch.cat([tvl1_torch(a[None], b[None], params, **kw) for a, b in zip(i0, i1)])
+        each = [{} if counts is not None else None for _ in range(i0.shape[0])]
+        out = torch.cat([tvl1_torch(a[None], b[None], params, counts=c, **kw)
+                         for a, b, c in zip(i0, i1, each)])  # fmt: skip
+        if counts is not None:
+            for k in sorted({k for c in each for k in c}):
+                counts[k] = [c[k][0] if k in c else 0 for c in each]
+        return out
     if mode == "compile":
         try:
             return _tvl1(i0, i1, params, mode, sync_every)
@@ -360,10 +385,10 @@ def tvl1_torch(
             torch._dynamo.reset()
             _COMPILED.clear()
             mode = "graph" if cuda and cuda_graphs else "eager"
-    return _tvl1(i0, i1, params, mode, sync_every)
+    return _tvl1(i0, i1, params, mode, sync_every, counts)
 
 
-def _tvl1(i0, i1, params, mode: str, sync_every: int):
+def _tvl1(i0, i1, params, mode: str, sync_every: int, counts: dict | None = None):
     with torch.no_grad():
         i0s, i1s = [i0], [i1]
         for _ in range(1, params.nscales):
@@ -381,7 +406,7 @@ def _tvl1(i0, i1, params, mode: str, sync_every: int):
             h, w = i0s[s].shape[-2:]
             L = _Level(n, h, w, i0.device, params)
             L.U.copy_(u).mul_(L.taut)
-            _one_scale(L, i0s[s], i1s[s], params, mode, sync_every)
+            _one_scale(L, i0s[s], i1s[s], params, mode, sync_every, level=s, counts=counts)
             u = L.U / L.taut  # (N, 2, H, W)
             if s == 0:
                 break

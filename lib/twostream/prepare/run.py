@@ -236,13 +236,16 @@ def prepare(
     flow_params: dict[str, float] | None = None,
     workers: int = 1,
     shard: str | tuple[int, int] | None = None,
-    flow_batch: int = 16,
+    flow_batch: int = 64,
+    flow_compile: bool = True,
     show_progress: bool = True,
     wait: bool = False,
     **options: Any,
 ) -> PrepareSummary:
     """Decode and flow every video under ``videos_dir`` into ``out_dir`` (resumable).
 
+    ``flow_batch`` / ``flow_compile``: torch TV-L1 on CUDA solves that many pairs together,
+    torch.compiled or not (execution only: the bytes written are the same).
     ``options`` are :class:`PrepareOptions` fields (``short_side``, ``flow_preset``, ...);
     ``flow_params`` overrides single TV-L1 parameters of the preset. ``splits_dir`` +
     ``dataset`` ("ucf101" | "hmdb51" split-file format) add mmaction2 annotation lists named
@@ -300,7 +303,7 @@ def prepare(
             print(f"prepare: re-extracting {len(damaged)} video(s) whose frames are damaged: "
                   f"{video}: {problem}{more}", file=sys.stderr)  # fmt: skip
         tasks = [(str(videos_dir), str(out), v, dataclasses.asdict(opts), int(flow_batch),
-                  conflicts.get(v)) for v in todo]  # fmt: skip
+                  bool(flow_compile), conflicts.get(v)) for v in todo]  # fmt: skip
 
         frames = flows = 0
         quiet = {} if show_progress else {"disable": True}
@@ -425,6 +428,8 @@ def ensure_rawframes(cfg, *, show_progress: bool = True) -> Path:
         dataset=cfg.split_format,
         list_name=cfg.dataset,
         workers=cfg.prep_workers,
+        flow_batch=cfg.flow_batch,
+        flow_compile=cfg.flow_compile,
         show_progress=show_progress,
         wait=True,
         **{k: v for k, v in dataclasses.asdict(opts).items() if k != "flow_params"},

@@ -76,7 +76,8 @@ def swap_in(new: Path, dest: Path) -> None:
         shutil.rmtree(old)
 
 
-def process_video(src: Path, dest: Path, opts, *, flow_batch: int = 16) -> dict:
+def process_video(src: Path, dest: Path, opts, *, flow_batch: int = 64,
+                  flow_compile: bool = True) -> dict:  # fmt: skip
     """Decode ``src`` and write its frames and flows into ``dest``.
 
     The frames are written into a temporary sibling (:func:`partial_folder`) that replaces
@@ -89,7 +90,7 @@ def process_video(src: Path, dest: Path, opts, *, flow_batch: int = 16) -> dict:
         shutil.rmtree(dest)  # a partial folder from an interrupted run
     dest.mkdir(parents=True)
     try:
-        out = _write_video(src, dest, opts, flow_batch=flow_batch)
+        out = _write_video(src, dest, opts, flow_batch=flow_batch, flow_compile=flow_compile)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -98,7 +99,7 @@ def process_video(src: Path, dest: Path, opts, *, flow_batch: int = 16) -> dict:
     return out
 
 
-def _write_video(src: Path, dest: Path, opts, *, flow_batch: int) -> dict:
+def _write_video(src: Path, dest: Path, opts, *, flow_batch: int, flow_compile: bool) -> dict:
     import cv2
 
     t = dict(EMPTY_TIMINGS)
@@ -115,7 +116,9 @@ def _write_video(src: Path, dest: Path, opts, *, flow_batch: int) -> dict:
         t0 = time.perf_counter()
         flows = tvl1_batch(
             pending[:-1], pending[1:], backend=opts.flow_backend, preset=opts.flow_preset,
-            device=opts.flow_device, workers=1, batch_size=flow_batch, **dict(opts.flow_params),
+            device=opts.flow_device, workers=1, batch_size=flow_batch,
+            compile=None if flow_compile else False,  # None: compile on CUDA only
+            **dict(opts.flow_params),
         )  # (B, H, W, 2) float32  # fmt: skip
         quantized = []
         for f in flows:
@@ -170,10 +173,10 @@ def _write_video(src: Path, dest: Path, opts, *, flow_batch: int) -> dict:
     }
 
 
-def run_one(task: tuple[str, str, str, dict, int, str | None]) -> dict:
+def run_one(task: tuple[str, str, str, dict, int, bool, str | None]) -> dict:
     """Worker entry point (top level, so spawn can pickle it): process + write the marker."""
 
-    videos_dir, out_dir, video, opts_dict, flow_batch, preset_error = task
+    videos_dir, out_dir, video, opts_dict, flow_batch, flow_compile, preset_error = task
     opts = PrepareOptions(**opts_dict)
     src = Path(videos_dir) / video
     out = Path(out_dir)
@@ -189,7 +192,9 @@ def run_one(task: tuple[str, str, str, dict, int, str | None]) -> dict:
         result, error = None, preset_error
     else:
         try:
-            result, error = process_video(src, dest, opts, flow_batch=flow_batch), None
+            result = process_video(src, dest, opts, flow_batch=flow_batch,
+                                   flow_compile=flow_compile)  # fmt: skip
+            error = None
         except Exception as exc:  # any failure of one video is recorded, never fatal
             result = None
             # Paths in messages relative to --videos, so manifests do not depend on where

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,7 +96,13 @@ GPU_UTILISATION = 0.12
 HEAD_UTILISATION = 0.30
 
 
-GPU_BANDWIDTH_UTILISATION = 0.5
+# TV-L1: share of HBM bandwidth over the iterations a batch runs (TVL1_BYTES_PER_PIXEL_ITERATION
+# per pixel and full-size-equivalent iteration). An estimate where no GPU run is committed:
+# the H200 runs sustained 9-12% (flow-batch-nvidia-h200.json, dry_run-h200.json over
+# flow-iterations-cpu.json's counts); pyramid levels of 10-77k pixels and a host check every
+# 10 iterations keep the kernels far from the bandwidth. (0.5 before the iterations were
+# counted, when every pair was assumed to run all 300 iterations of every warp.)
+GPU_BANDWIDTH_UTILISATION = 0.1
 
 
 # Feature-cache read rate on the GPU machine: a local NVMe SSD reads 2-3 GB/s sequentially;
@@ -138,7 +145,11 @@ TORCHRUN_S = STARTUP_S
 ASSUMPTIONS: dict[str, tuple[object, str]] = {
     "gpu_utilisation": (GPU_UTILISATION, "share of dense bf16 peak the ResNet streams sustain"),
     "head_utilisation": (HEAD_UTILISATION, "share of dense bf16 peak the ConvLSTM heads sustain"),
-    "bandwidth_utilisation": (GPU_BANDWIDTH_UTILISATION, "share of HBM bandwidth TV-L1 sustains"),
+    "bandwidth_utilisation": (
+        GPU_BANDWIDTH_UTILISATION,
+        "share of HBM bandwidth TV-L1 sustains "
+        "over the iterations it runs (flow-iterations-cpu.json)",
+    ),
     "gpu_tflops": (GPU_BF16_TFLOPS, "dense bf16 peak, TFLOP/s"),
     "read_mb_s": (READ_MB_S_DEFAULT, "feature-cache read rate of the GPU machine's disk, MB/s"),
     "pipeline": (
@@ -205,6 +216,26 @@ BACKWARD_OVER_FORWARD = 2.0
 
 # TV-L1 memory traffic: ~20 float32 maps streamed per pixel and iteration (estimate_h100.py).
 TVL1_BYTES_PER_PIXEL_ITERATION = 20 * 4
+
+
+# TV-L1 iterations. The torch solver stops a pair's inner loop when its error falls below
+# epsilon, and on CUDA a batch runs each (level, warp) as long as its slowest pair: what a
+# pair costs is the batch-max, in full-size-equivalent iterations (each level's iterations
+# times its pixels over the full size's). benchmarks/flow_iterations.py counts it on real
+# UCF101 frames and on the frames of the GPU benchmarks (flow-iterations-cpu.json); without
+# it the plan counts every iteration the preset allows (no early stop: an upper bound).
+FLOW_ITERATIONS_FILE = "flow-iterations-cpu.json"
+
+
+def tvl1_nominal_iterations(p) -> float:
+    """Full-size-equivalent inner iterations of a pair that never stops early (preset ``p``)."""
+    levels = sum(p.scale_step ** (2 * k) for k in range(p.nscales))
+    return levels * p.warps * p.inner_iterations * p.outer_iterations
+
+
+def nearest(options, value: int) -> int:
+    """The option nearest ``value`` on a log scale (batch sizes: 64 is as near 16 as 256)."""
+    return min(sorted(int(o) for o in options), key=lambda o: abs(math.log(o / value)))
 
 
 # prepare's CPU work per frame besides flow: one video decode and three JPEG encodes (RGB,
@@ -358,6 +389,10 @@ class Bases:
     worker_mib: float = PREPARE_WORKER_MIB_FALLBACK
     worker_source: str | None = None
     gpu_benchmarks: list[str] = field(default_factory=list)
+    # flow-iterations-cpu.json: set -> {"as_timed": cost, "batches": {batch: cost}}
+    flow_iters: dict[str, dict] = field(default_factory=dict)
+    flow_iters_source: str | None = None
+    flow_cross_check: tuple[float, str] | None = None  # (share, text): the dry run's basis
 
     def _load(self, name: str) -> dict | None:
         p = self.results_dir / name
@@ -400,6 +435,16 @@ class Bases:
         if prep and (prep.get("full_run") or {}).get("worker_maxrss_mib"):
             b.worker_mib = float(prep["full_run"]["worker_maxrss_mib"])
             b.worker_source = f"prepare-scale-cpu.json ({prep.get('device')}, tiny videos)"
+        iters = b._load(FLOW_ITERATIONS_FILE)
+        if iters:
+            for name, s in (iters.get("sets") or {}).items():
+                if "batches" in s:
+                    b.flow_iters[name] = {
+                        "as_timed": float(s["as_benchmarked"]["cost"]),
+                        "batches": {int(k): float(v["cost"]) for k, v in s["batches"].items()},
+                        "pairs": int(s["pairs"]),
+                    }
+            b.flow_iters_source = f"{FLOW_ITERATIONS_FILE}, {iters.get('device')}"
         b.gpu_benchmarks = sorted(
             p.name for p in b.results_dir.glob("*.json")
             if p.name.startswith(("gpu-suite-", "dry_run-")) and p.name != "dry_run-cpu.json"
@@ -499,6 +544,17 @@ class Bases:
     @property
     def head_flops_per_s(self) -> float:
         return self.tflops * 1e12 * float(self.values["head_utilisation"])
+
+    def tvl1_iterations(self, p, batch: int) -> tuple[float, str]:
+        """Full-size-equivalent TV-L1 iterations one pair costs in a CUDA batch of ``batch``
+        real pairs, and their basis (the preset's every iteration when not measured)."""
+        real = self.flow_iters.get("ucf101_real")
+        if real:
+            b = nearest(real["batches"], batch)
+            return real["batches"][b], (f"batch-max of {b} real UCF101 pairs, "
+                                        f"{self.flow_iters_source}")  # fmt: skip
+        return tvl1_nominal_iterations(p), (f"every iteration of the preset (no early stop; no "
+                                            f"{FLOW_ITERATIONS_FILE})")  # fmt: skip
 
     def ms(self, modality: str, what: str) -> float:
         """Host CPU ms on one core: per train sample, per eval view (host) or video (device)."""

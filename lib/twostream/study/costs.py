@@ -151,28 +151,26 @@ def _cost_rawframes(cfg: StudyConfig, row, b: Bases) -> StageCost:
                  "estimate", f"prep_workers x (worker RSS {b.worker_source or 'fallback'} + one "
                  "decoded video)")  # fmt: skip
     if cfg.flow_backend == "torch" and cfg.flow_device.startswith("cuda"):
-        level_pixels = sum(pixels * p.scale_step ** (2 * k) for k in range(p.nscales))
-        iters = p.inner_iterations * p.outer_iterations
-        pair_s = (
-            level_pixels
-            * p.warps
-            * iters
-            * TVL1_BYTES_PER_PIXEL_ITERATION
-            / (b.hbm_tb_s * 1e12 * b.bandwidth_utilisation)
-        )
+        iters, it_basis = b.tvl1_iterations(p, cfg.flow_batch)
+        pair_bytes = pixels * iters * TVL1_BYTES_PER_PIXEL_ITERATION
+        pair_s = pair_bytes / (b.hbm_tb_s * 1e12 * b.bandwidth_utilisation)
         gpu_h = pairs * pair_s / 3600
         cpu_h = jpeg_core_s / 3600
         wall = max(gpu_h, cpu_h / workers)
+        note = f"flow on the GPU (torch backend, batch {cfg.flow_batch})"
+        if b.flow_cross_check:  # the same traffic at the dry run's measured share
+            cross = pairs * pair_bytes / (b.hbm_tb_s * 1e12 * b.flow_cross_check[0]) / 3600
+            note += f"; {cross:.1f} GPU-h at the dry run's share (cross-check)"
         return StageCost(
             row, 1,
-            gpu_hours=Figure(gpu_h, "estimate", f"TV-L1 memory traffic ({p.nscales} levels x "
-                             f"{p.warps} warps x {iters} iterations, {TVL1_BYTES_PER_PIXEL_ITERATION}"
-                             f" B/pixel/iteration) at {b.bandwidth_utilisation:.0%} of "
+            gpu_hours=Figure(gpu_h, "estimate", f"TV-L1 memory traffic ({iters:.0f} full-size "
+                             f"iterations per pair: {it_basis}; {TVL1_BYTES_PER_PIXEL_ITERATION}"
+                             f" B/pixel/iteration) at {b.bandwidth_utilisation:.1%} of "
                              f"{b.hbm_tb_s:g} TB/s, per frame pair"),
             cpu_core_hours=Figure(cpu_h, "estimate", "PREPARE_JPEG_OPS_PER_FRAME x one JPEG "
                                   f"decode ({b.data_source or 'HOST_MS_FALLBACK'})"),
             wall_hours=Figure(wall, "estimate", "max(GPU flow, JPEG work on prep_workers cores)"),
-            disk_gb=disk, ram_gib=ram, note="flow on the GPU (torch backend)",
+            disk_gb=disk, ram_gib=ram, note=note,
         )  # fmt: skip
     rate = b.flow_cpu.get((cfg.flow_backend, cfg.flow_preset))
     if rate:
@@ -473,7 +471,7 @@ def plan_costs(cfg: StudyConfig, entries: list | None = None,
     includes the start-up of its launch (:func:`_launch`)."""
 
     b = Bases.load(results_dir, assume=assume, calibration=calibration)
-    apply_measured(b)  # the committed GPU run's shares, where --assume does not set them
+    apply_measured(b, cfg)  # the committed GPU runs' shares, where --assume does not set them
     configured = getattr(cfg, "input_pipeline", None)  # the params file's loader, when it has one
     if "pipeline" not in b.set_by_user and configured in ("device", "host"):
         b.values["pipeline"] = configured
