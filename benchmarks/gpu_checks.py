@@ -15,6 +15,10 @@ Sections (``--sections``, default all), each recorded in the JSON as soon as it 
 * ``memory``    peak memory (``torch.cuda.max_memory_allocated``; max RSS on the CPU) of one
   training step of each stream at ``stream_batch_size`` (bf16 autocast, channels_last on CUDA)
   and of the ConvLSTM head at ``convlstm_batch_size``;
+* ``carried``   the head trained the authors' way (one video per step, state carried:
+  ``CarriedState`` through ``engine.train_one_epoch``) at the params file's cell and the real
+  conv5_x shape: ms per step, and that time over the operators a step dispatches (counted
+  by benchmarks/head_ops.py) = the measured ``gpu_op_us`` of ``twostream plan``;
 * ``roundtrip`` ``torch.compile`` a stream, train one step, save it with
   ``twostream.train.checkpoint.save_checkpoint``, load it with ``load_checkpoint`` into a fresh
   *uncompiled* model and compare the eval outputs. A state dict saved with ``_orig_mod.``
@@ -46,11 +50,14 @@ from twostream.data.transforms import StackTransform
 from twostream.models import convlstm
 from twostream.models.streams import build_stream, tap_channels
 from twostream.study.results import git_commit, library_versions
+from twostream.train import engine
 from twostream.train.checkpoint import load_checkpoint, save_checkpoint
+from twostream.train.head_trainer import CarriedState
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("loader", "memory", "roundtrip")
+SECTIONS = ("loader", "memory", "carried", "roundtrip")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from head_ops import ops_per_step  # noqa: E402  (benchmarks/head_ops.py, a sibling script)
 from train import write_rawframes  # noqa: E402  (benchmarks/train.py, a sibling script)
 
 
@@ -189,6 +196,39 @@ def section_memory(args, cfg, device) -> dict:
     return out
 
 
+def section_carried(args, cfg, device) -> dict:
+    """ms per training step of a batch-of-one head with carried state, and per operator."""
+    c = tap_channels(cfg.backbone, cfg.fusion_layer)
+    hidden, t, grid, steps = (16, 3, 2, 5) if args.tiny else (cfg.convlstm_hidden,
+                                                               cfg.num_segments, 7, 60)  # fmt: skip
+    head = convlstm.build_head(kind="convlstm", in_channels=c, num_classes=101,
+                               fusion=cfg.fusion_method, layers=cfg.convlstm_layers,
+                               kernel=cfg.convlstm_kernel, hidden=hidden).to(device)  # fmt: skip
+    opt = torch.optim.Adam(head.parameters(), lr=1e-4, foreach=True)
+    net = CarriedState(head)
+    videos = torch.utils.data.TensorDataset(
+        torch.randn(steps, t, c, grid, grid), torch.randint(0, 101, (steps,))
+    )  # (N, T, C, H, W) maps, one per step
+    loader = torch.utils.data.DataLoader(videos, batch_size=1)
+
+    def prepare(b):
+        x = b[0].to(device, non_blocking=True)
+        return (x, x), b[1].to(device, non_blocking=True)
+
+    kw = dict(prepare=prepare, device=device, amp=cfg.amp, grad_clip=cfg.grad_clip)
+    engine.train_one_epoch(net, loader, opt, **kw)  # warm-up (allocator, cuDNN choices)
+    _sync(device)
+    t0 = time.perf_counter()
+    engine.train_one_epoch(net, loader, opt, **kw)
+    _sync(device)
+    step_s = (time.perf_counter() - t0) / steps
+    ops = ops_per_step(cfg.replace(num_segments=t), batch=1, carried=True)  # at the timed T
+    return {"cell": f"{cfg.fusion_layer}/{cfg.fusion_method} {cfg.convlstm_layers}x"
+                    f"{cfg.convlstm_kernel}, hidden {hidden}, T {t}, grid {grid}",
+            "steps": steps, "ms_per_step": 1e3 * step_s, "ops_per_step": ops,
+            "us_per_op": 1e6 * step_s / ops}  # fmt: skip
+
+
 def section_roundtrip(args, cfg, device, tmp: Path) -> dict:
     backbone = "resnet18" if args.tiny else cfg.backbone
     size = 64 if args.tiny else cfg.input_size
@@ -258,6 +298,8 @@ def main(argv=None) -> int:
                     res = section_loader(args, cfg, device, Path(tmp))
                 elif name == "memory":
                     res = section_memory(args, cfg, device)
+                elif name == "carried":
+                    res = section_carried(args, cfg, device)
                 else:
                     res = section_roundtrip(args, cfg, device, Path(tmp))
             res["status"] = "ok"

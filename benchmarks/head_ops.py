@@ -66,11 +66,55 @@ def ops_per_step(cfg: StudyConfig, *, batch: int, carried: bool, steps: int = 3)
         return (b[0], b[1]), b[2]
 
     kw = dict(prepare=prepare, device=torch.device("cpu"), amp=False, grad_clip=cfg.grad_clip)
-    engine.train_one_epoch(net, loader(0, 1), opt, **kw)  # warm-up
+    # bf16 autocast as a GPU run has it (cfg.amp; the library keeps the CPU in float32): its
+    # casts are operators too
+    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp)
+    with amp:
+        engine.train_one_epoch(net, loader(0, 1), opt, **kw)  # warm-up
     counter = OpCounter()
-    with counter:
+    with amp, counter:
         engine.train_one_epoch(net, loader(1, steps), opt, **kw)
     return counter.count / steps
+
+
+def host_us_per_op(cfg: StudyConfig, *, steps: int = 30) -> float:
+    """Microseconds per operator of a batch-of-one carried step timed on this CPU (one
+    thread) at tiny channels, where a step is all dispatch and no arithmetic: the host's
+    share of every operator, which a GPU step of tiny kernels cannot go below."""
+    t, c, h = cfg.num_segments, 8, 2
+    small = cfg.replace(convlstm_hidden=8)
+    model = build_head_model(small, layer=cfg.fusion_layer, method=cfg.fusion_method,
+                             layers=cfg.convlstm_layers, kernel=cfg.convlstm_kernel,
+                             shape=(t, c, h, h), num_classes=5)  # fmt: skip
+    net = CarriedState(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)
+    videos = torch.utils.data.TensorDataset(torch.randn(steps, t, c, h, h),
+                                            torch.randn(steps, t, c, h, h),
+                                            torch.randint(0, 5, (steps,)))  # fmt: skip
+    loader = torch.utils.data.DataLoader(videos, batch_size=1)
+    kw = dict(prepare=lambda b: ((b[0], b[1]), b[2]), device=torch.device("cpu"), amp=False,
+              grad_clip=cfg.grad_clip)  # fmt: skip
+    engine.train_one_epoch(net, loader, opt, **kw)  # warm-up
+    t0 = time.perf_counter()
+    engine.train_one_epoch(net, loader, opt, **kw)
+    step_s = (time.perf_counter() - t0) / steps
+    return 1e6 * step_s / ops_per_step(cfg.replace(amp=False), batch=1, carried=True)
+
+
+def forward_ops(cfg: StudyConfig, *, batch: int) -> float:
+    """Operators of one evaluation forward pass (no gradient) at ``batch`` videos."""
+    t, c, h = cfg.num_segments, 8, 3
+    cfg = cfg.replace(convlstm_hidden=8)
+    model = build_head_model(cfg, layer=cfg.fusion_layer, method=cfg.fusion_method,
+                             layers=cfg.convlstm_layers, kernel=cfg.convlstm_kernel,
+                             shape=(t, c, h, h), num_classes=5).eval()  # fmt: skip
+    a, b = torch.randn(batch, t, c, h, h), torch.randn(batch, t, c, h, h)  # (B, T, C, H, W)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+        model(a, b)  # warm-up
+        counter = OpCounter()
+        with counter:
+            model(a, b)
+    return float(counter.count)
 
 
 def main(argv=None) -> dict:
@@ -84,13 +128,19 @@ def main(argv=None) -> dict:
     rows = []
     for batch, carried in ((cfg.convlstm_batch_size, False), (1, True)):
         n = ops_per_step(cfg, batch=batch, carried=carried)
+        fwd = forward_ops(cfg, batch=batch)
         rows.append({"batch": batch, "carried": carried, "ops_per_step": n,
-                     "ops_per_video": n / batch})  # fmt: skip
-    print(f"{'batch':>5}  {'carried':>7}  {'ops/step':>9}  {'ops/video':>9}")
+                     "ops_per_video": n / batch, "eval_ops_per_batch": fwd,
+                     "eval_ops_per_video": fwd / batch})  # fmt: skip
+    host_us = host_us_per_op(cfg)
+    print(f"host: {host_us:.1f} us per operator (batch-of-one step at tiny channels, 1 thread)")
+    print(
+        f"{'batch':>5}  {'carried':>7}  {'ops/step':>9}  {'ops/video':>9}  {'eval ops/video':>14}"
+    )
     for r in rows:
         print(
             f"{r['batch']:>5}  {r['carried']!s:>7}  {r['ops_per_step']:>9.0f}  "
-            f"{r['ops_per_video']:>9.1f}"
+            f"{r['ops_per_video']:>9.1f}  {r['eval_ops_per_video']:>14.1f}"
         )
     out = {
         "benchmark": "head_ops",
@@ -107,8 +157,11 @@ def main(argv=None) -> dict:
             "time_steps": cfg.num_segments,
             "grad_clip": cfg.grad_clip,
         },  # fmt: skip
+        "amp": cfg.amp,
+        "host_us_per_op": host_us,
         "note": (
             "ATen operators dispatched per optimiser step (forward, loss, backward, "
+            "bf16 autocast casts when amp, "
             "clipping, Adam foreach), counted with a TorchDispatchMode on the CPU at small "
             "channels and hidden size: the count depends on time steps, layers and the "
             "step's code, not on channels, hidden size or grid"

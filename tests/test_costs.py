@@ -323,3 +323,21 @@ def test_a_calibration_json_sets_the_cpu_flow_rate_and_its_source(ucf_paper, tmp
     bad.write_text("{}")
     with pytest.raises(ValueError, match="holds no CPU TV-L1 rate"):
         costs.plan_costs(cfg, calibration=bad)
+
+
+def test_a_head_trained_with_carried_state_is_priced_by_its_launches(ucf_paper):
+    """One video per step: ~2,200 operators per step (head-ops-cpu.json), so its price
+    follows gpu_op_us, far above the same head's FLOP price in batches, and the authors'
+    protocol twin of it pays only the evaluation."""
+    carried = stages.head_node(1, "conv5_x", "sum", 2, 5, train_state="carried")
+    plain = stages.head_node(1, "conv5_x", "sum", 2, 5)
+
+    def hours(node, cfg=ucf_paper, **assume):
+        b = cost_model.Bases.load(assume=[f"{k}={v}" for k, v in assume.items()])
+        return costs._cost_head(cfg, node, {}, b).gpu_hours.value
+
+    assert hours(carried) > 5 * hours(plain)
+    assert hours(carried, gpu_op_us=20) > 1.8 * hours(carried, gpu_op_us=10)
+    assert hours(carried, gpu_op_us=0.001) == pytest.approx(hours(plain), rel=0.5)
+    authors = ucf_paper.replace(protocol="authors")
+    assert hours(carried, authors) < hours(carried) / 5

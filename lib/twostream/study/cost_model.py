@@ -140,6 +140,20 @@ STARTUP_S = 5.0
 TORCHRUN_S = STARTUP_S
 
 
+# Microseconds one dispatched operator costs a GPU step that is bound by launches, not FLOPs
+# (eager PyTorch: the host's dispatch of the op plus the kernel launch; a few microseconds each,
+# more for the small ops of a recurrent cell). An estimate: no GPU run has timed a batch-of-one
+# head yet (benchmarks/gpu_suite.sh should). It prices the heads trained the authors' way (one
+# video per batch, ``train_state: carried``), whose step dispatches ~2,500 operators
+# (head-ops-cpu.json) for ~1.4 ms of FLOPs at the paper's cell.
+GPU_OP_US = 10.0
+HEAD_OPS_FILE = "head-ops-cpu.json"
+# (operators per training step, per evaluated video) of a batch-of-one head when
+# head-ops-cpu.json is absent: its count at the paper's cell (2 layers 5x5, 25 steps, bf16
+# autocast), rounded.
+CARRIED_OPS_FALLBACK = (2470.0, 720.0)
+
+
 # The assumptions a user can set: name -> (default, what it is). ``twostream plan --assume
 # NAME=VALUE`` overrides; the plan prints every one with its value and where it comes from.
 ASSUMPTIONS: dict[str, tuple[object, str]] = {
@@ -178,6 +192,11 @@ ASSUMPTIONS: dict[str, tuple[object, str]] = {
         TORCHRUN_S,
         "seconds a torchrun launch adds to its workers' start-up "
         "(launcher, rendezvous, DDP wrap; cost_model.TORCHRUN_S)",
+    ),
+    "gpu_op_us": (
+        GPU_OP_US,
+        "microseconds per dispatched operator of a launch-bound GPU step (heads trained "
+        "with carried state: batch of one video; cost_model.GPU_OP_US)",
     ),
     "nproc": (
         1,
@@ -393,6 +412,9 @@ class Bases:
     flow_iters: dict[str, dict] = field(default_factory=dict)
     flow_iters_source: str | None = None
     flow_cross_check: tuple[float, str] | None = None  # (share, text): the dry run's basis
+    # head-ops-cpu.json: operators per video of a batch-of-one head, training step and forward
+    carried_ops: tuple[float, float] | None = None
+    carried_ops_source: str | None = None
 
     def _load(self, name: str) -> dict | None:
         p = self.results_dir / name
@@ -445,6 +467,20 @@ class Bases:
                         "pairs": int(s["pairs"]),
                     }
             b.flow_iters_source = f"{FLOW_ITERATIONS_FILE}, {iters.get('device')}"
+        ops = b._load(HEAD_OPS_FILE)
+        if ops:
+            for r in ops.get("rows", []):
+                if r.get("carried") and r.get("batch") == 1:
+                    b.carried_ops = (float(r["ops_per_step"]), float(r["eval_ops_per_video"]))
+                    b.carried_ops_source = f"{HEAD_OPS_FILE} ({ops.get('params')})"
+            if ops.get("host_us_per_op"):
+                # the host dispatches every operator; with tiny kernels the GPU cannot go below
+                # that, so the host's measured share stands in for gpu_op_us (a GPU host's CPU
+                # is likely faster, the kernel launch adds: --assume gpu_op_us=... sets it)
+                b.values["gpu_op_us"] = float(ops["host_us_per_op"])
+                b.from_params["gpu_op_us"] = (f"measured: host dispatch per operator of a "
+                                              f"batch-of-one step, {HEAD_OPS_FILE} "
+                                              f"({ops.get('device')})")  # fmt: skip
         b.gpu_benchmarks = sorted(
             p.name for p in b.results_dir.glob("*.json")
             if p.name.startswith(("gpu-suite-", "dry_run-")) and p.name != "dry_run-cpu.json"

@@ -35,6 +35,7 @@ from twostream.models.streams import tap_channels
 from twostream.pipeline.graph import node_seed
 from twostream.study import plan as study_plan
 from twostream.study.cost_model import (
+    CARRIED_OPS_FALLBACK,
     FEATURE_BATCH_VIDEOS,
     GIB,
     HEAD_BYTES_PER_PARAM,
@@ -323,6 +324,19 @@ def _cost_head(cfg: StudyConfig, node, row, b: Bases) -> StageCost:
         # evaluation of val and test at the epoch the test selects
         epochs, epoch_flops, read_videos = 1, (n_val + s.test) * prof["fwd_flops"], n_val + s.test
     epoch_s = epoch_flops / b.head_flops_per_s
+    launch_bound = ""
+    if a.get("train_state") == "carried":
+        # one video per step: the step is bound by the operators it dispatches, not its FLOPs
+        step_ops, eval_ops = b.carried_ops or CARRIED_OPS_FALLBACK
+        op_s = float(b["gpu_op_us"]) * 1e-6
+        train_s = n_train * max(prof["train_flops"] / b.head_flops_per_s, step_ops * op_s)
+        eval_s = (n_val + s.test) * max(prof["fwd_flops"] / b.head_flops_per_s, eval_ops * op_s)
+        if cfg.protocol == "authors":
+            train_s = 0.0
+        launch_bound = (f"; batch of one video: {step_ops:.0f} operators per training step and "
+                        f"{eval_ops:.0f} per evaluated video x gpu_op_us = {b['gpu_op_us']:g} us "
+                        f"({b.source('gpu_op_us')}; {b.carried_ops_source or 'CARRIED_OPS_FALLBACK'})")  # fmt: skip
+        epoch_s = max(epoch_s, train_s + eval_s)
     maps = 1 if (a.get("prefused") or method in ("spatial", "temporal")) else 2
     per_video = maps * _feature_bytes(cfg, layer)
     cache = read_videos * per_video
@@ -355,7 +369,8 @@ def _cost_head(cfg: StudyConfig, node, row, b: Bases) -> StageCost:
     hours = total_s / 3600
     basis = (f"{b.gpu_basis(head=True)}; head FLOPs in closed form (costs.head_profile); epochs x "
              f"(train + val + test videos); cache reads at read_mb_s = {b.read_mb_s:g} MB/s "
-             f"({b.source('read_mb_s')}), head_cache_reads = {b['head_cache_reads']}")  # fmt: skip
+             f"({b.source('read_mb_s')}), head_cache_reads = {b['head_cache_reads']}"
+             f"{launch_bound}")  # fmt: skip
     mem = prof["params"] * HEAD_BYTES_PER_PARAM + cfg.convlstm_batch_size * prof["saved_bytes"]
     return StageCost(
         row, 1,
