@@ -79,6 +79,6 @@ def test_every_count_and_size_has_a_range(field, bad):
 
 
 def test_presets_are_within_the_ranges():
-    for name in ("test", "smoke", "smoke-confirm", "ucf101", "hmdb51", "ucf101-paper",
+    for name in ("test", "smoke", "smoke-confirm", "smoke-reseeded", "ucf101", "hmdb51", "ucf101-paper",
                  "hmdb51-paper"):  # fmt: skip
         StudyConfig.from_dict(load_params(f"params/{name}.yaml"))

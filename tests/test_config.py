@@ -20,7 +20,16 @@ def test_test_preset_is_the_defaults_and_lists_every_field():
 
 
 @pytest.mark.parametrize(
-    "name", ["smoke", "smoke-confirm", "ucf101", "hmdb51", "ucf101-paper", "hmdb51-paper"]
+    "name",
+    [
+        "smoke",
+        "smoke-confirm",
+        "smoke-reseeded",
+        "ucf101",
+        "hmdb51",
+        "ucf101-paper",
+        "hmdb51-paper",
+    ],
 )
 def test_study_presets_set_every_field(name):
     # A study run must never depend on a code default (the defaults are the test preset).
@@ -38,6 +47,16 @@ def test_confirmation_preset_is_smoke_with_a_fresh_seed():
     assert differ == {"synth_seed", "data_root"}
     assert confirm["synth_seed"] != smoke["synth_seed"] == 0
     assert StudyConfig.from_dict(confirm).dataset_dir != StudyConfig.from_dict(smoke).dataset_dir
+
+
+def test_replication_preset_is_smoke_with_other_training_seeds_only():
+    # params/smoke-reseeded.yaml: same data, split and everything else; other stream and head
+    # seeds (the replication section of smoke's REPORT compares the two runs' verdicts)
+    smoke, again = (load_params(PARAMS / f"{n}.yaml") for n in ("smoke", "smoke-reseeded"))
+    differ = {k for k in FIELDS if smoke.get(k) != again.get(k)}
+    assert differ == {"stream_seeds", "head_seeds"}
+    assert not set(again["stream_seeds"]) & set(smoke["stream_seeds"])
+    assert not set(again["head_seeds"]) & set(smoke["head_seeds"])
 
 
 def test_smoke_is_not_the_test_preset():
