@@ -108,7 +108,12 @@ def test_dry_run_benchmark_json(dry_run):
     conv = json.loads((out / "convlstm-dry-run-cpu.json").read_text())
     assert conv["configs"] and conv["configs"][0]["layers"] == 1
     checks = json.loads((out / "gpu-checks-dry-run-cpu.json").read_text())["sections"]
-    assert list(checks) == ["loader", "memory", "roundtrip"]
+    assert list(checks) == ["loader", "memory", "carried", "roundtrip"]
+    carried = checks["carried"]  # the batch-of-one head: timed, divided by its operators
+    assert carried["status"] == "ok" and carried["ops_per_step"] > 100
+    assert carried["us_per_op"] == pytest.approx(
+        1e3 * carried["ms_per_step"] / carried["ops_per_step"], rel=1e-9
+    )
     loader = checks["loader"]
     assert loader["status"] == "ok"
     assert {(r["pipeline"], r["workers"]) for r in loader["rows"]} == {
