@@ -74,6 +74,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(REPO / "docs" / "cost_table.md"))
     args = ap.parse_args(argv)
+    ref = costs.plan_costs(StudyConfig.from_yaml(REPO / "params" / f"{PARAMS[0]}.yaml"))
+    gpu_runs = ", ".join(ref.bases.gpu_benchmarks) or "none committed: every share an estimate"
     lines = [
         "# Cost table",
         "",
@@ -82,9 +84,12 @@ def main(argv=None) -> int:
         "(listed at the end; `twostream plan --params FILE --assume NAME=VALUE` prices any "
         "other). Kinds: **(m)** a unit rate measured in a committed benchmark JSON times counts "
         "of the work; **(c)** computed from shapes and counts; **(e)** an estimate resting on an "
-        "assumed factor. No GPU benchmark has been committed, so every GPU-hour is an estimate: "
-        "FLOPs counted on the library's modules over an assumed share of the H100's peak "
-        "(ResNet streams 12%, from published ResNet throughput; ConvLSTM heads 30%). The loader "
+        "assumed factor. GPU-hours: FLOPs counted on the library's modules over a share of "
+        "the H100's peak, or TV-L1's memory traffic over a share of its bandwidth; each share, "
+        "and whether a committed GPU run measured it, is listed under the assumptions at the "
+        "end (GPU runs: " + gpu_runs + "). A head trained with carried state (one video per "
+        "step) is priced by the operators its step dispatches (head-ops-cpu.json) x gpu_op_us. "
+        "The loader "
         "runs on the params file's num_workers cores at host milliseconds per sample measured on "
         "real UCF101 frames (input-pipeline-cpu.json), for the device pipeline (the default: "
         "the host reads JPEG bytes, the GPU decodes and augments) or the host pipeline "
@@ -106,7 +111,8 @@ def main(argv=None) -> int:
     lines += ["```", *plan_lines[start:], "```", ""]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, "\n".join(lines))
+    # paths relative to the repository: the table is the same whoever regenerates it
+    atomic_write_text(out, "\n".join(lines).replace(f"{REPO}/", ""))
     print(f"wrote {out}")
     return 0
 
