@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from twostream.data.layout import CorruptFrameError, check_jpeg_bytes
+from twostream.data.layout import CorruptFrameError, check_jpeg_bytes, read_checked_jpeg
 
 # Must equal twostream.data.transforms (copied so this module stands alone).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -107,17 +107,7 @@ def read_encoded(paths: Sequence, *, modality: str, planes=None, size=None) -> E
     blobs = []
     size = None if size is None else tuple(size)
     for path in paths:
-        try:
-            with open(path, "rb") as f:
-                blob = f.read()
-        except FileNotFoundError:
-            raise CorruptFrameError(path, "missing file") from None
-        hw = check_jpeg_bytes(blob, path)
-        if size is not None and hw != size:
-            raise CorruptFrameError(
-                path, f"{hw[1]}x{hw[0]}, the video's other frames are {size[1]}x{size[0]}"
-            )
-        size = hw
+        blob, size = read_checked_jpeg(path, size)
         blobs.append(blob)
     lengths = torch.tensor([0] + [len(b) for b in blobs], dtype=torch.int64)
     data = torch.frombuffer(bytearray(b"".join(blobs)), dtype=torch.uint8) if blobs else (

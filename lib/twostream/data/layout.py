@@ -266,12 +266,10 @@ def verify_rawframes(folder: str | os.PathLike, frames: int, flows: int) -> str 
 # ----------------------------------------------------------------------------- reading
 
 
-def _imread(path: Path, flags: int, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode one frame file, refusing a missing, empty, truncated or undecodable one (and,
+def read_checked_jpeg(path, size: tuple[int, int] | None = None) -> tuple[bytes, tuple[int, int]]:
+    """One frame file's bytes and (H, W), refusing a missing, empty or truncated file (and,
     with ``size`` (H, W), one of another size than the video's other frames) as a one-line
     :class:`CorruptFrameError` naming the file and `twostream prepare` as the fix."""
-    import cv2
-
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -282,6 +280,15 @@ def _imread(path: Path, flags: int, size: tuple[int, int] | None = None) -> np.n
         raise CorruptFrameError(
             path, f"{hw[1]}x{hw[0]}, the video's other frames are {size[1]}x{size[0]}"
         )
+    return data, hw
+
+
+def _imread(path: Path, flags: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode one frame file checked by :func:`read_checked_jpeg` (an undecodable one is a
+    :class:`CorruptFrameError` too)."""
+    import cv2
+
+    data, _ = read_checked_jpeg(path, size)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None:
         raise CorruptFrameError(path, "OpenCV cannot decode it")
@@ -292,12 +299,7 @@ def frame_size(folder: str | os.PathLike, modality: str) -> tuple[int, int]:
     """(H, W) of a video's first frame (``rgb``) or flow x field (``flow``) from its JPEG
     header: the size every other file of the video must have."""
     path = Path(folder) / (frame_file(0) if modality == "rgb" else flow_files(0)[0])
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise CorruptFrameError(path, "missing file") from None
-    return check_jpeg_bytes(data, path)
+    return read_checked_jpeg(path)[1]
 
 
 def read_rgb(
@@ -428,6 +430,7 @@ __all__ = [
     "CorruptFrameError",
     "FIRST_INDEX",
     "JPEG_QUALITY",
+    "read_checked_jpeg",
     "check_jpeg_bytes",
     "count_rawframes",
     "encode_jpeg",
