@@ -174,3 +174,26 @@ def test_the_report_sets_the_confirmation_seed_beside_the_design_seed(tmp_path):
     assert rows[0].endswith("| yes |") and rows[1].endswith("| no |"), rows
     assert "synth_seed 1009" in "\n".join(lines)
     assert runner.confirmation_section(tmp_path / "smoke-confirm") == []  # no sibling of its own
+
+
+def test_provenance_is_dirty_for_code_changes_not_for_regenerated_results(tmp_path):
+    """A run rewrites the committed results it regenerates: that must not mark its commit
+    dirty; a changed source file must (both directions)."""
+    import subprocess
+
+    from twostream.study.results import git_commit
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "t.csv").write_text("a\n1\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    assert not git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "results" / "t.csv").write_text("a\n2\n")
+    assert not git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path).endswith("+dirty")

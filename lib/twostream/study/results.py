@@ -37,15 +37,25 @@ from twostream.core.runtime import (
 from twostream.study.checks import ACCURACY_COLUMN, DIFFERENCE_COLUMN, intervals
 
 
-def git_commit() -> str:
-    """HEAD's hash, with '+dirty' when the working tree has uncommitted changes."""
-    root = project_root()
+def git_commit(root: Path | None = None) -> str:
+    """HEAD's hash, with '+dirty' when the working tree has uncommitted changes outside
+    ``results/``: a run rewrites the committed results it regenerates as it goes, which says
+    nothing about the code that made them."""
+    root = project_root() if root is None else root
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)results",
+            ],  # fmt: skip
             cwd=root,
             capture_output=True,
             text=True,
