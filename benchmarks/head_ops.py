@@ -44,14 +44,20 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def small_head(cfg: StudyConfig, *, grid: int):
+    """The head of ``cfg`` (its tap, fusion, depth, kernel, T) at 8 input channels, hidden 8
+    and a ``grid`` x ``grid`` map: what it dispatches does not depend on those sizes."""
+    return build_head_model(cfg.replace(convlstm_hidden=8), layer=cfg.fusion_layer,
+                            method=cfg.fusion_method, layers=cfg.convlstm_layers,
+                            kernel=cfg.convlstm_kernel,
+                            shape=(cfg.num_segments, 8, grid, grid), num_classes=5)  # fmt: skip
+
+
 def ops_per_step(cfg: StudyConfig, *, batch: int, carried: bool, steps: int = 3) -> float:
     """Mean operators per optimiser step of the head of ``cfg`` at ``batch`` videos, counted
     over ``steps`` steps after one warm-up step (Adam's state is created on the first)."""
     t, c, h = cfg.num_segments, 8, 3  # channels, hidden size and grid do not change the count
-    cfg = cfg.replace(convlstm_hidden=8)
-    model = build_head_model(cfg, layer=cfg.fusion_layer, method=cfg.fusion_method,
-                             layers=cfg.convlstm_layers, kernel=cfg.convlstm_kernel,
-                             shape=(t, c, h, h), num_classes=5)  # fmt: skip
+    model = small_head(cfg, grid=h)
     net = CarriedState(model) if carried else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)
     videos = torch.utils.data.TensorDataset(torch.randn((steps + 1) * batch, t, c, h, h),
@@ -82,10 +88,7 @@ def host_us_per_op(cfg: StudyConfig, *, steps: int = 30) -> float:
     thread) at tiny channels, where a step is all dispatch and no arithmetic: the host's
     share of every operator, which a GPU step of tiny kernels cannot go below."""
     t, c, h = cfg.num_segments, 8, 2
-    small = cfg.replace(convlstm_hidden=8)
-    model = build_head_model(small, layer=cfg.fusion_layer, method=cfg.fusion_method,
-                             layers=cfg.convlstm_layers, kernel=cfg.convlstm_kernel,
-                             shape=(t, c, h, h), num_classes=5)  # fmt: skip
+    model = small_head(cfg, grid=h)
     net = CarriedState(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)
     videos = torch.utils.data.TensorDataset(torch.randn(steps, t, c, h, h),
@@ -104,10 +107,7 @@ def host_us_per_op(cfg: StudyConfig, *, steps: int = 30) -> float:
 def forward_ops(cfg: StudyConfig, *, batch: int) -> float:
     """Operators of one evaluation forward pass (no gradient) at ``batch`` videos."""
     t, c, h = cfg.num_segments, 8, 3
-    cfg = cfg.replace(convlstm_hidden=8)
-    model = build_head_model(cfg, layer=cfg.fusion_layer, method=cfg.fusion_method,
-                             layers=cfg.convlstm_layers, kernel=cfg.convlstm_kernel,
-                             shape=(t, c, h, h), num_classes=5).eval()  # fmt: skip
+    model = small_head(cfg, grid=h).eval()
     a, b = torch.randn(batch, t, c, h, h), torch.randn(batch, t, c, h, h)  # (B, T, C, H, W)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
         model(a, b)  # warm-up

@@ -223,4 +223,5 @@ def test_carried_splits_and_seeds_must_be_among_the_studys():
         StudyConfig(splits=(1, 2), carried_splits=(3,))
     with pytest.raises(UserError, match="carried_seeds"):
         StudyConfig(head_seeds=(0,), carried_seeds=(1,))
-    assert StudyConfig(splits=(1, 2), carried_splits=(2,)).carried_splits == (2,)
+    assert StudyConfig(splits=(1, 2), carried_splits=(2,)).carried_cells() == ((2,), (0,))
+    assert StudyConfig(splits=(1, 2), head_seeds=(0, 1)).carried_cells() == ((1, 2), (0, 1))

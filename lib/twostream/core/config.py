@@ -388,6 +388,12 @@ class StudyConfig:
         ``stream_seeds``: the only stream seed, or the i-th, pairs with head seed i)."""
         return tuple((self.stream_seed_of(i), int(h)) for i, h in enumerate(self.head_seeds))
 
+    def carried_cells(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(splits, head seeds) of the heads trained with carried state: ``carried_splits``
+        and ``carried_seeds``, None meaning every split / every head seed."""
+        return (tuple(self.carried_splits or self.splits),
+                tuple(self.carried_seeds or self.head_seeds))  # fmt: skip
+
     def stream_seed_of(self, replicate: int) -> int:
         """The stream seed of replicate ``replicate`` (an index into ``head_seeds``)."""
         return int(self.stream_seeds[replicate if len(self.stream_seeds) > 1 else 0])

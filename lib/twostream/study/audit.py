@@ -149,7 +149,7 @@ def protocol_audit(cfg: StudyConfig, *, chosen: dict | None = None) -> dict[str,
     ids_of: dict[int, np.ndarray] = {}
     trained: dict[str, str] = {}
     rows, histories = [], []
-    carried_splits = cfg.carried_splits or cfg.splits
+    carried_splits = cfg.carried_cells()[0]
     for split in cfg.splits:
         cell = {"split": split, "layer": layer, "method": method}
         ours = study.head_runs(cfg, **cell)
@@ -228,7 +228,7 @@ def carried_runs(cfg: StudyConfig, *, split: int, layer: str, method: str,
     """The heads of one cell trained with carried state, one per seed of
     ``cfg.carried_seeds`` (None: every head seed)."""
     return study.head_runs(cfg, split=split, layer=layer, method=method, protocol=protocol,
-                           train_state="carried", seeds=cfg.carried_seeds)  # fmt: skip
+                           train_state="carried", seeds=cfg.carried_cells()[1])  # fmt: skip
 
 
 def _word(claim: str) -> str:

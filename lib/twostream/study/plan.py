@@ -93,9 +93,8 @@ def table3_nodes(cfg: StudyConfig, chosen: dict) -> list[tuple[str, Node, StudyC
             node = head_node(split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel,
                              seed=seed, stream_seed=ss)  # fmt: skip
             out.append(("audit (epoch chosen on test)", node, authors))
-            if split in (cfg.carried_splits or cfg.splits) and seed in (
-                cfg.carried_seeds or cfg.head_seeds
-            ):
+            carried_splits, carried_seeds = cfg.carried_cells()
+            if split in carried_splits and seed in carried_seeds:
                 node = head_node(split, layer, method, cfg.convlstm_layers, cfg.convlstm_kernel,
                                  seed=seed, train_state="carried", stream_seed=ss)  # fmt: skip
                 out.append(("audit (trained with carried state)", node, cfg))

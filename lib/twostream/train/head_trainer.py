@@ -421,9 +421,12 @@ def _from_twin(twin: RunDir, run: RunDir) -> dict[str, Any]:
     if not twin.is_finished() or not source.is_file():
         raise UserError(f"{twin.path} is not a finished validation-protocol run with "
                         f"{source.name}: train it first (graph.ensure does)")  # fmt: skip
-    history = read_checkpoint(twin.last_checkpoint)["extra"]["history"]
+    # mmap: only the history and the epoch are read, not the weights and Adam's moments
+    history = read_checkpoint(twin.last_checkpoint, mmap=True)["extra"]["history"]
     index = selected_index(history, "test")
-    if int(read_checkpoint(source)["epoch"]) != index:  # pragma: no cover - a corrupt twin
+    if (
+        int(read_checkpoint(source, mmap=True)["epoch"]) != index
+    ):  # pragma: no cover - a corrupt twin
         raise UserError(f"{source} does not hold the epoch the test selects: delete {twin.path}")
     if dist.is_main():
         with atomic_path(run.best_checkpoint) as tmp:
